@@ -1,0 +1,382 @@
+//! One task per connection: read → parse → body → handler → encode → write.
+//!
+//! Every complete request already in the read buffer is answered before the
+//! connection waits again, and their responses leave together: the write
+//! buffer is flushed only when more input is needed (or it grows past
+//! [`FLUSH_AT`]), so a pipelined batch costs one `send`.
+
+pub mod io;
+pub mod table;
+
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncRead, AsyncWrite, FutureExt, StreamExt};
+
+use crate::handler::{Handler, Request};
+use crate::http::body::ChunkedDecoder;
+use crate::http::encode::{encode_chunk, encode_head, BodyLength, HeadMeta, LAST_CHUNK};
+use crate::http::{parse_head, Framing, Method, RequestHead, StatusCode, Version};
+use crate::response::{Body, Response, TEXT_PLAIN};
+use crate::shard::ShardState;
+use io::{read_into, shutdown_write, write_all, Stop};
+use table::{Interrupt, Phase, SlotHandle};
+
+/// First read size (bytes); a typical request head is a few hundred.
+const INITIAL_READ: usize = 4 * 1024;
+/// Largest single read (bytes), reached by doubling while reads fill up.
+const MAX_READ: usize = 64 * 1024;
+/// Flush the write buffer once it holds this much, even mid-batch (bytes).
+const FLUSH_AT: usize = 64 * 1024;
+/// Bodies up to this size are copied behind their head (one `send`);
+/// larger ones are sent from their own buffer after the head.
+const COPY_LIMIT: usize = 16 * 1024;
+/// After a closing response, how long we keep reading (and discarding) so
+/// the client sees our response rather than a reset.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a closing response, the most we discard (bytes).
+const LINGER_MAX: usize = 256 * 1024;
+
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Peer closed, idle timeout, or drain: close without a response.
+    Quiet,
+    /// Answer with this error, then close.
+    Reject(StatusCode, &'static str),
+    /// A response with `Connection: close` was sent.
+    Done,
+    /// I/O failed or the drain deadline passed: drop the socket now.
+    Abort,
+}
+
+/// Serves HTTP/1.x on one connection until it closes. Runs on any
+/// `AsyncRead + AsyncWrite` transport; the shard passes glommio's `TcpStream`.
+pub async fn serve_connection<S, H>(io: S, shard: Rc<ShardState>, handler: Rc<H>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Handler,
+{
+    let mut conn = Conn {
+        io,
+        slot: shard.conns.register(),
+        rbuf: BytesMut::new(),
+        wbuf: Vec::new(),
+        read_size: INITIAL_READ,
+        served: 0,
+    };
+    let end = conn.run(&shard, &*handler).await;
+    conn.finish(end, &shard).await;
+}
+
+struct Conn<S> {
+    io: S,
+    slot: SlotHandle,
+    /// Bytes read and not yet parsed; heads and bodies are split off it.
+    rbuf: BytesMut,
+    /// Encoded responses waiting for the next flush.
+    wbuf: Vec<u8>,
+    /// Next read size, adapted to how full reads come back.
+    read_size: usize,
+    /// Responses sent on this connection.
+    served: u64,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    async fn run<H: Handler>(&mut self, shard: &ShardState, handler: &H) -> End {
+        loop {
+            let head = match parse_head(&mut self.rbuf, &shard.limits) {
+                Ok(Some(head)) => head,
+                Ok(None) => match self.fill_head(shard).await {
+                    Ok(()) => continue,
+                    Err(end) => return end,
+                },
+                Err(e) => return End::Reject(e.status(), e.reason()),
+            };
+            let body = match self.read_body(&head, shard).await {
+                Ok(body) => body,
+                Err(end) => return end,
+            };
+            match self.respond(head, body, shard, handler).await {
+                Ok(true) => {}
+                Ok(false) => return End::Done,
+                Err(end) => return end,
+            }
+        }
+    }
+
+    /// Flushes what is pending, then waits for more of a request head.
+    async fn fill_head(&mut self, shard: &ShardState) -> Result<(), End> {
+        self.flush(shard).await?;
+        let t = &shard.timeouts;
+        if self.rbuf.is_empty() {
+            if self.slot.draining() {
+                return Err(End::Quiet);
+            }
+            let limit = if self.served == 0 { t.header } else { t.idle };
+            self.slot.enter(Phase::Idle, Some(limit));
+        } else if self.slot.phase() != Phase::Head {
+            self.slot.enter(Phase::Head, Some(t.header));
+        }
+        match self.read(self.read_size).await {
+            Ok(0) => Err(End::Quiet),
+            Ok(_) => {
+                if self.slot.phase() == Phase::Idle {
+                    self.slot.enter(Phase::Head, Some(t.header));
+                }
+                Ok(())
+            }
+            Err(Stop::Interrupted(Interrupt::Timeout(Phase::Head))) => Err(End::Reject(
+                StatusCode::REQUEST_TIMEOUT,
+                "request head not received in time",
+            )),
+            Err(Stop::Interrupted(Interrupt::Timeout(_) | Interrupt::Drain)) => Err(End::Quiet),
+            Err(_) => Err(End::Abort),
+        }
+    }
+
+    async fn read_body(&mut self, head: &RequestHead, shard: &ShardState) -> Result<Bytes, End> {
+        let limits = &shard.limits;
+        match head.framing() {
+            Framing::None => Ok(Bytes::new()),
+            Framing::Length(n) if n > limits.max_body as u64 => Err(End::Reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            )),
+            Framing::Length(n) => {
+                let n = n as usize;
+                if self.rbuf.len() < n {
+                    self.await_body(head, shard).await?;
+                    self.rbuf.reserve(n - self.rbuf.len());
+                    while self.rbuf.len() < n {
+                        let want = (n - self.rbuf.len()).clamp(INITIAL_READ, MAX_READ);
+                        self.read_body_bytes(want).await?;
+                    }
+                }
+                Ok(self.rbuf.split_to(n).freeze())
+            }
+            Framing::Chunked => {
+                let mut decoder = ChunkedDecoder::new(limits.max_body, limits.max_header_bytes);
+                let mut out = BytesMut::new();
+                let mut waited = false;
+                loop {
+                    match decoder.decode(&mut self.rbuf, &mut out) {
+                        Ok(true) => return Ok(out.freeze()),
+                        Ok(false) => {}
+                        Err(e) => return Err(End::Reject(e.status(), e.reason())),
+                    }
+                    if !waited {
+                        self.await_body(head, shard).await?;
+                        waited = true;
+                    }
+                    self.read_body_bytes(self.read_size).await?;
+                }
+            }
+        }
+    }
+
+    /// The body is not all here: answer `100 Continue` if asked, and start its clock.
+    async fn await_body(&mut self, head: &RequestHead, shard: &ShardState) -> Result<(), End> {
+        if head.expects_continue() {
+            self.wbuf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush(shard).await?;
+        }
+        self.slot.enter_body(shard.timeouts.body);
+        Ok(())
+    }
+
+    async fn read_body_bytes(&mut self, want: usize) -> Result<(), End> {
+        match self.read(want).await {
+            Ok(0) => Err(End::Quiet),
+            Ok(n) => {
+                self.slot.body_progress(n);
+                Ok(())
+            }
+            Err(Stop::Interrupted(Interrupt::Timeout(_))) => Err(End::Reject(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            )),
+            Err(_) => Err(End::Abort),
+        }
+    }
+
+    /// Runs the handler and queues its response. `Ok(true)`: keep the connection.
+    async fn respond<H: Handler>(
+        &mut self,
+        head: RequestHead,
+        body: Bytes,
+        shard: &ShardState,
+        handler: &H,
+    ) -> Result<bool, End> {
+        let head_only = head.method() == Method::Head;
+        let version = head.version();
+        let keep_alive = head.keep_alive();
+        self.slot.enter(Phase::Handler, None);
+        let call = AssertUnwindSafe(handler.call(Request::new(head, body)));
+        let response = match call.catch_unwind().await {
+            Ok(r) => match r.invalid() {
+                None => r,
+                Some(why) => {
+                    shard.report_invalid_response(why);
+                    internal_error()
+                }
+            },
+            // The panic hook has already printed the message.
+            Err(_) => internal_error(),
+        };
+        shard.count_request();
+        self.served += 1;
+        let close = !keep_alive || response.closes() || self.slot.draining();
+        self.write_response(response, version, head_only, close, shard)
+            .await
+    }
+
+    /// Encodes `resp` into the write buffer (flushing for large or streamed
+    /// bodies). Returns whether the connection stays open.
+    async fn write_response(
+        &mut self,
+        resp: Response,
+        version: Version,
+        head_only: bool,
+        mut close: bool,
+        shard: &ShardState,
+    ) -> Result<bool, End> {
+        let status = resp.status();
+        let length = match resp.body() {
+            _ if status.forbids_body() => BodyLength::Forbidden,
+            Body::Empty => BodyLength::Known(0),
+            Body::Full(b) => BodyLength::Known(b.len() as u64),
+            Body::Stream(_) if version == Version::Http11 => BodyLength::Chunked,
+            Body::Stream(_) => BodyLength::UntilClose,
+        };
+        close |= length == BodyLength::UntilClose && !head_only;
+        let meta = HeadMeta {
+            status,
+            content_type: resp.content_type(),
+            length,
+            close,
+            keep_alive_header: !close && version == Version::Http10,
+        };
+        encode_head(&mut self.wbuf, &meta, &shard.date.get(), resp.headers());
+        if head_only || length == BodyLength::Forbidden {
+            return self.after_response(close, shard).await;
+        }
+        match resp.into_body() {
+            Body::Empty => {}
+            Body::Full(b) if b.len() <= COPY_LIMIT => self.wbuf.extend_from_slice(&b),
+            Body::Full(b) => {
+                self.flush(shard).await?;
+                self.write_direct(&b, shard).await?;
+            }
+            Body::Stream(mut stream) => {
+                let chunked = length == BodyLength::Chunked;
+                while let Some(piece) = stream.next().await {
+                    if chunked {
+                        encode_chunk(&mut self.wbuf, &piece);
+                    } else {
+                        self.wbuf.extend_from_slice(&piece);
+                    }
+                    if self.wbuf.len() >= FLUSH_AT {
+                        self.flush(shard).await?;
+                    }
+                }
+                if chunked {
+                    self.wbuf.extend_from_slice(LAST_CHUNK);
+                }
+            }
+        }
+        self.after_response(close, shard).await
+    }
+
+    async fn after_response(&mut self, close: bool, shard: &ShardState) -> Result<bool, End> {
+        if !close && self.wbuf.len() >= FLUSH_AT {
+            self.flush(shard).await?;
+        }
+        Ok(!close)
+    }
+
+    async fn read(&mut self, want: usize) -> Result<usize, Stop> {
+        let n = read_into(&mut self.io, &self.slot, &mut self.rbuf, want).await?;
+        if n == want {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        } else if n < self.read_size / 4 {
+            self.read_size = (self.read_size / 2).max(INITIAL_READ);
+        }
+        Ok(n)
+    }
+
+    async fn flush(&mut self, shard: &ShardState) -> Result<(), End> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.slot.enter(Phase::Write, Some(shard.timeouts.write));
+        let res = write_all(&mut self.io, &self.slot, &self.wbuf, shard.timeouts.write).await;
+        self.wbuf.clear();
+        if self.wbuf.capacity() > 4 * FLUSH_AT {
+            self.wbuf.shrink_to(FLUSH_AT);
+        }
+        res.map_err(|_| End::Abort)
+    }
+
+    async fn write_direct(&mut self, data: &[u8], shard: &ShardState) -> Result<(), End> {
+        self.slot.enter(Phase::Write, Some(shard.timeouts.write));
+        write_all(&mut self.io, &self.slot, data, shard.timeouts.write)
+            .await
+            .map_err(|_| End::Abort)
+    }
+
+    /// Sends what the ending calls for, then closes.
+    async fn finish(&mut self, end: End, shard: &ShardState) {
+        match end {
+            End::Abort => {}
+            End::Quiet => {
+                let _ = self.flush(shard).await;
+            }
+            End::Reject(status, reason) => {
+                shard.count_request();
+                let resp = error_response(status, reason);
+                // Earlier pipelined responses are still in `wbuf`, ahead of this one.
+                if self
+                    .write_response(resp, Version::Http11, false, true, shard)
+                    .await
+                    .is_ok()
+                {
+                    self.linger(shard).await;
+                }
+            }
+            End::Done => self.linger(shard).await,
+        }
+    }
+
+    /// Flushes, shuts the write side, and reads until the client closes (bounded),
+    /// so unread request bytes do not turn our close into a reset that could
+    /// destroy the response before the client reads it.
+    async fn linger(&mut self, shard: &ShardState) {
+        if self.flush(shard).await.is_err() || shutdown_write(&mut self.io).await.is_err() {
+            return;
+        }
+        self.slot.enter(Phase::Linger, Some(LINGER_TIMEOUT));
+        let mut discarded = 0;
+        while discarded < LINGER_MAX {
+            self.rbuf.clear();
+            match read_into(&mut self.io, &self.slot, &mut self.rbuf, INITIAL_READ).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    }
+}
+
+/// A small, clear error response: `<code> <reason>: <detail>\n`.
+#[cold]
+fn error_response(status: StatusCode, detail: &str) -> Response {
+    Response::new(status).with_body(TEXT_PLAIN, format!("{status}: {detail}\n"))
+}
+
+#[cold]
+fn internal_error() -> Response {
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed").with_close()
+}

@@ -1,0 +1,356 @@
+//! The shard's table of live connections: where each one is in its life, the
+//! deadline for that phase, and the waker to interrupt it with.
+//!
+//! One periodic tick per shard checks every deadline, so the request path
+//! never creates a timer: entering a phase is two `Cell` writes. The same
+//! table lets a shutdown close idle connections and, at the drain deadline,
+//! all of them.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::config::{Timeouts, BODY_RATE_GRACE};
+
+/// Where a connection is, as far as deadlines and shutdown care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the first byte of a request.
+    Idle,
+    /// Part of a request head has arrived.
+    Head,
+    /// Reading a request body.
+    Body,
+    /// The handler is running; no deadline.
+    Handler,
+    /// Writing responses.
+    Write,
+    /// Response sent, write side shut; discarding what the client still sends.
+    Linger,
+}
+
+/// Why a connection's pending I/O was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// The deadline of this phase passed.
+    Timeout(Phase),
+    /// The server is draining and the connection is idle.
+    Drain,
+    /// The drain deadline passed: close now.
+    Close,
+}
+
+/// One connection's entry.
+#[derive(Debug)]
+pub struct Slot {
+    phase: Cell<Phase>,
+    deadline: Cell<Option<Instant>>,
+    body_started: Cell<Instant>,
+    body_bytes: Cell<u64>,
+    interrupt: Cell<Option<Interrupt>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Slot {
+    fn new(now: Instant) -> Slot {
+        Slot {
+            phase: Cell::new(Phase::Idle),
+            deadline: Cell::new(None),
+            body_started: Cell::new(now),
+            body_bytes: Cell::new(0),
+            interrupt: Cell::new(None),
+            waker: RefCell::new(None),
+        }
+    }
+
+    fn fire(&self, why: Interrupt) {
+        self.deadline.set(None);
+        self.interrupt.set(Some(why));
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+/// Per-shard table of connections.
+#[derive(Debug)]
+pub struct ConnTable {
+    slots: RefCell<Slab<Rc<Slot>>>,
+    /// Coarse clock, advanced by [`ConnTable::tick`].
+    now: Cell<Instant>,
+    /// Tick period; deadlines are padded by it so none fires early.
+    tick: Duration,
+    draining: Cell<bool>,
+    min_body_rate: u64,
+}
+
+impl ConnTable {
+    /// A table whose tick suits these timeouts: a quarter of the shortest,
+    /// between 5 ms and 1 s (1 s with the defaults).
+    pub fn new(timeouts: &Timeouts) -> ConnTable {
+        let tick =
+            (timeouts.shortest() / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        ConnTable {
+            slots: RefCell::new(Slab::new()),
+            now: Cell::new(Instant::now()),
+            tick,
+            draining: Cell::new(false),
+            min_body_rate: timeouts.min_body_rate,
+        }
+    }
+
+    /// How often [`ConnTable::tick`] should run.
+    pub fn tick_period(&self) -> Duration {
+        self.tick
+    }
+
+    /// Adds a connection; it leaves the table when the handle drops.
+    pub fn register(self: &Rc<Self>) -> SlotHandle {
+        let slot = Rc::new(Slot::new(self.now.get()));
+        let key = self.slots.borrow_mut().insert(slot.clone());
+        SlotHandle {
+            table: self.clone(),
+            key,
+            slot,
+        }
+    }
+
+    /// Live connections.
+    pub fn len(&self) -> usize {
+        self.slots.borrow().len()
+    }
+
+    /// Whether no connection is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.get()
+    }
+
+    /// Advances the clock and interrupts every connection past its deadline
+    /// or, in a body, below the minimum rate after the grace period.
+    pub fn tick(&self, now: Instant) {
+        self.now.set(now);
+        for (_, slot) in self.slots.borrow().iter() {
+            if slot.interrupt.get().is_some() {
+                continue;
+            }
+            let phase = slot.phase.get();
+            let expired = slot.deadline.get().is_some_and(|d| now >= d);
+            if expired || (phase == Phase::Body && self.body_too_slow(slot, now)) {
+                slot.fire(Interrupt::Timeout(phase));
+            }
+        }
+    }
+
+    fn body_too_slow(&self, slot: &Slot, now: Instant) -> bool {
+        if self.min_body_rate == 0 {
+            return false;
+        }
+        let elapsed = now.saturating_duration_since(slot.body_started.get());
+        elapsed > BODY_RATE_GRACE
+            && (slot.body_bytes.get() as f64) < self.min_body_rate as f64 * elapsed.as_secs_f64()
+    }
+
+    /// Starts a drain: idle connections are closed now, the others after
+    /// their current response.
+    pub fn begin_drain(&self) {
+        self.draining.set(true);
+        for (_, slot) in self.slots.borrow().iter() {
+            if slot.phase.get() == Phase::Idle {
+                slot.fire(Interrupt::Drain);
+            }
+        }
+    }
+
+    /// Interrupts every connection: the drain deadline has passed.
+    pub fn close_all(&self) {
+        self.draining.set(true);
+        for (_, slot) in self.slots.borrow().iter() {
+            slot.fire(Interrupt::Close);
+        }
+    }
+}
+
+/// A connection's handle on its slot.
+#[derive(Debug)]
+pub struct SlotHandle {
+    table: Rc<ConnTable>,
+    key: usize,
+    slot: Rc<Slot>,
+}
+
+impl Drop for SlotHandle {
+    fn drop(&mut self) {
+        self.table.slots.borrow_mut().remove(self.key);
+    }
+}
+
+impl SlotHandle {
+    /// The current phase.
+    #[inline]
+    pub fn phase(&self) -> Phase {
+        self.slot.phase.get()
+    }
+
+    /// Moves to `phase` with a deadline `limit` from now (none if `None`).
+    /// A pending timeout from an earlier phase is forgotten; a drain or close is not.
+    #[inline]
+    pub fn enter(&self, phase: Phase, limit: Option<Duration>) {
+        let slot = &self.slot;
+        slot.phase.set(phase);
+        slot.deadline
+            .set(limit.map(|d| self.table.now.get() + d + self.table.tick));
+        if let Some(Interrupt::Timeout(_)) = slot.interrupt.get() {
+            slot.interrupt.set(None);
+        }
+    }
+
+    /// Enters the body phase and starts measuring its rate.
+    pub fn enter_body(&self, limit: Duration) {
+        self.enter(Phase::Body, Some(limit));
+        self.slot.body_started.set(self.table.now.get());
+        self.slot.body_bytes.set(0);
+    }
+
+    /// Records body bytes received, for the minimum-rate check.
+    #[inline]
+    pub fn body_progress(&self, n: usize) {
+        let s = &self.slot;
+        s.body_bytes.set(s.body_bytes.get() + n as u64);
+    }
+
+    /// Whether the server is draining.
+    #[inline]
+    pub fn draining(&self) -> bool {
+        self.table.is_draining()
+    }
+
+    /// Whether the drain deadline has passed and the connection must close now.
+    #[inline]
+    pub fn closing(&self) -> bool {
+        self.slot.interrupt.get() == Some(Interrupt::Close)
+    }
+
+    /// The interrupt that applies to the current phase, consumed. A timeout
+    /// from another phase, or a drain outside `Idle`, is stale and dropped:
+    /// a draining connection closes at its next idle point on its own.
+    #[inline]
+    pub fn take_interrupt(&self) -> Option<Interrupt> {
+        let i = self.slot.interrupt.get()?;
+        let phase = self.phase();
+        match i {
+            Interrupt::Close => return Some(i),
+            Interrupt::Timeout(p) if p == phase => {}
+            Interrupt::Drain if phase == Phase::Idle => {}
+            _ => {
+                self.slot.interrupt.set(None);
+                return None;
+            }
+        }
+        self.slot.interrupt.set(None);
+        Some(i)
+    }
+
+    /// Remembers the waker to call on an interrupt.
+    #[inline]
+    pub fn park(&self, waker: &Waker) {
+        let mut w = self.slot.waker.borrow_mut();
+        match &*w {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *w = Some(waker.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(ms: u64) -> Rc<ConnTable> {
+        let t = Duration::from_millis(ms);
+        Rc::new(ConnTable::new(&Timeouts {
+            header: t,
+            body: t,
+            min_body_rate: 1000,
+            idle: t,
+            write: t,
+            drain: t,
+        }))
+    }
+
+    #[test]
+    fn deadline_fires_after_not_before() {
+        let t = table(100);
+        let h = t.register();
+        let start = t.now.get();
+        h.enter(Phase::Head, Some(Duration::from_millis(100)));
+        t.tick(start + Duration::from_millis(99));
+        assert_eq!(h.take_interrupt(), None);
+        t.tick(start + Duration::from_millis(100) + t.tick_period());
+        assert_eq!(h.take_interrupt(), Some(Interrupt::Timeout(Phase::Head)));
+    }
+
+    #[test]
+    fn drain_interrupts_only_idle_connections_and_close_sticks() {
+        let t = table(100);
+        let idle = t.register();
+        let busy = t.register();
+        idle.enter(Phase::Idle, None);
+        busy.enter(Phase::Handler, None);
+        t.begin_drain();
+        assert_eq!(idle.take_interrupt(), Some(Interrupt::Drain));
+        assert_eq!(busy.take_interrupt(), None);
+        t.close_all();
+        busy.enter(Phase::Write, None);
+        assert!(busy.closing());
+        assert_eq!(busy.take_interrupt(), Some(Interrupt::Close));
+        assert_eq!(busy.take_interrupt(), Some(Interrupt::Close));
+    }
+
+    #[test]
+    fn stale_interrupts_are_dropped() {
+        let t = table(100);
+        let h = t.register();
+        let start = t.now.get();
+        h.enter(Phase::Idle, Some(Duration::from_millis(1)));
+        t.begin_drain();
+        // The connection got a request just as the drain began: it is in a head now.
+        h.enter(Phase::Head, None);
+        assert_eq!(h.take_interrupt(), None);
+        h.enter(Phase::Body, Some(Duration::from_millis(1)));
+        t.tick(start + Duration::from_secs(1));
+        h.enter(Phase::Write, None);
+        assert_eq!(h.take_interrupt(), None);
+    }
+
+    #[test]
+    fn slow_body_is_interrupted_after_grace() {
+        let t = table(60_000);
+        let h = t.register();
+        let start = t.now.get();
+        h.enter_body(Duration::from_secs(600));
+        h.body_progress(100);
+        t.tick(start + BODY_RATE_GRACE / 2);
+        assert_eq!(h.take_interrupt(), None);
+        t.tick(start + BODY_RATE_GRACE + Duration::from_secs(1));
+        assert_eq!(h.take_interrupt(), Some(Interrupt::Timeout(Phase::Body)));
+    }
+
+    #[test]
+    fn slots_leave_the_table_on_drop() {
+        let t = table(100);
+        let a = t.register();
+        let b = t.register();
+        assert_eq!(t.len(), 2);
+        drop(a);
+        drop(b);
+        assert!(t.is_empty());
+    }
+}

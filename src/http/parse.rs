@@ -1,0 +1,554 @@
+//! Request heads: httparse over the connection's `BytesMut`, then our own
+//! framing and safety rules (RFC 9112) on top. A complete head is split off
+//! the buffer and frozen; every field is an offset into that one `Bytes`.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
+
+use super::error::ParseError;
+use crate::config::Limits;
+
+/// Request method. Unknown (extension) methods keep their bytes in the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `HEAD`
+    Head,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `DELETE`
+    Delete,
+    /// `OPTIONS`
+    Options,
+    /// `PATCH`
+    Patch,
+    /// `TRACE`
+    Trace,
+    /// `CONNECT`
+    Connect,
+    /// Any other token.
+    Other,
+}
+
+impl Method {
+    fn from_token(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "PATCH" => Method::Patch,
+            "TRACE" => Method::Trace,
+            "CONNECT" => Method::Connect,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// Protocol version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: close by default.
+    Http10,
+    /// HTTP/1.1: keep-alive by default.
+    Http11,
+}
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A byte range `[start, end)` inside the frozen head.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(base: *const u8, part: &[u8]) -> Span {
+        // Offsets, not pointers: the slice lies inside the buffer starting at `base`.
+        let start = part.as_ptr() as usize - base as usize;
+        Span {
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    fn get(self, raw: &[u8]) -> &[u8] {
+        &raw[self.start as usize..self.end as usize]
+    }
+}
+
+/// Header name and value offsets; 16 live inline, which covers browsers.
+type HeaderSpans = SmallVec<[(Span, Span); 16]>;
+
+/// A parsed request head. Fields are slices of one frozen `Bytes`.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    raw: Bytes,
+    method: Method,
+    method_span: Span,
+    target: Span,
+    version: Version,
+    headers: HeaderSpans,
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+impl RequestHead {
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The method exactly as sent (useful for [`Method::Other`]).
+    pub fn method_str(&self) -> &str {
+        ascii(self.method_span.get(&self.raw))
+    }
+
+    /// The request target as sent: origin-form path and query, absolute-form URI, or `*`.
+    pub fn target(&self) -> &str {
+        ascii(self.target.get(&self.raw))
+    }
+
+    /// The path, still percent-encoded (`/` for an absolute-form URI without one).
+    pub fn path(&self) -> &str {
+        let t = self.target();
+        let t = strip_scheme_authority(t);
+        match t.find('?') {
+            Some(q) => &t[..q],
+            None => t,
+        }
+    }
+
+    /// The query string after `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        let t = self.target();
+        t.find('?').map(|q| &t[q + 1..])
+    }
+
+    /// The protocol version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The first header with this name (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// All headers in order, with their names as sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers
+            .iter()
+            .map(move |(n, v)| (ascii(n.get(&self.raw)), v.get(&self.raw)))
+    }
+
+    /// How the body is delimited.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Whether the client wants the connection kept open after this request.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Whether the client sent `Expect: 100-continue` (HTTP/1.1 only).
+    pub fn expects_continue(&self) -> bool {
+        self.expect_continue
+    }
+
+    /// The raw head bytes, request line through the final CRLF.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.raw
+    }
+}
+
+/// Method, target and header names are checked ASCII by the parser, so this
+/// never takes the fallback; it only keeps `unsafe` out of this module.
+fn ascii(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+fn strip_scheme_authority(t: &str) -> &str {
+    for scheme in ["http://", "https://"] {
+        if t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &t[scheme.len()..];
+            return match rest.find(['/', '?']) {
+                Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+                _ => "/",
+            };
+        }
+    }
+    t
+}
+
+/// httparse needs one header slot per field; beyond this many we allocate.
+const STACK_HEADERS: usize = 128;
+
+/// Parses one request head from the front of `buf`.
+///
+/// `Ok(None)` means more bytes are needed. On success the head's bytes are
+/// split off `buf`, which then starts at the body or the next request.
+pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, ParseError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let n_slots = limits.max_headers;
+    let outcome = if n_slots <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        parse_into(buf, limits, &mut slots[..n_slots])?
+    } else {
+        let mut slots = Vec::with_capacity(n_slots);
+        slots.resize_with(n_slots, MaybeUninit::uninit);
+        parse_into(buf, limits, &mut slots)?
+    };
+    Ok(outcome.map(|(len, fields)| {
+        let raw = buf.split_to(len).freeze();
+        fields.into_head(raw)
+    }))
+}
+
+/// What `parse_into` learned, as offsets, before the buffer is split.
+struct Fields {
+    method: Method,
+    method_span: Span,
+    target: Span,
+    version: Version,
+    headers: HeaderSpans,
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+impl Fields {
+    fn into_head(self, raw: Bytes) -> RequestHead {
+        RequestHead {
+            raw,
+            method: self.method,
+            method_span: self.method_span,
+            target: self.target,
+            version: self.version,
+            headers: self.headers,
+            framing: self.framing,
+            keep_alive: self.keep_alive,
+            expect_continue: self.expect_continue,
+        }
+    }
+}
+
+fn parse_into<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<(usize, Fields)>, ParseError> {
+    let mut req = httparse::Request::new(&mut []);
+    let status = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, slots)
+        .map_err(|e| classify_httparse_error(e, buf))?;
+    let len = match status {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => {
+            check_partial_limits(buf, limits)?;
+            return Ok(None);
+        }
+    };
+    let head = &buf[..len];
+    let line_len = check_line_endings(head)?;
+    if line_len > limits.max_uri {
+        return Err(ParseError::UriTooLong);
+    }
+    if len - line_len > limits.max_header_bytes {
+        return Err(ParseError::HeadersTooLarge);
+    }
+
+    let base = buf.as_ptr();
+    let method_str = req.method.unwrap_or("");
+    let method = Method::from_token(method_str);
+    let target_str = req.path.unwrap_or("");
+    check_target(method, target_str.as_bytes())?;
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(ParseError::UnsupportedVersion),
+    };
+
+    let mut fields = Fields {
+        method,
+        method_span: Span::of(base, method_str.as_bytes()),
+        target: Span::of(base, target_str.as_bytes()),
+        version,
+        headers: SmallVec::new(),
+        framing: Framing::None,
+        keep_alive: version == Version::Http11,
+        expect_continue: false,
+    };
+    let mut semantics = HeaderSemantics::default();
+    for h in req.headers.iter() {
+        fields
+            .headers
+            .push((Span::of(base, h.name.as_bytes()), Span::of(base, h.value)));
+        semantics.observe(h.name, h.value)?;
+    }
+    semantics.apply(&mut fields)?;
+    if method == Method::Connect {
+        return Err(ParseError::ConnectNotAllowed);
+    }
+    Ok(Some((len, fields)))
+}
+
+/// Limits that must hold while the head is still arriving, so a client
+/// cannot make us buffer more than a head may ever be.
+fn check_partial_limits(buf: &[u8], limits: &Limits) -> Result<(), ParseError> {
+    let line_end = memchr::memchr(b'\n', buf);
+    match line_end {
+        None if buf.len() > limits.max_uri => Err(ParseError::UriTooLong),
+        Some(i) if i + 1 > limits.max_uri => Err(ParseError::UriTooLong),
+        // +2: the empty line that ends the head is not a header.
+        _ if buf.len() > limits.max_uri + limits.max_header_bytes + 2 => {
+            Err(ParseError::HeadersTooLarge)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every LF must follow a CR (httparse tolerates bare LF) and every CR
+/// precede an LF. Returns the request line's length including its CRLF.
+fn check_line_endings(head: &[u8]) -> Result<usize, ParseError> {
+    let mut first_line = None;
+    for i in memchr::memchr2_iter(b'\r', b'\n', head) {
+        match head[i] {
+            b'\n' => {
+                if i == 0 || head[i - 1] != b'\r' {
+                    return Err(ParseError::BareLineFeed);
+                }
+                // Skip the empty lines httparse allows before the request line.
+                if first_line.is_none() && i > 1 {
+                    first_line = Some(i + 1);
+                }
+            }
+            _ => {
+                if head.get(i + 1) != Some(&b'\n') {
+                    return Err(ParseError::BareCarriageReturn);
+                }
+            }
+        }
+    }
+    Ok(first_line.unwrap_or(head.len()))
+}
+
+fn check_target(method: Method, target: &[u8]) -> Result<(), ParseError> {
+    if !target.is_ascii() {
+        return Err(ParseError::BadTarget);
+    }
+    let ok = match target.first() {
+        Some(b'/') => true,
+        Some(b'*') => target.len() == 1 && method == Method::Options,
+        _ if method == Method::Connect => true,
+        _ => {
+            let lower =
+                |s: &[u8], p: &[u8]| s.len() > p.len() && s[..p.len()].eq_ignore_ascii_case(p);
+            lower(target, b"http://") || lower(target, b"https://")
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseError::BadTarget)
+    }
+}
+
+/// The headers that decide framing and connection handling.
+#[derive(Default)]
+struct HeaderSemantics {
+    content_length: Option<u64>,
+    transfer_encoding: TeState,
+    hosts: u8,
+    close: bool,
+    keep_alive: bool,
+    expect: Expect,
+}
+
+/// What the Transfer-Encoding headers said, all of them together.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+struct TeState {
+    present: bool,
+    /// The last coding so far is `chunked`.
+    chunked_last: bool,
+    /// A coding we do not decode (anything but `chunked`) was listed.
+    unknown: bool,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    #[default]
+    None,
+    Continue,
+    Unknown,
+}
+
+impl HeaderSemantics {
+    fn observe(&mut self, name: &str, value: &[u8]) -> Result<(), ParseError> {
+        if name.eq_ignore_ascii_case("content-length") {
+            if self.content_length.is_some() {
+                return Err(ParseError::DuplicateContentLength);
+            }
+            self.content_length = Some(parse_content_length(value)?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            for coding in value.split(|&b| b == b',') {
+                let coding = trim_ows(coding);
+                if coding.is_empty() {
+                    continue;
+                }
+                self.add_coding(coding)?;
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            self.hosts = self.hosts.saturating_add(1);
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(|&b| b == b',') {
+                let token = trim_ows(token);
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            self.expect = if trim_ows(value).eq_ignore_ascii_case(b"100-continue") {
+                Expect::Continue
+            } else {
+                Expect::Unknown
+            };
+        }
+        Ok(())
+    }
+
+    fn add_coding(&mut self, coding: &[u8]) -> Result<(), ParseError> {
+        let te = &mut self.transfer_encoding;
+        if te.chunked_last {
+            // Anything after `chunked`, including `chunked` again (RFC 9112 §6.1).
+            return Err(ParseError::ChunkedNotLast);
+        }
+        te.present = true;
+        if coding.eq_ignore_ascii_case(b"chunked") {
+            te.chunked_last = true;
+        } else {
+            te.unknown = true;
+        }
+        Ok(())
+    }
+
+    fn apply(self, f: &mut Fields) -> Result<(), ParseError> {
+        if self.hosts > 1 {
+            return Err(ParseError::DuplicateHost);
+        }
+        if self.hosts == 0 && f.version == Version::Http11 {
+            return Err(ParseError::MissingHost);
+        }
+        let te = self.transfer_encoding;
+        f.framing = match (te.present, self.content_length) {
+            (false, None | Some(0)) => Framing::None,
+            (false, Some(n)) => Framing::Length(n),
+            (true, Some(_)) => return Err(ParseError::ContentLengthWithTransferEncoding),
+            (true, None) if f.version == Version::Http10 => {
+                return Err(ParseError::TransferEncodingInHttp10)
+            }
+            (true, None) if te.unknown => return Err(ParseError::UnknownTransferCoding),
+            (true, None) => Framing::Chunked,
+        };
+        f.keep_alive = match f.version {
+            Version::Http11 => !self.close,
+            Version::Http10 => self.keep_alive && !self.close,
+        };
+        // RFC 9110 §10.1.1: an HTTP/1.0 client's Expect is ignored.
+        if f.version == Version::Http11 {
+            match self.expect {
+                Expect::None => {}
+                Expect::Continue => f.expect_continue = true,
+                Expect::Unknown => return Err(ParseError::UnknownExpectation),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// `Content-Length = 1*DIGIT`; no sign, no list, no overflow.
+fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
+    if value.is_empty() || value.len() > 19 {
+        return Err(ParseError::BadContentLength);
+    }
+    value.iter().try_fold(0u64, |acc, &b| {
+        if b.is_ascii_digit() {
+            Ok(acc * 10 + u64::from(b - b'0'))
+        } else {
+            Err(ParseError::BadContentLength)
+        }
+    })
+}
+
+/// Turns httparse's error into ours, looking at the bytes to say which rule
+/// was broken. Only runs on bad input.
+#[cold]
+fn classify_httparse_error(err: httparse::Error, buf: &[u8]) -> ParseError {
+    match err {
+        httparse::Error::Version => ParseError::UnsupportedVersion,
+        httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
+        httparse::Error::HeaderName => {
+            let mut lines = buf.split(|&b| b == b'\n').skip(1);
+            if lines.any(|l| matches!(l.first(), Some(b' ' | b'\t'))) {
+                return ParseError::ObsoleteLineFolding;
+            }
+            let space_before_colon = buf.split(|&b| b == b'\n').skip(1).any(|l| {
+                let name_end = l.iter().position(|&b| b == b':').unwrap_or(l.len());
+                l[..name_end].iter().any(|&b| b == b' ' || b == b'\t') && name_end < l.len()
+            });
+            if space_before_colon {
+                ParseError::WhitespaceBeforeColon
+            } else {
+                ParseError::BadHeader
+            }
+        }
+        httparse::Error::HeaderValue => ParseError::BadHeader,
+        httparse::Error::NewLine => {
+            if buf.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n') {
+                ParseError::BareCarriageReturn
+            } else {
+                ParseError::BadRequestLine
+            }
+        }
+        httparse::Error::Token | httparse::Error::Status => ParseError::BadRequestLine,
+    }
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

@@ -1,0 +1,60 @@
+//! edgeshard: a thread-per-core HTTP/1.1 origin server and library for Linux
+//! edge nodes, built on io_uring with glommio.
+//!
+//! ```text
+//!  kernel: SO_REUSEPORT spreads new connections over the shards' listeners
+//!    │
+//!  shard (one glommio LocalExecutor per core, pinned with core_affinity)
+//!    │  listener  ── accept loop, connection cap, EMFILE back-off
+//!    │  conn      ── one task per connection: read → parse → body → handler → write
+//!    │                 pipelined requests parsed from one read, answered in one write
+//!    │  http      ── httparse on a BytesMut; heads keep offsets into frozen Bytes
+//!    │  handler   ── async fn(Request) -> impl IntoResponse
+//!    │  encode    ── status line + headers into the connection's write buffer
+//!    ▼
+//!  kernel: send
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | command line as written → validated [`Config`] |
+//! | [`shard`] | executors, CPU pinning, per-shard state, start-up and drain |
+//! | [`listener`] | socket setup (reuseport, backlog, in-use probe), accept loop, cap |
+//! | [`shutdown`] | the cross-thread trigger that starts a graceful drain |
+//! | [`conn`] | the connection state machine; `conn::table` holds deadlines |
+//! | [`http`] | parse (heads), body (chunked), encode, date, status, errors |
+//! | [`handler`] | the [`Handler`] trait and [`Request`] |
+//! | [`response`] | [`Response`], [`Body`] and [`IntoResponse`] |
+//! | [`sys`] | the only `unsafe`: rlimits and fd hand-offs |
+//!
+//! Nothing on the request path is shared between shards: each owns its
+//! listeners, buffers, Date cache, connection table and counters.
+//!
+//! ```no_run
+//! use edgeshard::{Config, Request, Response};
+//!
+//! let server = edgeshard::start(Config::default(), |_shard| {
+//!     |req: Request| async move { Response::text(format!("you asked for {}", req.path())) }
+//! })?;
+//! server.join()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod conn;
+pub mod handler;
+pub mod http;
+pub mod listener;
+pub mod response;
+pub mod shard;
+pub mod shutdown;
+pub mod sys;
+
+pub use config::Config;
+pub use conn::serve_connection;
+pub use handler::{Handler, Request};
+pub use http::{Method, StatusCode, Version};
+pub use response::{Body, IntoResponse, Response};
+pub use shard::{start, ServerHandle, ShardInfo, StartError};
+pub use shutdown::ShutdownTrigger;

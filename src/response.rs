@@ -1,0 +1,262 @@
+//! Responses as handlers build them, and the conversions that let a handler
+//! return a `&'static str`, a `String`, `Bytes`, a status, or a pair.
+
+use std::fmt;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_lite::Stream;
+
+use crate::http::StatusCode;
+
+/// `text/plain; charset=utf-8`
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+/// `application/octet-stream`
+pub const OCTET_STREAM: &str = "application/octet-stream";
+
+/// A response body.
+pub enum Body {
+    /// No body.
+    Empty,
+    /// A body known in full; sent with `Content-Length`.
+    Full(Bytes),
+    /// A body produced piece by piece; sent chunked (HTTP/1.1) or delimited
+    /// by close (HTTP/1.0).
+    Stream(Pin<Box<dyn Stream<Item = Bytes>>>),
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Full(b) => f.debug_tuple("Full").field(&b.len()).finish(),
+            Body::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+/// An HTTP response. Framing headers (`Content-Length`, `Transfer-Encoding`,
+/// `Connection`), `Date` and `Server` are the server's to write.
+#[derive(Debug)]
+pub struct Response {
+    status: StatusCode,
+    content_type: Option<Bytes>,
+    headers: Vec<(Bytes, Bytes)>,
+    body: Body,
+    close: bool,
+    invalid: Option<&'static str>,
+}
+
+impl Response {
+    /// A response with this status and no body.
+    pub fn new(status: StatusCode) -> Response {
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Body::Empty,
+            close: false,
+            invalid: None,
+        }
+    }
+
+    /// `200 OK` with a `text/plain; charset=utf-8` body.
+    pub fn text(body: impl Into<Bytes>) -> Response {
+        Response::new(StatusCode::OK).with_body(TEXT_PLAIN, body)
+    }
+
+    /// Sets the status.
+    pub fn with_status(mut self, status: StatusCode) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// Sets the body and its content type.
+    pub fn with_body(mut self, content_type: &'static str, body: impl Into<Bytes>) -> Response {
+        self.content_type = Some(Bytes::from_static(content_type.as_bytes()));
+        self.body = Body::Full(body.into());
+        self
+    }
+
+    /// Sets a streamed body and its content type.
+    pub fn with_stream(
+        mut self,
+        content_type: &'static str,
+        stream: impl Stream<Item = Bytes> + 'static,
+    ) -> Response {
+        self.content_type = Some(Bytes::from_static(content_type.as_bytes()));
+        self.body = Body::Stream(Box::pin(stream));
+        self
+    }
+
+    /// Adds a header. A name that is not a token, a value with CR, LF or NUL,
+    /// or a framing header the server owns turns the response into a 500
+    /// (and is reported), so a handler bug cannot split a response.
+    pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Response {
+        let (name, value) = (name.into(), value.into());
+        if let Err(why) = check_header(&name, &value) {
+            self.invalid.get_or_insert(why);
+            return self;
+        }
+        if name.eq_ignore_ascii_case(b"content-type") {
+            self.content_type = Some(value);
+        } else {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    /// Closes the connection after this response.
+    pub fn with_close(mut self) -> Response {
+        self.close = true;
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The content type, if set.
+    pub fn content_type(&self) -> Option<&[u8]> {
+        self.content_type.as_deref()
+    }
+
+    /// Extra headers, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers.iter().map(|(n, v)| (&n[..], &v[..]))
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    pub(crate) fn into_body(self) -> Body {
+        self.body
+    }
+
+    /// Whether the connection closes after this response.
+    pub fn closes(&self) -> bool {
+        self.close
+    }
+
+    /// Why the response is invalid, if a header was rejected.
+    pub fn invalid(&self) -> Option<&'static str> {
+        self.invalid
+    }
+}
+
+fn check_header(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.iter().all(|&b| token(b)) {
+        return Err("invalid header name");
+    }
+    if value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err("header value contains CR, LF or NUL");
+    }
+    const OWNED: [&[u8]; 6] = [
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"date",
+        b"server",
+        b"keep-alive",
+    ];
+    if OWNED.iter().any(|o| name.eq_ignore_ascii_case(o)) {
+        return Err("framing and Date/Server headers are written by the server");
+    }
+    Ok(())
+}
+
+/// Anything a handler may return.
+pub trait IntoResponse {
+    /// Converts into a response.
+    fn into_response(self) -> Response;
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> Response {
+        self
+    }
+}
+
+impl IntoResponse for &'static str {
+    fn into_response(self) -> Response {
+        Response::text(Bytes::from_static(self.as_bytes()))
+    }
+}
+
+impl IntoResponse for String {
+    fn into_response(self) -> Response {
+        Response::text(self)
+    }
+}
+
+impl IntoResponse for Bytes {
+    fn into_response(self) -> Response {
+        Response::new(StatusCode::OK).with_body(OCTET_STREAM, self)
+    }
+}
+
+impl IntoResponse for Vec<u8> {
+    fn into_response(self) -> Response {
+        Bytes::from(self).into_response()
+    }
+}
+
+/// A bare status: an empty body for 1xx–3xx, `"<code> <reason>\n"` for errors.
+impl IntoResponse for StatusCode {
+    fn into_response(self) -> Response {
+        if self.as_u16() < 400 {
+            return Response::new(self);
+        }
+        Response::new(self).with_body(TEXT_PLAIN, format!("{self}\n"))
+    }
+}
+
+impl<B: IntoResponse> IntoResponse for (StatusCode, B) {
+    fn into_response(self) -> Response {
+        self.1.into_response().with_status(self.0)
+    }
+}
+
+impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
+    fn into_response(self) -> Response {
+        match self {
+            Ok(t) => t.into_response(),
+            Err(e) => e.into_response(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions() {
+        let r = "hi".into_response();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.content_type(), Some(TEXT_PLAIN.as_bytes()));
+        let r = (StatusCode::CREATED, String::from("made")).into_response();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = StatusCode::NOT_FOUND.into_response();
+        assert!(matches!(r.body(), Body::Full(b) if &b[..] == b"404 Not Found\n"));
+        let r = StatusCode::NO_CONTENT.into_response();
+        assert!(matches!(r.body(), Body::Empty));
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        let r = Response::text("x").with_header("X-A", "ok\r\nSet-Cookie: evil=1");
+        assert_eq!(r.invalid(), Some("header value contains CR, LF or NUL"));
+        let r = Response::text("x").with_header("Bad Name", "v");
+        assert_eq!(r.invalid(), Some("invalid header name"));
+        let r = Response::text("x").with_header("Content-Length", "5");
+        assert!(r.invalid().is_some());
+        let r = Response::text("x").with_header("Content-Type", "text/html");
+        assert_eq!(r.invalid(), None);
+        assert_eq!(r.content_type(), Some(&b"text/html"[..]));
+    }
+}
