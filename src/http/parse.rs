@@ -319,15 +319,21 @@ fn parse_into<'b>(
 /// Limits that must hold while the head is still arriving, so a client
 /// cannot make us buffer more than a head may ever be.
 fn check_partial_limits(buf: &[u8], limits: &Limits) -> Result<(), ParseError> {
-    let line_end = memchr::memchr(b'\n', buf);
-    match line_end {
-        None if buf.len() > limits.max_uri => Err(ParseError::UriTooLong),
+    // Whatever the bytes are, a head is never longer than both limits together.
+    if buf.len() > limits.max_uri + limits.max_header_bytes + 2 {
+        return Err(ParseError::HeadersTooLarge);
+    }
+    // Skip the empty lines allowed before the request line.
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
+    match memchr::memchr(b'\n', &buf[start..]) {
+        None if buf.len() - start > limits.max_uri => Err(ParseError::UriTooLong),
+        None => Ok(()),
         Some(i) if i + 1 > limits.max_uri => Err(ParseError::UriTooLong),
-        // +2: the empty line that ends the head is not a header.
-        _ if buf.len() > limits.max_uri + limits.max_header_bytes + 2 => {
+        // +2: the empty line that ends the head is not part of the limit.
+        Some(i) if buf.len() - (start + i + 1) > limits.max_header_bytes + 2 => {
             Err(ParseError::HeadersTooLarge)
         }
-        _ => Ok(()),
+        Some(_) => Ok(()),
     }
 }
 
@@ -503,15 +509,16 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 
 /// `Content-Length = 1*DIGIT`; no sign, no list, no overflow.
 fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
-    if value.is_empty() || value.len() > 19 {
+    if value.is_empty() {
         return Err(ParseError::BadContentLength);
     }
     value.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            Ok(acc * 10 + u64::from(b - b'0'))
-        } else {
-            Err(ParseError::BadContentLength)
+        if !b.is_ascii_digit() {
+            return Err(ParseError::BadContentLength);
         }
+        acc.checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(b - b'0')))
+            .ok_or(ParseError::BadContentLength)
     })
 }
 
@@ -537,16 +544,16 @@ fn classify_httparse_error(err: httparse::Error, buf: &[u8]) -> ParseError {
                 ParseError::BadHeader
             }
         }
+        httparse::Error::HeaderValue if has_bare_cr(buf) => ParseError::BareCarriageReturn,
         httparse::Error::HeaderValue => ParseError::BadHeader,
-        httparse::Error::NewLine => {
-            if buf.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n') {
-                ParseError::BareCarriageReturn
-            } else {
-                ParseError::BadRequestLine
-            }
-        }
+        httparse::Error::NewLine if has_bare_cr(buf) => ParseError::BareCarriageReturn,
+        httparse::Error::NewLine => ParseError::BadRequestLine,
         httparse::Error::Token | httparse::Error::Status => ParseError::BadRequestLine,
     }
+}
+
+fn has_bare_cr(buf: &[u8]) -> bool {
+    buf.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n')
 }
 
 #[cfg(test)]
