@@ -181,10 +181,14 @@ fn request_line_over_max_uri_is_414() {
     let server = TestServer::start(|c| c.limits.max_uri = 1024);
     let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(1100));
     let got = exchange_to_close(&server, long.as_bytes());
-    assert_eq!(got, error_response("414 URI Too Long", "request line too long"));
+    assert_eq!(
+        got,
+        error_response("414 URI Too Long", "request line too long")
+    );
     // Still arriving, with no end of line in sight: refused without waiting for it.
     let mut s = server.connect();
-    s.write_all(format!("GET /{}", "a".repeat(5000)).as_bytes()).unwrap();
+    s.write_all(format!("GET /{}", "a".repeat(5000)).as_bytes())
+        .unwrap();
     assert_eq!(
         normalize(&read_to_close(&mut s)),
         error_response("414 URI Too Long", "request line too long")
@@ -203,31 +207,51 @@ fn default_limits_8k_uri_and_16k_headers() {
         exchange_to_close(&server, long_uri.as_bytes()),
         error_response("414 URI Too Long", "request line too long")
     );
-    let big = format!("GET / HTTP/1.1\r\nHost: t\r\nCookie: {}\r\n\r\n", "c".repeat(17000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nCookie: {}\r\n\r\n",
+        "c".repeat(17000)
+    );
     assert_eq!(
         exchange_to_close(&server, big.as_bytes()),
-        error_response("431 Request Header Fields Too Large", "header section too large")
+        error_response(
+            "431 Request Header Fields Too Large",
+            "header section too large"
+        )
     );
 }
 
 #[test]
 fn header_section_over_limit_is_431() {
     let server = TestServer::start(|c| c.limits.max_header_bytes = 1024);
-    let big = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(2000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(2000)
+    );
     let got = exchange_to_close(&server, big.as_bytes());
-    assert_eq!(got, error_response("431 Request Header Fields Too Large", "header section too large"));
+    assert_eq!(
+        got,
+        error_response(
+            "431 Request Header Fields Too Large",
+            "header section too large"
+        )
+    );
     // Endless headers are refused as soon as they pass the limit.
     let mut s = server.connect();
     s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
     // 50 fields of 100 bytes: past 1 KiB long before the 100-field limit.
     for i in 0..50 {
-        if s.write_all(format!("X-{i:02}: {}\r\n", "v".repeat(93)).as_bytes()).is_err() {
+        if s.write_all(format!("X-{i:02}: {}\r\n", "v".repeat(93)).as_bytes())
+            .is_err()
+        {
             break;
         }
     }
     assert_eq!(
         normalize(&read_to_close(&mut s)),
-        error_response("431 Request Header Fields Too Large", "header section too large")
+        error_response(
+            "431 Request Header Fields Too Large",
+            "header section too large"
+        )
     );
 }
 
@@ -240,7 +264,13 @@ fn more_than_100_headers_is_431() {
     }
     req.push_str("\r\n");
     let got = exchange_to_close(&server, req.as_bytes());
-    assert_eq!(got, error_response("431 Request Header Fields Too Large", "too many header fields"));
+    assert_eq!(
+        got,
+        error_response(
+            "431 Request Header Fields Too Large",
+            "too many header fields"
+        )
+    );
 }
 
 #[test]
@@ -250,13 +280,22 @@ fn bad_trailers_are_refused() {
         &server,
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n bad: fold\r\n\r\n",
     );
-    assert_eq!(got, error_response("400 Bad Request", "malformed trailer field"));
+    assert_eq!(
+        got,
+        error_response("400 Bad Request", "malformed trailer field")
+    );
     let long = format!(
         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: {}\r\n\r\n",
         "t".repeat(100)
     );
     let got = exchange_to_close(&server, long.as_bytes());
-    assert_eq!(got, error_response("431 Request Header Fields Too Large", "trailer section too large"));
+    assert_eq!(
+        got,
+        error_response(
+            "431 Request Header Fields Too Large",
+            "trailer section too large"
+        )
+    );
 }
 
 #[test]
@@ -267,20 +306,31 @@ fn error_after_pipelined_good_requests_keeps_their_responses_first() {
     let got = exchange_to_close(&server, &req);
     assert_eq!(
         got,
-        text_response("200 OK", "ok", "") + &error_response("400 Bad Request", "missing Host header")
+        text_response("200 OK", "ok", "")
+            + &error_response("400 Bad Request", "missing Host header")
     );
 }
 
 #[test]
 fn garbage_does_not_hang_or_kill_the_shard() {
     let server = TestServer::start(|_| {});
-    for junk in [&b"\x00\x01\x02\x03\r\n\r\n"[..], b"\r\n\r\n\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"] {
+    for junk in [
+        &b"\x00\x01\x02\x03\r\n\r\n"[..],
+        b"\r\n\r\n\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    ] {
         let mut s = server.connect();
         s.write_all(junk).unwrap();
         let _ = s.shutdown(std::net::Shutdown::Write);
-        assert!(closed_within(&mut s, Duration::from_secs(5)), "{junk:?} left the connection open");
+        assert!(
+            closed_within(&mut s, Duration::from_secs(5)),
+            "{junk:?} left the connection open"
+        );
     }
     let mut s = server.connect();
     s.write_all(HEALTHZ).unwrap();
-    assert_eq!(normalize(&read_response(&mut s)), text_response("200 OK", "ok", ""));
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        text_response("200 OK", "ok", "")
+    );
 }

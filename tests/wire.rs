@@ -14,10 +14,14 @@ fn healthz_exact_bytes_and_keep_alive_reuse() {
     let mut s = server.connect();
     for _ in 0..5 {
         s.write_all(HEALTHZ).unwrap();
-        assert_eq!(normalize(&read_response(&mut s)), text_response("200 OK", "ok", ""));
+        assert_eq!(
+            normalize(&read_response(&mut s)),
+            text_response("200 OK", "ok", "")
+        );
     }
     // Still open: a sixth request on the same socket works too.
-    s.write_all(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(
         normalize(&read_response(&mut s)),
         text_response("404 Not Found", "404 Not Found\n", "")
@@ -34,7 +38,9 @@ fn sixteen_pipelined_requests_get_sixteen_ordered_responses() {
         if i % 2 == 0 {
             batch.extend_from_slice(HEALTHZ);
         } else {
-            batch.extend_from_slice(format!("GET /missing-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+            batch.extend_from_slice(
+                format!("GET /missing-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+            );
         }
     }
     s.write_all(&batch).unwrap();
@@ -67,7 +73,8 @@ fn http10_closes_by_default_and_keeps_alive_on_request() {
 
     let mut s = server.connect();
     for _ in 0..2 {
-        s.write_all(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        s.write_all(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
         assert_eq!(
             normalize(&read_response(&mut s)),
             text_response("200 OK", "ok", "Connection: keep-alive\r\n")
@@ -87,14 +94,18 @@ fn content_length_body_is_read_and_next_request_is_framed_right() {
         "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: text/x-test\r\n\
          Content-Length: 11\r\nX-Body-Len: 11\r\n\r\nhello world"
     );
-    assert_eq!(normalize(&read_response(&mut s)), text_response("200 OK", "ok", ""));
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        text_response("200 OK", "ok", "")
+    );
 }
 
 #[test]
 fn body_arriving_in_pieces() {
     let server = TestServer::start(|_| {});
     let mut s = server.connect();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01234").unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01234")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     s.write_all(b"56789").unwrap();
     let got = normalize(&read_response(&mut s));
@@ -112,20 +123,31 @@ fn chunked_body_with_trailers_then_pipelined_request() {
     .unwrap();
     s.write_all(HEALTHZ).unwrap();
     let got = normalize(&read_response(&mut s));
-    assert!(got.ends_with("Content-Length: 11\r\nX-Body-Len: 11\r\n\r\nhello world"), "{got}");
-    assert_eq!(normalize(&read_response(&mut s)), text_response("200 OK", "ok", ""));
+    assert!(
+        got.ends_with("Content-Length: 11\r\nX-Body-Len: 11\r\n\r\nhello world"),
+        "{got}"
+    );
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        text_response("200 OK", "ok", "")
+    );
 }
 
 #[test]
 fn expect_100_continue_is_answered_before_the_body() {
     let server = TestServer::start(|_| {});
     let mut s = server.connect();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!(read_response(&mut s), b"HTTP/1.1 100 Continue\r\n\r\n");
     s.write_all(b"data").unwrap();
     let got = normalize(&read_response(&mut s));
-    assert!(got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("\r\n\r\ndata"), "{got}");
+    assert!(
+        got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("\r\n\r\ndata"),
+        "{got}"
+    );
 
     // Chunked bodies get it too.
     s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -139,10 +161,15 @@ fn expect_100_continue_is_answered_before_the_body() {
 fn expect_100_continue_with_body_already_sent_gets_no_interim_response() {
     let server = TestServer::start(|_| {});
     let mut s = server.connect();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
-        .unwrap();
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+    )
+    .unwrap();
     let got = normalize(&read_response(&mut s));
-    assert!(got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("hi"), "{got}");
+    assert!(
+        got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("hi"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -152,7 +179,10 @@ fn oversized_body_is_refused_before_100_continue() {
         &server,
         b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 101\r\n\r\n",
     );
-    assert_eq!(got, error_response("413 Content Too Large", "request body too large"));
+    assert_eq!(
+        got,
+        error_response("413 Content Too Large", "request body too large")
+    );
 }
 
 #[test]
@@ -162,7 +192,10 @@ fn oversized_chunked_body_gets_413_and_close() {
         &server,
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n",
     );
-    assert_eq!(got, error_response("413 Content Too Large", "request body too large"));
+    assert_eq!(
+        got,
+        error_response("413 Content Too Large", "request body too large")
+    );
 }
 
 #[test]
@@ -170,7 +203,8 @@ fn body_at_the_limit_is_accepted() {
     let server = TestServer::start(|c| c.limits.max_body = 100_000);
     let mut s = server.connect();
     let body = vec![b'z'; 100_000];
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n").unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
     s.write_all(&body).unwrap();
     let got = read_response(&mut s);
     assert!(got.ends_with(&body));
@@ -180,27 +214,34 @@ fn body_at_the_limit_is_accepted() {
 fn head_gets_get_headers_and_no_body() {
     let server = TestServer::start(|_| {});
     let mut s = server.connect();
-    s.write_all(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     s.write_all(HEALTHZ).unwrap();
     // HEAD's response has the GET Content-Length but no body; the next response follows at once.
     let mut all = Vec::new();
     let mut buf = [0u8; 4096];
-    let expected_len = text_response("200 OK", "", "").len() + text_response("200 OK", "ok", "").len();
+    let expected_len =
+        text_response("200 OK", "", "").len() + text_response("200 OK", "ok", "").len();
     while normalize(&all).len() < expected_len {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0);
         all.extend_from_slice(&buf[..n]);
     }
     let head_resp = text_response("200 OK", "ok", "").replace("\r\n\r\nok", "\r\n\r\n");
-    assert_eq!(normalize(&all), head_resp + &text_response("200 OK", "ok", ""));
+    assert_eq!(
+        normalize(&all),
+        head_resp + &text_response("200 OK", "ok", "")
+    );
 }
 
 #[test]
 fn no_content_and_not_modified_carry_no_body_or_length() {
     let server = TestServer::start(|_| {});
     let mut s = server.connect();
-    s.write_all(b"GET /nocontent HTTP/1.1\r\nHost: t\r\n\r\nGET /notmodified HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"GET /nocontent HTTP/1.1\r\nHost: t\r\n\r\nGET /notmodified HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
     s.write_all(HEALTHZ).unwrap();
     assert_eq!(
         normalize(&read_response(&mut s)),
@@ -210,20 +251,27 @@ fn no_content_and_not_modified_carry_no_body_or_length() {
         normalize(&read_response(&mut s)),
         "HTTP/1.1 304 Not Modified\r\nServer: edgeshard\r\nDate: <date>\r\nETag: \"v1\"\r\n\r\n"
     );
-    assert_eq!(normalize(&read_response(&mut s)), text_response("200 OK", "ok", ""));
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        text_response("200 OK", "ok", "")
+    );
 }
 
 #[test]
 fn streamed_body_is_chunked_for_11_and_close_delimited_for_10() {
     let server = TestServer::start(|_| {});
     let mut s = server.connect();
-    s.write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(
         normalize(&read_response(&mut s)),
         "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: text/plain\r\n\
          Transfer-Encoding: chunked\r\n\r\n4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n"
     );
-    let got = exchange_to_close(&server, b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let got = exchange_to_close(
+        &server,
+        b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
     assert_eq!(
         got,
         "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: text/plain\r\n\
@@ -235,29 +283,42 @@ fn streamed_body_is_chunked_for_11_and_close_delimited_for_10() {
 fn large_bodies_arrive_whole() {
     let server = TestServer::start(|_| {});
     let mut s = server.connect();
-    s.write_all(b"GET /big?n=3000000 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /big?n=3000000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     s.write_all(HEALTHZ).unwrap();
     let got = read_response(&mut s);
     assert!(got.ends_with(&vec![b'x'; 3_000_000]));
     assert!(String::from_utf8_lossy(&got[..200]).contains("Content-Length: 3000000\r\n"));
-    assert_eq!(normalize(&read_response(&mut s)), text_response("200 OK", "ok", ""));
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        text_response("200 OK", "ok", "")
+    );
 }
 
 #[test]
 fn handler_panic_is_a_500_and_the_shard_keeps_serving() {
     let server = TestServer::start(|_| {});
     let got = exchange_to_close(&server, b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(got, error_response("500 Internal Server Error", "the handler failed"));
+    assert_eq!(
+        got,
+        error_response("500 Internal Server Error", "the handler failed")
+    );
     let mut s = server.connect();
     s.write_all(HEALTHZ).unwrap();
-    assert_eq!(normalize(&read_response(&mut s)), text_response("200 OK", "ok", ""));
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        text_response("200 OK", "ok", "")
+    );
 }
 
 #[test]
 fn response_splitting_header_becomes_a_500() {
     let server = TestServer::start(|_| {});
     let got = exchange_to_close(&server, b"GET /badheader HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(got, error_response("500 Internal Server Error", "the handler failed"));
+    assert_eq!(
+        got,
+        error_response("500 Internal Server Error", "the handler failed")
+    );
 }
 
 #[test]
@@ -271,9 +332,14 @@ fn handler_can_close_the_connection() {
 fn responses_to_a_batch_come_back_together_even_when_handlers_wait() {
     let server = TestServer::start(|_| {});
     let mut s = server.connect();
-    s.write_all(b"GET /slow?ms=30 HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"GET /slow?ms=30 HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
     let first = normalize(&read_response(&mut s));
     assert_eq!(first, text_response("200 OK", "slept", ""));
-    assert_eq!(normalize(&read_response(&mut s)), text_response("200 OK", "ok", ""));
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        text_response("200 OK", "ok", "")
+    );
 }

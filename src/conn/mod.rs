@@ -344,10 +344,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     .await
                     .is_ok()
                 {
+                    // The request's body may be unread: always linger.
                     self.linger(shard).await;
                 }
             }
-            End::Done => self.linger(shard).await,
+            // Like nginx's `lingering_close on`: linger only if the client
+            // has sent more than we answered (pipelined after a close).
+            End::Done if !self.rbuf.is_empty() => self.linger(shard).await,
+            End::Done => {
+                if self.flush(shard).await.is_ok() {
+                    let _ = shutdown_write(&mut self.io).await;
+                }
+            }
         }
     }
 

@@ -324,7 +324,10 @@ fn check_partial_limits(buf: &[u8], limits: &Limits) -> Result<(), ParseError> {
         return Err(ParseError::HeadersTooLarge);
     }
     // Skip the empty lines allowed before the request line.
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
     match memchr::memchr(b'\n', &buf[start..]) {
         None if buf.len() - start > limits.max_uri => Err(ParseError::UriTooLong),
         None => Ok(()),

@@ -21,7 +21,8 @@ fn err(input: &[u8]) -> ParseError {
 
 #[test]
 fn simple_get_splits_off_exactly_the_head() {
-    let mut buf = BytesMut::from(&b"GET /a/b?x=1&y HTTP/1.1\r\nHost: example\r\nX-Y:  v w \r\n\r\nNEXT"[..]);
+    let mut buf =
+        BytesMut::from(&b"GET /a/b?x=1&y HTTP/1.1\r\nHost: example\r\nX-Y:  v w \r\n\r\nNEXT"[..]);
     let head = parse_head(&mut buf, &limits()).unwrap().unwrap();
     assert_eq!(head.method(), Method::Get);
     assert_eq!(head.method_str(), "GET");
@@ -50,14 +51,19 @@ fn partial_heads_wait_for_more() {
     for cut in 1..40 {
         let full = b"GET /x HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n";
         let mut buf = BytesMut::from(&full[..cut]);
-        assert!(parse_head(&mut buf, &limits()).unwrap().is_none(), "cut at {cut}");
+        assert!(
+            parse_head(&mut buf, &limits()).unwrap().is_none(),
+            "cut at {cut}"
+        );
         assert_eq!(buf.len(), cut, "a partial head is left in place");
     }
 }
 
 #[test]
 fn pipelined_requests_parse_in_order() {
-    let mut buf = BytesMut::from(&b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+    let mut buf = BytesMut::from(
+        &b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+    );
     let one = parse_head(&mut buf, &limits()).unwrap().unwrap();
     let two = parse_head(&mut buf, &limits()).unwrap().unwrap();
     assert_eq!((one.path(), two.path()), ("/1", "/2"));
@@ -76,7 +82,9 @@ fn keep_alive_rules() {
     assert!(!parse_ok(b"GET / HTTP/1.0\r\n\r\n").keep_alive());
     assert!(parse_ok(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive());
     assert!(!parse_ok(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").keep_alive());
-    assert!(!parse_ok(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, CLOSE\r\n\r\n").keep_alive());
+    assert!(
+        !parse_ok(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, CLOSE\r\n\r\n").keep_alive()
+    );
     assert!(parse_ok(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n").keep_alive());
 }
 
@@ -94,15 +102,30 @@ fn body_framing() {
 
 #[test]
 fn content_length_rules() {
-    let cl_te = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let cl_te =
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert_eq!(err(cl_te), E::ContentLengthWithTransferEncoding);
-    let te_cl = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+    let te_cl =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
     assert_eq!(err(te_cl), E::ContentLengthWithTransferEncoding);
     let dup = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n";
     assert_eq!(err(dup), E::DuplicateContentLength);
-    for bad in ["+5", "-5", "5 5", "0x5", "5,5", "", "5a", "99999999999999999999"] {
+    for bad in [
+        "+5",
+        "-5",
+        "5 5",
+        "0x5",
+        "5,5",
+        "",
+        "5a",
+        "99999999999999999999",
+    ] {
         let req = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {bad}\r\n\r\n");
-        assert_eq!(err(req.as_bytes()), E::BadContentLength, "Content-Length: {bad:?}");
+        assert_eq!(
+            err(req.as_bytes()),
+            E::BadContentLength,
+            "Content-Length: {bad:?}"
+        );
     }
 }
 
@@ -112,13 +135,19 @@ fn transfer_encoding_rules() {
     assert_eq!(err(te("chunked, gzip").as_bytes()), E::ChunkedNotLast);
     assert_eq!(err(te("chunked, chunked").as_bytes()), E::ChunkedNotLast);
     assert_eq!(err(te("gzip").as_bytes()), E::UnknownTransferCoding);
-    assert_eq!(err(te("gzip, chunked").as_bytes()), E::UnknownTransferCoding);
+    assert_eq!(
+        err(te("gzip, chunked").as_bytes()),
+        E::UnknownTransferCoding
+    );
     assert_eq!(err(te("identity").as_bytes()), E::UnknownTransferCoding);
     let split = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n";
     assert_eq!(err(split), E::ChunkedNotLast);
     let http10 = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert_eq!(err(http10), E::TransferEncodingInHttp10);
-    assert_eq!(E::UnknownTransferCoding.status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(
+        E::UnknownTransferCoding.status(),
+        StatusCode::NOT_IMPLEMENTED
+    );
     assert_eq!(E::ChunkedNotLast.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -127,8 +156,14 @@ use crate::http::StatusCode;
 #[test]
 fn host_rules() {
     assert_eq!(err(b"GET / HTTP/1.1\r\n\r\n"), E::MissingHost);
-    assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"), E::DuplicateHost);
-    assert_eq!(err(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), E::DuplicateHost);
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"),
+        E::DuplicateHost
+    );
+    assert_eq!(
+        err(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"),
+        E::DuplicateHost
+    );
     parse_ok(b"GET / HTTP/1.0\r\n\r\n");
     parse_ok(b"GET / HTTP/1.1\r\nHost:\r\n\r\n");
 }
@@ -138,8 +173,14 @@ fn line_ending_rules() {
     assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\n\r\n"), E::BareLineFeed);
     assert_eq!(err(b"GET / HTTP/1.1\nHost: a\r\n\r\n"), E::BareLineFeed);
     assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\n\n"), E::BareLineFeed);
-    assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"), E::BareCarriageReturn);
-    assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nX: b\r\r\n\r\n"), E::BareCarriageReturn);
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"),
+        E::BareCarriageReturn
+    );
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nHost: a\r\nX: b\r\r\n\r\n"),
+        E::BareCarriageReturn
+    );
 }
 
 #[test]
@@ -152,19 +193,34 @@ fn header_syntax_rules() {
         err(b"GET / HTTP/1.1\r\nHost: a\r\nX-Long: one\r\n\ttwo\r\n\r\n"),
         E::ObsoleteLineFolding
     );
-    assert_eq!(err(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"), E::WhitespaceBeforeColon);
-    assert_eq!(err(b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n"), E::WhitespaceBeforeColon);
-    assert_eq!(err(b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n"), E::BadHeader);
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
+        E::WhitespaceBeforeColon
+    );
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n"),
+        E::WhitespaceBeforeColon
+    );
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n"),
+        E::BadHeader
+    );
     assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n"), E::BadHeader);
 }
 
 #[test]
 fn request_line_rules() {
     assert_eq!(err(b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n"), E::BadRequestLine);
-    assert_eq!(err(b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), E::BadRequestLine);
+    assert_eq!(
+        err(b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        E::BadRequestLine
+    );
     assert_eq!(err(b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n"), E::BadTarget);
     assert_eq!(err(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n"), E::BadTarget);
-    assert_eq!(err(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"), E::BadTarget);
+    assert_eq!(
+        err(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        E::BadTarget
+    );
     let opts = parse_ok(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(opts.target(), "*");
     let abs = parse_ok(b"GET http://example.com/p/q?z HTTP/1.1\r\nHost: example.com\r\n\r\n");
@@ -172,19 +228,40 @@ fn request_line_rules() {
     let bare = parse_ok(b"GET HTTP://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
     assert_eq!(bare.path(), "/");
     let other = parse_ok(b"PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert_eq!((other.method(), other.method_str()), (Method::Other, "PURGE"));
+    assert_eq!(
+        (other.method(), other.method_str()),
+        (Method::Other, "PURGE")
+    );
 }
 
 #[test]
 fn versions() {
-    assert_eq!(err(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), E::UnsupportedVersion);
-    assert_eq!(err(b"GET / HTTP/1.32\r\nHost: a\r\n\r\n"), E::UnsupportedVersion);
-    assert_eq!(err(b"GET / HTTP/2\r\nHost: a\r\n\r\n"), E::UnsupportedVersion);
-    assert_eq!(err(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n"), E::UnsupportedVersion);
+    assert_eq!(
+        err(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        E::UnsupportedVersion
+    );
+    assert_eq!(
+        err(b"GET / HTTP/1.32\r\nHost: a\r\n\r\n"),
+        E::UnsupportedVersion
+    );
+    assert_eq!(
+        err(b"GET / HTTP/2\r\nHost: a\r\n\r\n"),
+        E::UnsupportedVersion
+    );
+    assert_eq!(
+        err(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n"),
+        E::UnsupportedVersion
+    );
     // HTTP/0.9 has no version: httparse sees a request line without one.
     let e = err(b"GET /\r\n\r\n");
-    assert!(matches!(e, E::UnsupportedVersion | E::BadRequestLine), "{e:?}");
-    assert_eq!(E::UnsupportedVersion.status(), StatusCode::HTTP_VERSION_NOT_SUPPORTED);
+    assert!(
+        matches!(e, E::UnsupportedVersion | E::BadRequestLine),
+        "{e:?}"
+    );
+    assert_eq!(
+        E::UnsupportedVersion.status(),
+        StatusCode::HTTP_VERSION_NOT_SUPPORTED
+    );
 }
 
 #[test]
@@ -196,12 +273,17 @@ fn connect_is_refused_with_405() {
 
 #[test]
 fn expectations() {
-    let h = parse_ok(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n");
+    let h = parse_ok(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
+    );
     assert!(h.expects_continue());
     let h = parse_ok(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
     assert!(!h.expects_continue(), "HTTP/1.0 expectations are ignored");
     let e = err(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: the-unexpected\r\n\r\n");
-    assert_eq!((e, e.status()), (E::UnknownExpectation, StatusCode::EXPECTATION_FAILED));
+    assert_eq!(
+        (e, e.status()),
+        (E::UnknownExpectation, StatusCode::EXPECTATION_FAILED)
+    );
 }
 
 #[test]
@@ -229,11 +311,17 @@ fn size_limits() {
     let growing = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(70));
     assert_eq!(p(growing.as_bytes()).unwrap_err(), E::HeadersTooLarge);
     // Endless empty lines before a request line are bounded too.
-    assert_eq!(p("\r\n".repeat(100).as_bytes()).unwrap_err(), E::HeadersTooLarge);
+    assert_eq!(
+        p("\r\n".repeat(100).as_bytes()).unwrap_err(),
+        E::HeadersTooLarge
+    );
     // Too many fields.
     let many = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
     assert_eq!(p(many).unwrap_err(), E::TooManyHeaders);
-    assert_eq!(E::TooManyHeaders.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(
+        E::TooManyHeaders.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
     assert_eq!(E::UriTooLong.status(), StatusCode::URI_TOO_LONG);
 }
 
@@ -272,6 +360,8 @@ fn configured_header_count_above_the_stack_array() {
         req.push_str(&format!("X-{i}: v\r\n"));
     }
     req.push_str("\r\n");
-    let head = parse_head(&mut BytesMut::from(req.as_bytes()), &l).unwrap().unwrap();
+    let head = parse_head(&mut BytesMut::from(req.as_bytes()), &l)
+        .unwrap()
+        .unwrap();
     assert_eq!(head.headers().count(), 251);
 }

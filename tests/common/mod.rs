@@ -59,7 +59,10 @@ impl Drop for TestServer {
 
 fn query_num(req: &Request, key: &str) -> usize {
     req.query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')))
+        .and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
@@ -69,7 +72,10 @@ pub async fn test_handler(req: Request) -> Response {
     match req.path() {
         "/healthz" => Response::text("ok"),
         "/echo" => {
-            let ct = req.header("content-type").map(|v| v.to_vec()).unwrap_or_default();
+            let ct = req
+                .header("content-type")
+                .map(|v| v.to_vec())
+                .unwrap_or_default();
             Response::new(StatusCode::OK)
                 .with_body("application/octet-stream", req.body().clone())
                 .with_header("Content-Type", ct)
@@ -114,7 +120,11 @@ pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
             Ok(0) => return out,
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return out,
-            Err(e) => panic!("read failed after {:?}: {e}; got so far: {:?}", start.elapsed(), String::from_utf8_lossy(&out)),
+            Err(e) => panic!(
+                "read failed after {:?}: {e}; got so far: {:?}",
+                start.elapsed(),
+                String::from_utf8_lossy(&out)
+            ),
         }
     }
 }
@@ -143,7 +153,10 @@ pub fn read_response(s: &mut TcpStream) -> Vec<u8> {
         match s.read(&mut byte) {
             Ok(1) => raw.push(byte[0]),
             Ok(_) => panic!("closed inside a head: {:?}", String::from_utf8_lossy(&raw)),
-            Err(e) => panic!("reading a head: {e}; got {:?}", String::from_utf8_lossy(&raw)),
+            Err(e) => panic!(
+                "reading a head: {e}; got {:?}",
+                String::from_utf8_lossy(&raw)
+            ),
         }
     }
     let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
@@ -164,7 +177,8 @@ pub fn read_response(s: &mut TcpStream) -> Vec<u8> {
                 line.push(byte[0]);
             }
             raw.extend_from_slice(&line);
-            let size = usize::from_str_radix(std::str::from_utf8(&line).unwrap().trim(), 16).unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&line).unwrap().trim(), 16).unwrap();
             let mut chunk = vec![0u8; size + 2];
             s.read_exact(&mut chunk).unwrap();
             raw.extend_from_slice(&chunk);
@@ -193,7 +207,10 @@ pub fn normalize(raw: &[u8]) -> String {
     while let Some(i) = rest.find("\r\nDate: ") {
         let start = i + "\r\nDate: ".len();
         let date = &rest[start..start + 29];
-        assert!(date.ends_with(" GMT") && &date[3..5] == ", ", "bad Date {date:?}");
+        assert!(
+            date.ends_with(" GMT") && &date[3..5] == ", ",
+            "bad Date {date:?}"
+        );
         out.push_str(&rest[..start]);
         out.push_str("<date>");
         rest = &rest[start + 29..];
@@ -213,7 +230,11 @@ pub fn text_response(status: &str, body: &str, extra: &str) -> String {
 
 /// The exact bytes of an error response that closes the connection.
 pub fn error_response(status: &str, detail: &str) -> String {
-    text_response(status, &format!("{status}: {detail}\n"), "Connection: close\r\n")
+    text_response(
+        status,
+        &format!("{status}: {detail}\n"),
+        "Connection: close\r\n",
+    )
 }
 
 /// Sends `req` on a new connection and reads until the server closes.

@@ -1,0 +1,416 @@
+//! The binary as a process: flags, start-up lines, a port served by someone
+//! else, locked-memory limits, EMFILE, and SIGTERM with requests in flight.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{normalize, read_response, read_to_close, text_response, HEALTHZ};
+
+const BIN: &str = env!("CARGO_BIN_EXE_edgeshard");
+
+/// A running `edgeshard` process; killed on drop if still running.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+    stdout_lines: Vec<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success());
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(start.elapsed() < limit, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            e.read_to_string(&mut s).unwrap();
+        }
+        s
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+}
+
+/// Starts the binary (optionally under `prlimit`) and waits for its start-up lines.
+fn spawn(args: &[&str], prlimit: &[&str], shards: usize) -> Proc {
+    let mut cmd = if prlimit.is_empty() {
+        Command::new(BIN)
+    } else {
+        let mut c = Command::new("prlimit");
+        c.args(prlimit).arg("--").arg(BIN);
+        c
+    };
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn edgeshard");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while lines.len() < shards {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) => lines.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("edgeshard did not start; stdout {lines:?}; stderr {err}");
+            }
+        }
+    }
+    let addr = lines[0]
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("address in start-up line");
+    Proc {
+        child,
+        addr,
+        stdout_lines: lines,
+    }
+}
+
+/// Runs the binary to completion (it is expected to fail fast).
+fn run_to_exit(args: &[&str], prlimit: &[&str]) -> (ExitStatus, String) {
+    let mut cmd = if prlimit.is_empty() {
+        Command::new(BIN)
+    } else {
+        let mut c = Command::new("prlimit");
+        c.args(prlimit).arg("--").arg(BIN);
+        c
+    };
+    let out = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run edgeshard");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn healthz_ok(s: &mut TcpStream) {
+    s.write_all(HEALTHZ).unwrap();
+    assert_eq!(
+        normalize(&read_response(s)),
+        text_response("200 OK", "ok", "")
+    );
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--shards",
+        "--backlog",
+        "--max-conns",
+        "--max-uri",
+        "--max-header-bytes",
+        "--max-headers",
+        "--max-body",
+        "--header-timeout",
+        "--body-timeout",
+        "--min-body-rate",
+        "--idle-timeout",
+        "--write-timeout",
+        "--drain-timeout",
+    ] {
+        assert!(
+            help.contains(flag),
+            "--help does not mention {flag}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn bad_flag_value_is_a_clear_error() {
+    let (st, err) = run_to_exit(&["--max-body", "lots"], &[]);
+    assert!(!st.success());
+    assert!(err.contains("--max-body") && err.contains("lots"), "{err}");
+    let (st, err) = run_to_exit(&["--shards", "0", "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(st.code(), Some(2));
+    assert_eq!(err, "edgeshard: --shards: must be at least 1\n");
+}
+
+#[test]
+fn starts_one_line_per_shard_serves_and_exits_0_on_sigterm() {
+    let mut p = spawn(&["--listen", "127.0.0.1:0", "--shards", "2"], &[], 2);
+    assert_eq!(p.stdout_lines.len(), 2);
+    for (i, line) in p.stdout_lines.iter().enumerate() {
+        let prefix = format!("edgeshard: shard {i} on core ");
+        assert!(
+            line.starts_with(&prefix) && line.ends_with(&format!("listening on {}", p.addr)),
+            "{line}"
+        );
+    }
+    // Several connections, so both shards are likely to see some.
+    for _ in 0..8 {
+        healthz_ok(&mut p.connect());
+    }
+    p.signal("-TERM");
+    assert!(p.wait_exit(Duration::from_secs(5)).success());
+    assert_eq!(
+        p.stderr(),
+        "",
+        "start-up and shutdown print nothing on stderr"
+    );
+}
+
+#[test]
+fn sigint_also_drains_and_exits_0() {
+    let mut p = spawn(&["--listen", "127.0.0.1:0", "--shards", "1"], &[], 1);
+    healthz_ok(&mut p.connect());
+    p.signal("-INT");
+    assert!(p.wait_exit(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn port_served_by_another_process_is_refused() {
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = other.local_addr().unwrap().to_string();
+    let (st, err) = run_to_exit(&["--listen", &addr, "--shards", "1"], &[]);
+    assert!(!st.success());
+    assert_eq!(
+        err,
+        format!("edgeshard: address {addr} is already in use by another process; stop it or choose another --listen\n")
+    );
+}
+
+#[test]
+fn second_edgeshard_on_the_same_port_does_not_join_silently() {
+    let first = spawn(&["--listen", "127.0.0.1:0", "--shards", "1"], &[], 1);
+    let addr = first.addr.to_string();
+    let (st, err) = run_to_exit(&["--listen", &addr, "--shards", "1"], &[]);
+    assert!(!st.success());
+    assert!(
+        err.contains(&addr) && err.contains("already in use"),
+        "{err}"
+    );
+    drop(first);
+}
+
+#[test]
+fn starts_cleanly_under_an_8_mib_memlock_limit() {
+    let mut p = spawn(
+        &["--listen", "127.0.0.1:0", "--shards", "2"],
+        &["--memlock=8388608:8388608"],
+        2,
+    );
+    healthz_ok(&mut p.connect());
+    p.signal("-TERM");
+    assert!(p.wait_exit(Duration::from_secs(5)).success());
+    assert_eq!(p.stderr(), "", "no warnings under 8 MiB");
+}
+
+#[test]
+fn raises_a_low_soft_memlock_limit_to_the_hard_limit() {
+    let mut p = spawn(
+        &["--listen", "127.0.0.1:0", "--shards", "1"],
+        &["--memlock=65536:8388608"],
+        1,
+    );
+    healthz_ok(&mut p.connect());
+    p.signal("-TERM");
+    assert!(p.wait_exit(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn too_little_locked_memory_exits_with_what_to_raise() {
+    let (st, err) = run_to_exit(
+        &["--listen", "127.0.0.1:0", "--shards", "2"],
+        &["--memlock=262144:262144"],
+    );
+    assert_eq!(st.code(), Some(1));
+    assert!(
+        err.starts_with(
+            "edgeshard: locked-memory limit (RLIMIT_MEMLOCK) is 256 KiB; 2 shard(s) need 512 KiB"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("ulimit -l 512") && err.contains("LimitMEMLOCK=512K"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_of_file_descriptors_pauses_accepting_and_recovers() {
+    // 12 descriptors at rest leaves room for 4 connections under a limit of 16.
+    let mut p = spawn(
+        &["--listen", "127.0.0.1:0", "--shards", "1"],
+        &["--nofile=16:16"],
+        1,
+    );
+    let mut conns: Vec<TcpStream> = (0..8).map(|_| p.connect()).collect();
+    let mut served = Vec::new();
+    let mut waiting = Vec::new();
+    for mut s in conns.drain(..) {
+        s.write_all(HEALTHZ).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(400)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => served.push(s),
+            _ => waiting.push(s),
+        }
+    }
+    assert!(
+        !served.is_empty() && !waiting.is_empty(),
+        "served {} waiting {}",
+        served.len(),
+        waiting.len()
+    );
+    // Existing connections are still served while accepts fail.
+    for s in served.iter_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        healthz_ok(s);
+    }
+    drop(served);
+    // Freed descriptors let the waiting connections in; their requests are answered.
+    for s in waiting.iter_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(
+            normalize(&read_response(s)),
+            text_response("200 OK", "ok", "")
+        );
+    }
+    drop(waiting);
+    p.signal("-TERM");
+    assert!(p.wait_exit(Duration::from_secs(5)).success());
+    let err = p.stderr();
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "logged once, not per retry: {err}");
+    assert!(
+        lines[0].contains("accept failed") && lines[0].contains("Too many open files"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_closes_idle_ones() {
+    let mut p = spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+            "--drain-timeout",
+            "5s",
+        ],
+        &[],
+        1,
+    );
+    let mut idle = p.connect();
+    healthz_ok(&mut idle);
+    let mut in_flight = p.connect();
+    in_flight
+        .write_all(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let signalled = Instant::now();
+    p.signal("-TERM");
+    // The idle connection is closed at once, without a response.
+    assert_eq!(read_to_close(&mut idle), b"");
+    assert!(signalled.elapsed() < Duration::from_secs(2));
+    // No new connections are accepted.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        TcpStream::connect(p.addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+    // The in-flight request completes, with Connection: close.
+    in_flight.write_all(b"67890").unwrap();
+    assert_eq!(
+        normalize(&read_to_close(&mut in_flight)),
+        text_response("404 Not Found", "404 Not Found\n", "Connection: close\r\n")
+    );
+    let st = p.wait_exit(Duration::from_secs(3));
+    assert!(st.success(), "exit status {st:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(4),
+        "did not wait for the drain deadline"
+    );
+}
+
+#[test]
+fn drain_deadline_closes_what_is_left_and_exits_0() {
+    let mut p = spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+            "--drain-timeout",
+            "1s",
+        ],
+        &[],
+        1,
+    );
+    let mut stuck = p.connect();
+    stuck
+        .write_all(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n1")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let signalled = Instant::now();
+    p.signal("-TERM");
+    let st = p.wait_exit(Duration::from_secs(5));
+    assert!(st.success());
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+    assert_eq!(read_to_close(&mut stuck), b"");
+}

@@ -1,0 +1,185 @@
+//! Each timeout with short values: slow heads and bodies get 408 and a
+//! close, idle connections close quietly, stalled writes are dropped.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use socket2::SockRef;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn incomplete_head_gets_408_after_header_timeout() {
+    let server = TestServer::start(|c| c.timeouts.header = ms(300));
+    let mut s = server.connect();
+    let start = Instant::now();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost:").unwrap();
+    let got = normalize(&read_to_close(&mut s));
+    let took = start.elapsed();
+    assert_eq!(
+        got,
+        error_response("408 Request Timeout", "request head not received in time")
+    );
+    assert!(took >= ms(300) && took < ms(2000), "took {took:?}");
+}
+
+#[test]
+fn slowloris_trickle_does_not_extend_the_header_deadline() {
+    let server = TestServer::start(|c| c.timeouts.header = ms(500));
+    let mut s = server.connect();
+    let start = Instant::now();
+    let req = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for &b in req.iter() {
+        if s.write_all(&[b]).is_err() {
+            break;
+        }
+        std::thread::sleep(ms(50));
+        if start.elapsed() > ms(1500) {
+            break;
+        }
+    }
+    let got = normalize(&read_to_close(&mut s));
+    assert_eq!(
+        got,
+        error_response("408 Request Timeout", "request head not received in time")
+    );
+    assert!(start.elapsed() < ms(2500), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn silent_new_connection_is_closed_without_a_response() {
+    let server = TestServer::start(|c| c.timeouts.header = ms(300));
+    let mut s = server.connect();
+    let start = Instant::now();
+    assert_eq!(read_to_close(&mut s), b"");
+    assert!(start.elapsed() >= ms(300) && start.elapsed() < ms(2000));
+}
+
+#[test]
+fn body_past_its_deadline_gets_408() {
+    let server = TestServer::start(|c| c.timeouts.body = ms(300));
+    let mut s = server.connect();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345")
+        .unwrap();
+    let start = Instant::now();
+    let got = normalize(&read_to_close(&mut s));
+    assert_eq!(
+        got,
+        error_response("408 Request Timeout", "request body not received in time")
+    );
+    assert!(start.elapsed() >= ms(300) && start.elapsed() < ms(2000));
+}
+
+#[test]
+fn body_below_the_minimum_rate_gets_408_after_the_grace_period() {
+    // 100 bytes/s against a 1000 bytes/s minimum; the total deadline is far away.
+    let server = TestServer::start(|c| {
+        c.timeouts.body = Duration::from_secs(60);
+        c.timeouts.min_body_rate = 1000;
+    });
+    let mut s = server.connect();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    s.set_read_timeout(Some(ms(100))).unwrap();
+    while start.elapsed() < Duration::from_secs(9) {
+        if s.write_all(&[b'x'; 10]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    got.extend_from_slice(&read_to_close(&mut s));
+    let took = start.elapsed();
+    assert_eq!(
+        normalize(&got),
+        error_response("408 Request Timeout", "request body not received in time")
+    );
+    assert!(
+        took > Duration::from_secs(5) && took < Duration::from_secs(8),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn idle_keep_alive_connection_closes_quietly() {
+    let server = TestServer::start(|c| c.timeouts.idle = ms(300));
+    let mut s = server.connect();
+    s.write_all(HEALTHZ).unwrap();
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        text_response("200 OK", "ok", "")
+    );
+    let start = Instant::now();
+    assert_eq!(
+        read_to_close(&mut s),
+        b"",
+        "no bytes after the idle timeout"
+    );
+    let took = start.elapsed();
+    assert!(took >= ms(300) && took < ms(2000), "took {took:?}");
+}
+
+#[test]
+fn active_keep_alive_connection_outlives_the_idle_timeout() {
+    let server = TestServer::start(|c| c.timeouts.idle = ms(400));
+    let mut s = server.connect();
+    for _ in 0..8 {
+        s.write_all(HEALTHZ).unwrap();
+        assert_eq!(
+            normalize(&read_response(&mut s)),
+            text_response("200 OK", "ok", "")
+        );
+        std::thread::sleep(ms(150));
+    }
+}
+
+#[test]
+fn stalled_write_is_dropped_after_write_timeout() {
+    let server = TestServer::start(|c| c.timeouts.write = ms(300));
+    let mut s = server.connect();
+    SockRef::from(&s).set_recv_buffer_size(64 * 1024).unwrap();
+    // 64 MiB, far more than both sockets' buffers hold; the client reads nothing.
+    s.write_all(b"GET /bigstream?chunks=1024 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(ms(1500));
+    let got = read_to_close(&mut s);
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(
+        got.len() < 32 * 1024 * 1024,
+        "the server kept writing to a stalled client: {} bytes",
+        got.len()
+    );
+}
+
+#[test]
+fn slow_reader_that_keeps_reading_is_not_cut_off() {
+    let server = TestServer::start(|c| c.timeouts.write = ms(400));
+    let mut s = server.connect();
+    SockRef::from(&s).set_recv_buffer_size(16 * 1024).unwrap();
+    // 4 MiB read in slices with pauses shorter than the write timeout.
+    s.write_all(b"GET /bigstream?chunks=64 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut total = 0;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        std::thread::sleep(ms(20));
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => panic!("read: {e} after {total} bytes"),
+        }
+    }
+    assert!(total > 64 * 64 * 1024, "got only {total} bytes");
+}
