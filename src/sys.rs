@@ -25,7 +25,7 @@ pub fn raise_memlock() -> io::Result<Rlimit> {
         maximum: lim.maximum,
     };
     if lim.current != lim.maximum {
-        setrlimit(Resource::Memlock, raised.clone())?;
+        setrlimit(Resource::Memlock, raised)?;
     }
     Ok(Rlimit {
         soft: raised.current,
@@ -41,4 +41,64 @@ pub fn glommio_listener(socket: socket2::Socket) -> glommio::net::TcpListener {
     // it is a bound, listening TCP socket, which is what glommio expects,
     // and glommio's listener closes it on drop.
     unsafe { glommio::net::TcpListener::from_raw_fd(fd) }
+}
+
+/// A global allocator that counts allocations (per thread and in total) and
+/// forwards them to the system allocator. For tests and benchmarks that
+/// prove a path allocates nothing; the server itself uses mimalloc.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CountingAllocator;
+
+static TOTAL_ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+std::thread_local! {
+    // Const-initialised and without a destructor: safe to touch from inside
+    // the allocator (it never allocates itself).
+    static THREAD_ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+impl CountingAllocator {
+    /// Allocations (including reallocations) by every thread so far.
+    pub fn total() -> u64 {
+        TOTAL_ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Allocations (including reallocations) by the calling thread so far.
+    pub fn this_thread() -> u64 {
+        THREAD_ALLOCATIONS.try_with(|c| c.get()).unwrap_or(0)
+    }
+
+    fn count() {
+        TOTAL_ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `std::alloc::System` with the caller's
+// arguments unchanged, so `System`'s guarantees carry over; counting touches
+// only an atomic and a const thread-local, neither of which allocates.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        Self::count();
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        Self::count();
+        // SAFETY: as for `alloc`.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        Self::count();
+        // SAFETY: `ptr`/`layout` came from `System` through us; the caller
+        // upholds `realloc`'s contract for `new_size`.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
 }

@@ -340,26 +340,18 @@ fn check_partial_limits(buf: &[u8], limits: &Limits) -> Result<(), ParseError> {
     }
 }
 
-/// Every LF must follow a CR (httparse tolerates bare LF) and every CR
-/// precede an LF. Returns the request line's length including its CRLF.
+/// Every LF must follow a CR: httparse tolerates a bare LF as a line end.
+/// (A CR not followed by LF it rejects itself.) Returns the request line's
+/// length including its CRLF.
 fn check_line_endings(head: &[u8]) -> Result<usize, ParseError> {
     let mut first_line = None;
-    for i in memchr::memchr2_iter(b'\r', b'\n', head) {
-        match head[i] {
-            b'\n' => {
-                if i == 0 || head[i - 1] != b'\r' {
-                    return Err(ParseError::BareLineFeed);
-                }
-                // Skip the empty lines httparse allows before the request line.
-                if first_line.is_none() && i > 1 {
-                    first_line = Some(i + 1);
-                }
-            }
-            _ => {
-                if head.get(i + 1) != Some(&b'\n') {
-                    return Err(ParseError::BareCarriageReturn);
-                }
-            }
+    for i in memchr::memchr_iter(b'\n', head) {
+        if i == 0 || head[i - 1] != b'\r' {
+            return Err(ParseError::BareLineFeed);
+        }
+        // Skip the empty lines httparse allows before the request line.
+        if first_line.is_none() && i > 1 {
+            first_line = Some(i + 1);
         }
     }
     Ok(first_line.unwrap_or(head.len()))
