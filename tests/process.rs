@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{normalize, read_response, read_to_close, text_response, HEALTHZ};
+use common::{assert_healthz, normalize, read_response, read_to_close, text_response, HEALTHZ};
 
 const BIN: &str = env!("CARGO_BIN_EXE_edgeshard");
 
@@ -48,6 +48,14 @@ impl Proc {
         }
     }
 
+    /// Serves one request, sends `sig`, and expects exit status 0 within 5 s.
+    fn serve_once_then_stop(&mut self, sig: &str) {
+        assert_healthz(&mut self.connect());
+        self.signal(sig);
+        let st = self.wait_exit(Duration::from_secs(5));
+        assert!(st.success(), "exit status {st:?}");
+    }
+
     fn stderr(&mut self) -> String {
         let mut s = String::new();
         if let Some(mut e) = self.child.stderr.take() {
@@ -63,8 +71,8 @@ impl Proc {
     }
 }
 
-/// Starts the binary (optionally under `prlimit`) and waits for its start-up lines.
-fn spawn(args: &[&str], prlimit: &[&str], shards: usize) -> Proc {
+/// The binary with `args`, run under `prlimit` when limits are given.
+fn command(args: &[&str], prlimit: &[&str]) -> Command {
     let mut cmd = if prlimit.is_empty() {
         Command::new(BIN)
     } else {
@@ -72,8 +80,13 @@ fn spawn(args: &[&str], prlimit: &[&str], shards: usize) -> Proc {
         c.args(prlimit).arg("--").arg(BIN);
         c
     };
-    let mut child = cmd
-        .args(args)
+    cmd.args(args);
+    cmd
+}
+
+/// Starts the binary (optionally under `prlimit`) and waits for its start-up lines.
+fn spawn(args: &[&str], prlimit: &[&str], shards: usize) -> Proc {
+    let mut child = command(args, prlimit)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -120,15 +133,7 @@ fn spawn(args: &[&str], prlimit: &[&str], shards: usize) -> Proc {
 
 /// Runs the binary to completion (it is expected to fail fast).
 fn run_to_exit(args: &[&str], prlimit: &[&str]) -> (ExitStatus, String) {
-    let mut cmd = if prlimit.is_empty() {
-        Command::new(BIN)
-    } else {
-        let mut c = Command::new("prlimit");
-        c.args(prlimit).arg("--").arg(BIN);
-        c
-    };
-    let out = cmd
-        .args(args)
+    let out = command(args, prlimit)
         .stdin(Stdio::null())
         .output()
         .expect("run edgeshard");
@@ -136,14 +141,6 @@ fn run_to_exit(args: &[&str], prlimit: &[&str]) -> (ExitStatus, String) {
         out.status,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn healthz_ok(s: &mut TcpStream) {
-    s.write_all(HEALTHZ).unwrap();
-    assert_eq!(
-        normalize(&read_response(s)),
-        text_response("200 OK", "ok", "")
-    );
 }
 
 #[test]
@@ -197,7 +194,7 @@ fn starts_one_line_per_shard_serves_and_exits_0_on_sigterm() {
     }
     // Several connections, so both shards are likely to see some.
     for _ in 0..8 {
-        healthz_ok(&mut p.connect());
+        assert_healthz(&mut p.connect());
     }
     p.signal("-TERM");
     assert!(p.wait_exit(Duration::from_secs(5)).success());
@@ -211,9 +208,7 @@ fn starts_one_line_per_shard_serves_and_exits_0_on_sigterm() {
 #[test]
 fn sigint_also_drains_and_exits_0() {
     let mut p = spawn(&["--listen", "127.0.0.1:0", "--shards", "1"], &[], 1);
-    healthz_ok(&mut p.connect());
-    p.signal("-INT");
-    assert!(p.wait_exit(Duration::from_secs(5)).success());
+    p.serve_once_then_stop("-INT");
 }
 
 #[test]
@@ -248,9 +243,7 @@ fn starts_cleanly_under_an_8_mib_memlock_limit() {
         &["--memlock=8388608:8388608"],
         2,
     );
-    healthz_ok(&mut p.connect());
-    p.signal("-TERM");
-    assert!(p.wait_exit(Duration::from_secs(5)).success());
+    p.serve_once_then_stop("-TERM");
     assert_eq!(p.stderr(), "", "no warnings under 8 MiB");
 }
 
@@ -261,9 +254,7 @@ fn raises_a_low_soft_memlock_limit_to_the_hard_limit() {
         &["--memlock=65536:8388608"],
         1,
     );
-    healthz_ok(&mut p.connect());
-    p.signal("-TERM");
-    assert!(p.wait_exit(Duration::from_secs(5)).success());
+    p.serve_once_then_stop("-TERM");
 }
 
 #[test]
@@ -315,7 +306,7 @@ fn out_of_file_descriptors_pauses_accepting_and_recovers() {
     // Existing connections are still served while accepts fail.
     for s in served.iter_mut() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        healthz_ok(s);
+        assert_healthz(s);
     }
     drop(served);
     // Freed descriptors let the waiting connections in; their requests are answered.
@@ -353,7 +344,7 @@ fn sigterm_finishes_in_flight_requests_and_closes_idle_ones() {
         1,
     );
     let mut idle = p.connect();
-    healthz_ok(&mut idle);
+    assert_healthz(&mut idle);
     let mut in_flight = p.connect();
     in_flight
         .write_all(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345")

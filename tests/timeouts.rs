@@ -116,11 +116,7 @@ fn body_below_the_minimum_rate_gets_408_after_the_grace_period() {
 fn idle_keep_alive_connection_closes_quietly() {
     let server = TestServer::start(|c| c.timeouts.idle = ms(300));
     let mut s = server.connect();
-    s.write_all(HEALTHZ).unwrap();
-    assert_eq!(
-        normalize(&read_response(&mut s)),
-        text_response("200 OK", "ok", "")
-    );
+    assert_healthz(&mut s);
     let start = Instant::now();
     assert_eq!(
         read_to_close(&mut s),
@@ -136,11 +132,7 @@ fn active_keep_alive_connection_outlives_the_idle_timeout() {
     let server = TestServer::start(|c| c.timeouts.idle = ms(400));
     let mut s = server.connect();
     for _ in 0..8 {
-        s.write_all(HEALTHZ).unwrap();
-        assert_eq!(
-            normalize(&read_response(&mut s)),
-            text_response("200 OK", "ok", "")
-        );
+        assert_healthz(&mut s);
         std::thread::sleep(ms(150));
     }
 }
