@@ -175,3 +175,18 @@ fn slow_reader_that_keeps_reading_is_not_cut_off() {
     }
     assert!(total > 64 * 64 * 1024, "got only {total} bytes");
 }
+
+#[test]
+fn slow_streamed_body_is_not_cut_off_by_the_write_timeout() {
+    // The handler takes 300 ms per piece; only writes that stall count.
+    let server = TestServer::start(|c| c.timeouts.write = ms(150));
+    let mut s = server.connect();
+    s.write_all(b"GET /slowstream?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let got = normalize(&read_response(&mut s));
+    assert!(
+        got.ends_with("\r\n\r\n5\r\ntick,\r\n5\r\ntick,\r\n5\r\ntick,\r\n0\r\n\r\n"),
+        "{got}"
+    );
+    assert_healthz(&mut s);
+}

@@ -273,7 +273,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             Body::Stream(mut stream) => {
                 let chunked = length == BodyLength::Chunked;
-                while let Some(piece) = stream.next().await {
+                loop {
+                    // Waiting on the handler's stream is handler time: no write deadline.
+                    self.slot.enter(Phase::Handler, None);
+                    let Some(piece) = stream.next().await else {
+                        break;
+                    };
                     if chunked {
                         encode_chunk(&mut self.wbuf, &piece);
                     } else {

@@ -89,6 +89,17 @@ pub async fn test_handler(req: Request) -> Response {
             "text/plain",
             futures_lite::stream::iter([&b"one,"[..], b"two,", b"three"].map(Bytes::from_static)),
         ),
+        "/slowstream" => {
+            let pause = Duration::from_millis(query_num(&req, "ms") as u64);
+            let ticks = futures_lite::stream::unfold(0, move |i| async move {
+                if i == 3 {
+                    return None;
+                }
+                glommio::timer::sleep(pause).await;
+                Some((Bytes::from_static(b"tick,"), i + 1))
+            });
+            Response::new(StatusCode::OK).with_stream("text/plain", ticks)
+        }
         "/big" => Response::new(StatusCode::OK)
             .with_body("application/octet-stream", vec![b'x'; query_num(&req, "n")]),
         "/bigstream" => {
