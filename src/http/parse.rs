@@ -542,9 +542,24 @@ fn classify_httparse_error(err: httparse::Error, buf: &[u8]) -> ParseError {
         httparse::Error::HeaderValue if has_bare_cr(buf) => ParseError::BareCarriageReturn,
         httparse::Error::HeaderValue => ParseError::BadHeader,
         httparse::Error::NewLine if has_bare_cr(buf) => ParseError::BareCarriageReturn,
-        httparse::Error::NewLine => ParseError::BadRequestLine,
-        httparse::Error::Token | httparse::Error::Status => ParseError::BadRequestLine,
+        httparse::Error::NewLine | httparse::Error::Token if is_http09(buf) => {
+            ParseError::UnsupportedVersion
+        }
+        httparse::Error::NewLine | httparse::Error::Token | httparse::Error::Status => {
+            ParseError::BadRequestLine
+        }
     }
+}
+
+/// An HTTP/0.9 request line: `METHOD SP /path CRLF`, with no version.
+fn is_http09(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(m), Some([b'/', ..]), None) if !m.is_empty() && m.iter().all(u8::is_ascii_uppercase)
+    )
 }
 
 fn has_bare_cr(buf: &[u8]) -> bool {

@@ -252,11 +252,13 @@ fn versions() {
         err(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n"),
         E::UnsupportedVersion
     );
-    // HTTP/0.9 has no version: httparse sees a request line without one.
-    let e = err(b"GET /\r\n\r\n");
-    assert!(
-        matches!(e, E::UnsupportedVersion | E::BadRequestLine),
-        "{e:?}"
+    // HTTP/0.9 has no version at all.
+    assert_eq!(err(b"GET /\r\n\r\n"), E::UnsupportedVersion);
+    assert_eq!(err(b"GET /index.html\r\n"), E::UnsupportedVersion);
+    // A request line that is merely broken stays a 400.
+    assert_eq!(
+        err(b"GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n"),
+        E::BadRequestLine
     );
     assert_eq!(
         E::UnsupportedVersion.status(),
