@@ -1,0 +1,355 @@
+//! Routing with Go 1.22 `net/http.ServeMux` semantics, shared by the
+//! `routes!` macro (which builds a [`Table`] at compile time) and edgeshard
+//! (which walks it, and builds tries from configuration at run time).
+//!
+//! - [`pattern`]: `[METHOD ][HOST]/PATH` patterns, precedence and conflicts.
+//! - [`table`]: the flat table, its builder and its lookup.
+//! - [`decide`]: one request → route, redirect, 405 or 404, for any [`Matcher`].
+#![deny(missing_docs)]
+
+use std::borrow::Cow;
+
+pub mod pattern;
+pub mod runtime;
+pub mod table;
+
+pub use pattern::{Pattern, PatternError, Relation, Segment};
+pub use runtime::{InsertError, RuntimeTrie};
+pub use table::{build, check_conflicts, BuildError, Table};
+
+/// Most wildcards in one pattern: captures live in a fixed array.
+pub const MAX_PARAMS: usize = 16;
+
+/// Byte ranges of captured wildcards in the request path, in pattern order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    ranges: [(u32, u32); MAX_PARAMS],
+    len: u8,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params::new()
+    }
+}
+
+impl Params {
+    /// No captures.
+    pub const fn new() -> Params {
+        Params {
+            ranges: [(0, 0); MAX_PARAMS],
+            len: 0,
+        }
+    }
+
+    /// Forgets all captures.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Adds a capture; `false` if full (patterns are checked to fit).
+    #[inline]
+    pub fn push(&mut self, start: usize, end: usize) -> bool {
+        if self.len as usize == MAX_PARAMS {
+            return false;
+        }
+        self.ranges[self.len as usize] = (start as u32, end as u32);
+        self.len += 1;
+        true
+    }
+
+    /// Drops the last capture.
+    #[inline]
+    pub fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+
+    /// Number of captures.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether nothing was captured.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`th capture as a byte range of the path.
+    pub fn get(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        (i < self.len()).then(|| self.ranges[i].0 as usize..self.ranges[i].1 as usize)
+    }
+}
+
+/// What a table knows about one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo<'a> {
+    /// The pattern as written.
+    pub pattern: Cow<'a, str>,
+    /// The method, or `None` for all.
+    pub method: Option<Cow<'a, str>>,
+    /// The handler's name (as written in `routes!`).
+    pub handler: Cow<'a, str>,
+    /// Wildcard names, in capture order.
+    pub params: Cow<'a, [Cow<'a, str>]>,
+    /// Number of path segments (Go's count, trailing slash included).
+    pub segments: u32,
+    /// Ends in `{name...}` or a trailing slash.
+    pub ends_in_multi: bool,
+    /// Ends in a named `{name...}` (which captures).
+    pub multi_named: bool,
+}
+
+impl RouteInfo<'static> {
+    /// The info of a parsed pattern.
+    pub fn from_pattern(p: &Pattern, handler: &str) -> RouteInfo<'static> {
+        RouteInfo {
+            pattern: Cow::Owned(p.text.clone()),
+            method: p.method.clone().map(Cow::Owned),
+            handler: Cow::Owned(handler.to_string()),
+            params: Cow::Owned(p.param_names().map(|n| Cow::Owned(n.to_string())).collect()),
+            segments: p.segments.len() as u32,
+            ends_in_multi: p.ends_in_multi(),
+            multi_named: matches!(p.segments.last(), Some(Segment::Multi(Some(_)))),
+        }
+    }
+}
+
+/// A routing structure that can be asked Go's questions.
+pub trait Matcher {
+    /// The most specific route for the request (`path` clean, `tail` adds a
+    /// virtual trailing slash), filling `params`.
+    fn find(
+        &self,
+        host: Option<&str>,
+        method: &str,
+        path: &str,
+        tail: bool,
+        params: &mut Params,
+    ) -> Option<u32>;
+    /// Methods of every route whose path matches, and whether an any-method route does.
+    fn methods_for(&self, host: Option<&str>, path: &str) -> (Vec<String>, bool);
+    /// A route's shape: (path segments, ends in `{name...}` or a trailing slash).
+    fn shape(&self, route: u32) -> (u32, bool);
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Call this route; its captures are in the `Params` passed to [`decide`].
+    Route(u32),
+    /// Redirect (301 for GET/HEAD, 308 otherwise) to this path and query.
+    Redirect(String),
+    /// 405 with this `Allow` value.
+    MethodNotAllowed(String),
+    /// 404.
+    NotFound,
+}
+
+/// Decides a request the way Go's `ServeMux.findHandler` does: an unclean
+/// path redirects to its clean form; a path that only matches as a subtree
+/// root without its slash redirects to it with the slash; a path that
+/// matches only under other methods is a 405; else the route or a 404.
+pub fn decide<M: Matcher>(
+    m: &M,
+    host: Option<&str>,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    params: &mut Params,
+) -> Decision {
+    if !is_clean(path) {
+        let cleaned = clean(path);
+        let target = slash_redirect(m, host, method, &cleaned).unwrap_or(cleaned);
+        return Decision::Redirect(with_query(target, query));
+    }
+    if let Some(target) = slash_redirect(m, host, method, path) {
+        return Decision::Redirect(with_query(target, query));
+    }
+    if let Some(r) = m.find(host, method, path, false, params) {
+        return Decision::Route(r);
+    }
+    let (mut methods, _) = m.methods_for(host, path);
+    if methods.is_empty() {
+        return Decision::NotFound;
+    }
+    if methods.iter().any(|x| x == "GET") {
+        methods.push("HEAD".to_string());
+    }
+    methods.sort();
+    methods.dedup();
+    Decision::MethodNotAllowed(methods.join(", "))
+}
+
+/// `path + "/"` if the path has no exact match and the slashed path has one.
+fn slash_redirect<M: Matcher>(
+    m: &M,
+    host: Option<&str>,
+    method: &str,
+    path: &str,
+) -> Option<String> {
+    if path.ends_with('/') {
+        return None;
+    }
+    let mut scratch = Params::new();
+    let exact = m
+        .find(host, method, path, false, &mut scratch)
+        .is_some_and(|r| is_exact(m.shape(r), path, false));
+    if exact {
+        return None;
+    }
+    let r = m.find(host, method, path, true, &mut scratch)?;
+    is_exact(m.shape(r), path, true).then(|| format!("{path}/"))
+}
+
+/// Go's `exactMatch`: the route matches the path itself, not as a subtree member.
+fn is_exact((segments, ends_in_multi): (u32, bool), path: &str, tail: bool) -> bool {
+    if !ends_in_multi {
+        return true;
+    }
+    if !tail && !path.ends_with('/') {
+        return false;
+    }
+    let slashes = path.bytes().filter(|&b| b == b'/').count() + usize::from(tail);
+    segments as usize == slashes
+}
+
+fn with_query(mut path: String, query: Option<&str>) -> String {
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        path.push('?');
+        path.push_str(q);
+    }
+    path
+}
+
+/// Percent-decodes bytes lazily; a malformed escape stays as written.
+#[derive(Debug, Clone)]
+pub struct DecodedBytes<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> DecodedBytes<'a> {
+    /// Decodes `s`.
+    pub fn new(s: &'a [u8]) -> Self {
+        DecodedBytes { rest: s }
+    }
+}
+
+impl Iterator for DecodedBytes<'_> {
+    type Item = u8;
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let (&b, rest) = self.rest.split_first()?;
+        if b == b'%' {
+            if let [h, l, tail @ ..] = rest {
+                if let (Some(h), Some(l)) = (pattern::hex(*h), pattern::hex(*l)) {
+                    self.rest = tail;
+                    return Some(h << 4 | l);
+                }
+            }
+        }
+        self.rest = rest;
+        Some(b)
+    }
+}
+
+/// Whether a segment is `.` or `..`, literally or percent-encoded.
+fn dot_segment(seg: &str) -> Option<usize> {
+    if !seg.contains(['.', '%']) {
+        return None;
+    }
+    let mut dots = 0;
+    for b in DecodedBytes::new(seg.as_bytes()) {
+        if b != b'.' || dots == 2 {
+            return None;
+        }
+        dots += 1;
+    }
+    (dots > 0).then_some(dots)
+}
+
+/// Whether `path` is already in the form [`clean`] would give.
+pub fn is_clean(path: &str) -> bool {
+    let Some(body) = path.strip_prefix('/') else {
+        return false;
+    };
+    let mut segs = body.split('/').peekable();
+    while let Some(seg) = segs.next() {
+        let last = segs.peek().is_none();
+        if (seg.is_empty() && !last) || dot_segment(seg).is_some() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Go's `cleanPath`: `path.Clean` (no `//`, `.` or `..`; `..` stops at the
+/// root), keeping a trailing slash. Encoded dots count as dots; every other
+/// segment is kept as written.
+pub fn clean(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let body = path.strip_prefix('/').unwrap_or(path);
+    let mut trailing = path.ends_with('/');
+    for seg in body.split('/') {
+        match dot_segment(seg) {
+            Some(2) => {
+                out.pop();
+                trailing |= false;
+            }
+            Some(_) => {}
+            None if seg.is_empty() => {}
+            None => out.push(seg),
+        }
+    }
+    // `/a/.` and `/a/..` name a directory but Go's Clean drops the slash.
+    let last = body.rsplit('/').next().unwrap_or("");
+    if dot_segment(last).is_some() {
+        trailing = false;
+    }
+    let mut cleaned = String::with_capacity(path.len());
+    for seg in &out {
+        cleaned.push('/');
+        cleaned.push_str(seg);
+    }
+    if cleaned.is_empty() || trailing {
+        cleaned.push('/');
+    }
+    cleaned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleaning_matches_go() {
+        for (input, want) in [
+            ("/", "/"),
+            ("/a/b", "/a/b"),
+            ("/a//b", "/a/b"),
+            ("//a", "/a"),
+            ("/a/./b", "/a/b"),
+            ("/a/../b", "/b"),
+            ("/../a", "/a"),
+            ("/a/b/..", "/a"),
+            ("/a/b/.", "/a/b"),
+            ("/a/b/", "/a/b/"),
+            ("/a//", "/a/"),
+            ("/a/%2e%2E/b", "/b"),
+            ("/a/.%2e/", "/"),
+            ("/a%2Fb/../c", "/c"),
+            ("/.hidden/x", "/.hidden/x"),
+            ("/a/...", "/a/..."),
+        ] {
+            assert_eq!(clean(input), want, "clean({input:?})");
+            assert_eq!(is_clean(input), input == want, "is_clean({input:?})");
+        }
+    }
+
+    #[test]
+    fn decoded_bytes() {
+        let d: Vec<u8> = DecodedBytes::new(b"a%2Fb%zz%4").collect();
+        assert_eq!(d, b"a/b%zz%4");
+    }
+}
