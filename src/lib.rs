@@ -25,6 +25,7 @@
 //! | [`http`] | parse (heads), body (chunked), encode, date, status, errors |
 //! | [`handler`] | the [`Handler`] trait and [`Request`] |
 //! | [`response`] | [`Response`], [`Body`] and [`IntoResponse`] |
+//! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
 //! | [`sys`] | the only `unsafe`: rlimits and fd hand-offs |
 //!
 //! Nothing on the request path is shared between shards: each owns its
@@ -47,12 +48,14 @@ pub mod handler;
 pub mod http;
 pub mod listener;
 pub mod response;
+pub mod route;
 pub mod shard;
 pub mod shutdown;
 pub mod sys;
 
 pub use config::Config;
 pub use conn::serve_connection;
+pub use edgeshard_macros::routes;
 pub use handler::{Handler, Request};
 pub use http::{Method, StatusCode, Version};
 pub use response::{Body, IntoResponse, Response};

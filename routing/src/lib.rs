@@ -21,11 +21,20 @@ pub use table::{build, check_conflicts, BuildError, Table};
 pub const MAX_PARAMS: usize = 16;
 
 /// Byte ranges of captured wildcards in the request path, in pattern order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Params {
     ranges: [(u32, u32); MAX_PARAMS],
     len: u8,
 }
+
+/// Equal when the live captures are; slots past `len` are scratch.
+impl PartialEq for Params {
+    fn eq(&self, other: &Params) -> bool {
+        self.ranges[..self.len()] == other.ranges[..other.len()]
+    }
+}
+
+impl Eq for Params {}
 
 impl Default for Params {
     fn default() -> Self {

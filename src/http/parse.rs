@@ -137,6 +137,24 @@ impl RequestHead {
         }
     }
 
+    /// The host the request is for, without its port: the authority of an
+    /// absolute-form target, else the `Host` header. `None` if absent or empty.
+    pub fn host(&self) -> Option<&str> {
+        let t = self.target();
+        let authority = if t.starts_with('/') || t == "*" {
+            std::str::from_utf8(self.header("host")?).ok()?
+        } else {
+            let rest = t.split_once("://").map_or(t, |(_, r)| r);
+            &rest[..rest.find(['/', '?']).unwrap_or(rest.len())]
+        };
+        let host = match authority.strip_prefix('[') {
+            // IPv6 literal: keep the brackets, drop the port.
+            Some(v6) => &authority[..v6.find(']').map_or(authority.len(), |i| i + 2)],
+            None => authority.split(':').next().unwrap_or(""),
+        };
+        (!host.is_empty()).then_some(host)
+    }
+
     /// The query string after `?`, if any.
     pub fn query(&self) -> Option<&str> {
         let t = self.target();

@@ -367,3 +367,19 @@ fn configured_header_count_above_the_stack_array() {
         .unwrap();
     assert_eq!(head.headers().count(), 251);
 }
+
+#[test]
+fn host_comes_from_the_header_or_an_absolute_target_without_port() {
+    assert_eq!(
+        parse_ok(b"GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n").host(),
+        Some("example.com")
+    );
+    assert_eq!(
+        parse_ok(b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n").host(),
+        Some("[::1]")
+    );
+    assert_eq!(parse_ok(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").host(), None);
+    assert_eq!(parse_ok(b"GET / HTTP/1.0\r\n\r\n").host(), None);
+    let abs = parse_ok(b"GET http://a.example:81/x HTTP/1.1\r\nHost: b.example\r\n\r\n");
+    assert_eq!(abs.host(), Some("a.example"));
+}

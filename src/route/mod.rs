@@ -1,0 +1,177 @@
+//! Routing: the compiled table that `routes!` emits, and the [`Router`]
+//! handler that walks it. The semantics (Go 1.22 `ServeMux`: precedence,
+//! conflicts, 405 with `Allow`, trailing-slash and clean-path redirects)
+//! live in the `edgeshard-routing` crate, shared with the macro and with
+//! [`RuntimeTrie`] for routes that come from configuration.
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::handler::{Handler, Request, RouteParams};
+use crate::http::{Method, StatusCode};
+use crate::response::{IntoResponse, Response, TEXT_PLAIN};
+
+pub use edgeshard_routing::table;
+pub use edgeshard_routing::{
+    decide, Decision, Matcher, Params, Pattern, RouteInfo, RuntimeTrie, Table,
+};
+
+/// A handler the router can call: `async fn(Request)` or
+/// `async fn(Request, S)`, where `S` is the router's state (cloned per
+/// call; use `Rc<...>` for shared per-shard state). `M` only tells the two
+/// shapes apart.
+pub trait RouteHandler<S, M> {
+    /// Calls the handler.
+    fn call_route(&self, req: Request, state: S) -> impl Future<Output = Response>;
+}
+
+impl<F, Fut, R, S> RouteHandler<S, (Request,)> for F
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = R>,
+    R: IntoResponse,
+{
+    async fn call_route(&self, req: Request, _state: S) -> Response {
+        self(req).await.into_response()
+    }
+}
+
+impl<F, Fut, R, S> RouteHandler<S, (Request, S)> for F
+where
+    F: Fn(Request, S) -> Fut,
+    Fut: Future<Output = R>,
+    R: IntoResponse,
+{
+    async fn call_route(&self, req: Request, state: S) -> Response {
+        self(req, state).await.into_response()
+    }
+}
+
+/// The router `routes!` builds: a static table, the state handed to
+/// handlers, and the generated `match` from route index to handler call.
+pub struct Router<S, D> {
+    table: &'static Table<'static>,
+    state: S,
+    dispatch: D,
+}
+
+impl<S, D> Router<S, D> {
+    /// Used by `routes!`. The bound is here as well as on the `Handler`
+    /// impl so the generated closure's argument types are inferred.
+    pub fn new<Fut>(table: &'static Table<'static>, state: S, dispatch: D) -> Self
+    where
+        D: Fn(u32, Request, S) -> Fut,
+        Fut: Future<Output = Response>,
+    {
+        Router {
+            table,
+            state,
+            dispatch,
+        }
+    }
+
+    /// The routes, in declaration order.
+    pub fn routes(&self) -> &'static [RouteInfo<'static>] {
+        &self.table.routes
+    }
+
+    /// The compiled table.
+    pub fn table(&self) -> &'static Table<'static> {
+        self.table
+    }
+}
+
+impl<S, D, Fut> Handler for Router<S, D>
+where
+    S: Clone + 'static,
+    D: Fn(u32, Request, S) -> Fut + 'static,
+    Fut: Future<Output = Response>,
+{
+    async fn call(&self, mut req: Request) -> Response {
+        let mut params = Params::new();
+        let decision = {
+            let head = req.head();
+            decide(
+                self.table,
+                head.host(),
+                head.method_str(),
+                head.path(),
+                head.query(),
+                &mut params,
+            )
+        };
+        match decision {
+            Decision::Route(r) => {
+                let names = &self.table.routes[r as usize].params;
+                req.set_params(RouteParams::new(names, params));
+                (self.dispatch)(r, req, self.state.clone()).await
+            }
+            Decision::Redirect(location) => redirect(req.method(), location),
+            Decision::MethodNotAllowed(allow) => method_not_allowed(allow),
+            Decision::NotFound => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+}
+
+/// 301 for GET and HEAD (cacheable, method may change), 308 for the rest
+/// (the method and body must be kept).
+#[cold]
+pub fn redirect(method: Method, location: String) -> Response {
+    let status = match method {
+        Method::Get | Method::Head => StatusCode::MOVED_PERMANENTLY,
+        _ => StatusCode::PERMANENT_REDIRECT,
+    };
+    Response::new(status)
+        .with_body(TEXT_PLAIN, format!("{status}: {location}\n"))
+        .with_header("Location", location)
+}
+
+/// 405 with the methods the path does allow.
+#[cold]
+pub fn method_not_allowed(allow: String) -> Response {
+    StatusCode::METHOD_NOT_ALLOWED
+        .into_response()
+        .with_header("Allow", Bytes::from(allow))
+}
+
+/// The fallback arm of the generated dispatch; unreachable for tables the
+/// macro built.
+#[cold]
+pub fn unknown_route() -> Response {
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
+/// Prints a route table: methods, pattern, handler; one route per line.
+pub fn format_routes(routes: &[RouteInfo<'_>]) -> String {
+    let methods = |r: &RouteInfo<'_>| match r.method.as_deref() {
+        None => "*".to_string(),
+        Some("GET") => "GET, HEAD".to_string(),
+        Some(m) => m.to_string(),
+    };
+    let w_method = routes
+        .iter()
+        .map(|r| methods(r).len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let w_pattern = routes
+        .iter()
+        .map(|r| r.pattern.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let mut out = format!(
+        "{:<w_method$}  {:<w_pattern$}  HANDLER\n",
+        "METHODS", "PATTERN"
+    );
+    for r in routes {
+        out.push_str(&format!(
+            "{:<w_method$}  {:<w_pattern$}  {}\n",
+            methods(r),
+            r.pattern,
+            r.handler
+        ));
+    }
+    out
+}

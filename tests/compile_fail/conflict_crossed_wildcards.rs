@@ -1,0 +1,12 @@
+use edgeshard::{routes, Request};
+
+async fn a(_: Request) -> &'static str {
+    "a"
+}
+
+fn main() {
+    let _router = routes! {
+        "/a/{x}" => a,
+        "/{y}/b" => a,
+    };
+}

@@ -1,0 +1,253 @@
+//! The `routes!` macro end to end: handlers reached through the table it
+//! emitted, params, redirects, 405s, state, and agreement with the runtime
+//! trie on a grid of requests.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use edgeshard::config::Limits;
+use edgeshard::http::parse_head;
+use edgeshard::route::{decide, Params, RuntimeTrie};
+use edgeshard::{routes, Body, Handler, Request, Response};
+use futures_lite::future::block_on;
+
+fn request(raw: &str) -> Request {
+    let mut buf = BytesMut::from(raw.as_bytes());
+    let head = parse_head(&mut buf, &Limits::default())
+        .expect("valid request")
+        .expect("complete request");
+    Request::new(head, Bytes::new())
+}
+
+fn get(router: &impl Handler, method: &str, target: &str, host: &str) -> Response {
+    block_on(router.call(request(&format!(
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    ))))
+}
+
+fn body(r: &Response) -> String {
+    match r.body() {
+        Body::Full(b) => String::from_utf8_lossy(b).into_owned(),
+        Body::Empty => String::new(),
+        Body::Stream(_) => "<stream>".into(),
+    }
+}
+
+fn header<'a>(r: &'a Response, name: &str) -> Option<&'a [u8]> {
+    r.headers()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v)
+}
+
+async fn index(_: Request) -> &'static str {
+    "index"
+}
+async fn static_files(req: Request) -> String {
+    format!("static {}", req.path())
+}
+async fn host_root(_: Request) -> &'static str {
+    "host root"
+}
+async fn host_any(_: Request) -> &'static str {
+    "host any"
+}
+async fn object(req: Request) -> String {
+    format!(
+        "bucket={} object={}",
+        req.param("bucket").unwrap_or_default(),
+        req.param("objectname").unwrap_or_default()
+    )
+}
+async fn post_by_id(req: Request) -> String {
+    format!("post {}", req.param("id").unwrap_or_default())
+}
+async fn latest(_: Request) -> &'static str {
+    "latest"
+}
+async fn create_item(_: Request) -> &'static str {
+    "created"
+}
+async fn fallback(_: Request) -> &'static str {
+    "fallback"
+}
+
+fn go_router() -> impl Handler {
+    routes! {
+        "/index.html" => index,
+        "GET /static/" => static_files,
+        "example.com/{$}" => host_root,
+        "example.com/" => host_any,
+        "/b/{bucket}/o/{objectname...}" => object,
+        "/posts/{id}" => post_by_id,
+        "/posts/latest" => latest,
+        "POST /items/" => create_item,
+        "/" => fallback,
+    }
+}
+
+#[test]
+fn go_examples_through_the_macro() {
+    let r = go_router();
+    assert_eq!(body(&get(&r, "PUT", "/index.html", "x")), "index");
+    assert_eq!(
+        body(&get(&r, "GET", "/static/css/a.css", "x")),
+        "static /static/css/a.css"
+    );
+    assert_eq!(body(&get(&r, "HEAD", "/static/", "x")), "static /static/");
+    assert_eq!(body(&get(&r, "GET", "/", "example.com")), "host root");
+    assert_eq!(
+        body(&get(&r, "GET", "/anything", "example.com:8080")),
+        "host any"
+    );
+    assert_eq!(body(&get(&r, "GET", "/", "other.org")), "fallback");
+    assert_eq!(
+        body(&get(&r, "GET", "/b/pics/o/2024/a%20b.jpg", "x")),
+        "bucket=pics object=2024/a b.jpg"
+    );
+    assert_eq!(body(&get(&r, "GET", "/posts/latest", "x")), "latest");
+    assert_eq!(body(&get(&r, "GET", "/posts/a%2Fb", "x")), "post a/b");
+    // "POST /items/" owns the subtree for POST; other methods fall back to "/".
+    assert_eq!(body(&get(&r, "POST", "/items/9", "x")), "created");
+    assert_eq!(body(&get(&r, "GET", "/items/9", "x")), "fallback");
+}
+
+#[test]
+fn redirects_keep_the_query_and_the_method_rule() {
+    let r = go_router();
+    let resp = get(&r, "GET", "/static?v=2", "x");
+    assert_eq!(resp.status().as_u16(), 301);
+    assert_eq!(header(&resp, "location"), Some(&b"/static/?v=2"[..]));
+    let resp = get(&r, "POST", "/items?x", "x");
+    assert_eq!(resp.status().as_u16(), 308);
+    assert_eq!(header(&resp, "location"), Some(&b"/items/?x"[..]));
+    let resp = get(&r, "GET", "/posts//latest/../latest", "x");
+    assert_eq!(resp.status().as_u16(), 301);
+    assert_eq!(header(&resp, "location"), Some(&b"/posts/latest"[..]));
+    let resp = get(&r, "DELETE", "/a/./b", "x");
+    assert_eq!(resp.status().as_u16(), 308);
+    assert_eq!(header(&resp, "location"), Some(&b"/a/b"[..]));
+}
+
+async fn show(_: Request) -> &'static str {
+    "show"
+}
+async fn delete(_: Request) -> &'static str {
+    "deleted"
+}
+
+#[test]
+fn method_not_allowed_lists_allowed_methods() {
+    let r = routes! {
+        "GET /things/{id}" => show,
+        "DELETE /things/{id}" => delete,
+    };
+    let resp = get(&r, "POST", "/things/1", "x");
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(header(&resp, "allow"), Some(&b"DELETE, GET, HEAD"[..]));
+    assert_eq!(body(&resp), "405 Method Not Allowed\n");
+    let resp = get(&r, "GET", "/nothing", "x");
+    assert_eq!(
+        (resp.status().as_u16(), body(&resp)),
+        (404, "404 Not Found\n".to_string())
+    );
+}
+
+async fn count(_: Request, hits: Rc<Cell<u64>>) -> String {
+    hits.set(hits.get() + 1);
+    format!("hit {}", hits.get())
+}
+
+#[test]
+fn handlers_may_take_the_router_state() {
+    let hits = Rc::new(Cell::new(0));
+    let r = routes! {
+        state = hits.clone();
+        "GET /count" => count,
+        "GET /index.html" => index,
+    };
+    assert_eq!(body(&get(&r, "GET", "/count", "x")), "hit 1");
+    assert_eq!(body(&get(&r, "GET", "/index.html", "x")), "index");
+    assert_eq!(body(&get(&r, "GET", "/count", "x")), "hit 2");
+    assert_eq!(hits.get(), 2);
+}
+
+#[test]
+fn route_table_lists_every_route() {
+    let r = routes! {
+        "GET /things/{id}" => show,
+        "/index.html" => index,
+    };
+    let table = edgeshard::route::format_routes(r.routes());
+    assert_eq!(
+        table,
+        "METHODS    PATTERN           HANDLER\n\
+         GET, HEAD  GET /things/{id}  show\n\
+         *          /index.html       index\n"
+    );
+}
+
+/// The table the macro emitted and a runtime trie built from the same
+/// patterns decide every request of a grid the same way.
+#[test]
+fn compiled_and_runtime_tries_agree_on_a_grid() {
+    let r = routes! {
+        "/index.html" => index,
+        "GET /static/" => static_files,
+        "example.com/{$}" => host_root,
+        "example.com/" => host_any,
+        "/b/{bucket}/o/{objectname...}" => object,
+        "/posts/{id}" => post_by_id,
+        "/posts/latest" => latest,
+        "POST /items/" => create_item,
+        "GET /items/{id}/{$}" => show,
+        "/" => fallback,
+    };
+    let mut trie = RuntimeTrie::new();
+    for info in r.routes() {
+        trie.insert(&info.pattern, &info.handler).unwrap();
+    }
+    let table = edgeshard_table(&r);
+    let segs = [
+        "",
+        "index.html",
+        "static",
+        "b",
+        "o",
+        "posts",
+        "latest",
+        "items",
+        "x",
+        "%62",
+    ];
+    let mut paths = vec!["/".to_string()];
+    for a in segs {
+        for b in segs {
+            for c in ["", "/", "/o/q", "/z"] {
+                paths.push(format!("/{a}/{b}{c}"));
+                paths.push(format!("/{a}{c}"));
+            }
+        }
+    }
+    let mut checked = 0;
+    for path in &paths {
+        for method in ["GET", "HEAD", "POST", "PUT"] {
+            for host in [None, Some("example.com")] {
+                let (mut p1, mut p2) = (Params::new(), Params::new());
+                let d1 = decide(table, host, method, path, Some("q"), &mut p1);
+                let d2 = decide(&trie, host, method, path, Some("q"), &mut p2);
+                assert_eq!(d1, d2, "{method} {path} host {host:?}");
+                assert_eq!(p1, p2, "{method} {path} host {host:?}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 3000);
+}
+
+/// The static table behind a macro router.
+fn edgeshard_table<S, D>(
+    r: &edgeshard::route::Router<S, D>,
+) -> &'static edgeshard::route::Table<'static> {
+    r.table()
+}
