@@ -97,6 +97,9 @@ pub struct Args {
     /// Time in-flight requests get after SIGTERM/SIGINT before connections are closed.
     #[arg(long = "drain-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Print the route table (methods, pattern, handler) and exit.
+    #[arg(long = "print-routes")]
+    pub print_routes: bool,
 }
 
 /// Request size limits, in bytes unless named otherwise.

@@ -17,14 +17,17 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`builtin`] | the binary's own API: `/healthz`, `/api/stats`, `/api/echo` |
 //! | [`config`] | command line as written → validated [`Config`] |
 //! | [`shard`] | executors, CPU pinning, per-shard state, start-up and drain |
 //! | [`listener`] | socket setup (reuseport, backlog, in-use probe), accept loop, cap |
+//! | [`mesh`] | messages between shards (stats gathered for `/api/stats`) |
 //! | [`shutdown`] | the cross-thread trigger that starts a graceful drain |
 //! | [`conn`] | the connection state machine; `conn::table` holds deadlines |
 //! | [`http`] | parse (heads), body (chunked), encode, date, status, errors |
 //! | [`handler`] | the [`Handler`] trait and [`Request`] |
 //! | [`response`] | [`Response`], [`Body`] and [`IntoResponse`] |
+//! | [`json`] | [`Json`] responses and [`Request::json`] bodies |
 //! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
 //! | [`sys`] | the only `unsafe`: rlimits and fd hand-offs |
 //!
@@ -42,11 +45,17 @@
 //! ```
 #![deny(missing_docs)]
 
+// Lets `routes!` (which names `::edgeshard::...`) be used inside this crate.
+extern crate self as edgeshard;
+
+pub mod builtin;
 pub mod config;
 pub mod conn;
 pub mod handler;
 pub mod http;
+pub mod json;
 pub mod listener;
+pub mod mesh;
 pub mod response;
 pub mod route;
 pub mod shard;
@@ -58,6 +67,7 @@ pub use conn::serve_connection;
 pub use edgeshard_macros::routes;
 pub use handler::{Handler, Request};
 pub use http::{Method, StatusCode, Version};
+pub use json::Json;
 pub use response::{Body, IntoResponse, Response};
-pub use shard::{start, ServerHandle, ShardInfo, StartError};
+pub use shard::{start, ServerHandle, ShardContext, ShardInfo, StartError};
 pub use shutdown::ShutdownTrigger;

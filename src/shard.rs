@@ -20,6 +20,7 @@ use crate::conn::table::ConnTable;
 use crate::handler::Handler;
 use crate::http::date::DateCache;
 use crate::listener::{accept_loop, bind_all, BindError};
+use crate::mesh::{new_mesh, Mesh, ShardStats};
 use crate::shutdown::ShutdownTrigger;
 use crate::sys;
 
@@ -41,6 +42,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ShardState {
     /// Shard number, from 0.
     pub id: usize,
+    /// The CPU this shard is pinned to.
+    pub core: usize,
+    /// When the shard started.
+    pub started: Instant,
     /// Request size limits.
     pub limits: Limits,
     /// Connection timeouts.
@@ -54,10 +59,12 @@ pub struct ShardState {
 }
 
 impl ShardState {
-    /// State for shard `id`.
-    pub fn new(id: usize, config: &Config) -> Rc<ShardState> {
+    /// State for shard `id` on CPU `core`.
+    pub fn new(id: usize, core: usize, config: &Config) -> Rc<ShardState> {
         Rc::new(ShardState {
             id,
+            core,
+            started: Instant::now(),
             limits: config.limits,
             timeouts: config.timeouts,
             date: DateCache::new(),
@@ -70,6 +77,17 @@ impl ShardState {
     /// Requests answered by this shard.
     pub fn requests(&self) -> u64 {
         self.requests.get()
+    }
+
+    /// This shard's counters.
+    pub fn stats(&self) -> ShardStats {
+        ShardStats {
+            shard: self.id,
+            core: self.core,
+            requests: self.requests(),
+            connections: self.conns.len(),
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+        }
     }
 
     pub(crate) fn count_request(&self) {
@@ -86,6 +104,16 @@ impl ShardState {
             );
         }
     }
+}
+
+/// What a handler factory gets on each shard: its state, and its end of
+/// the mesh for questions to the other shards.
+#[derive(Debug, Clone)]
+pub struct ShardContext {
+    /// The shard's own state and counters.
+    pub state: Rc<ShardState>,
+    /// Messages to the other shards.
+    pub mesh: Rc<Mesh>,
 }
 
 /// Where a shard runs.
@@ -191,7 +219,7 @@ impl ServerHandle {
 /// shard's thread, so handlers may hold `Rc` state.
 pub fn start<F, H>(config: Config, make_handler: F) -> Result<ServerHandle, StartError>
 where
-    F: Fn(usize) -> H + Send + Sync + 'static,
+    F: Fn(&ShardContext) -> H + Send + Sync + 'static,
     H: Handler,
 {
     let cores: Vec<usize> = core_affinity::get_core_ids()
@@ -214,6 +242,7 @@ where
     let (addrs, sockets) = bind_all(&config.listen, n, config.backlog).map_err(StartError::Bind)?;
 
     let trigger = ShutdownTrigger::new();
+    let mesh = new_mesh(n);
     let make_handler = Arc::new(make_handler);
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut handle = ServerHandle {
@@ -224,11 +253,12 @@ where
     };
     for (id, sockets) in sockets.into_iter().enumerate() {
         let core = cores[id % cores.len()];
-        let (config, make, trigger, ready) = (
+        let (config, make, trigger, ready, mesh) = (
             config.clone(),
             make_handler.clone(),
             trigger.clone(),
             ready_tx.clone(),
+            mesh.clone(),
         );
         let spawned = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("edgeshard-{id}"))
@@ -238,8 +268,19 @@ where
                     let _ = ready.send(Err((id, format!("cannot pin to CPU {core}"))));
                     return;
                 }
-                let handler = make(id);
-                run_shard(id, sockets, config, handler, trigger, ready).await;
+                let state = ShardState::new(id, core, &config);
+                let mesh = match Mesh::join(mesh, state.clone()).await {
+                    Ok(m) => m,
+                    Err(why) => {
+                        let _ = ready.send(Err((id, why)));
+                        return;
+                    }
+                };
+                let handler = make(&ShardContext {
+                    state: state.clone(),
+                    mesh,
+                });
+                run_shard(state, sockets, config, handler, trigger, ready).await;
             });
         match spawned {
             Ok(t) => handle.threads.push(t),
@@ -274,14 +315,13 @@ fn abort_start(handle: ServerHandle, id: usize, why: String) -> StartError {
 
 /// One shard's life: serve until the trigger fires, then drain.
 async fn run_shard<H: Handler>(
-    id: usize,
+    state: Rc<ShardState>,
     sockets: Vec<Socket>,
     config: Config,
     handler: H,
     trigger: ShutdownTrigger,
     ready: mpsc::Sender<Result<(), (usize, String)>>,
 ) {
-    let state = ShardState::new(id, &config);
     let handler = Rc::new(handler);
     let max_conns = config.max_conns.get() as u64;
     let slots = Rc::new(Semaphore::new(max_conns));

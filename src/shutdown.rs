@@ -68,6 +68,60 @@ impl ShutdownTrigger {
     }
 }
 
+/// Runs a server until SIGTERM or SIGINT, then drains it: what the
+/// `edgeshard` binary and `examples/bench.rs` share. Prints one line per
+/// shard and address at start; a second signal exits at once. Returns the
+/// process exit code.
+pub fn run_until_signal<F, H>(config: crate::Config, make_handler: F) -> std::process::ExitCode
+where
+    F: Fn(&crate::ShardContext) -> H + Send + Sync + 'static,
+    H: crate::Handler,
+{
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use std::process::ExitCode;
+    // Registered before the shards start so no signal finds the default action.
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("edgeshard: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match crate::start(config, make_handler) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("edgeshard: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for shard in server.shards() {
+        for addr in server.local_addrs() {
+            println!(
+                "edgeshard: shard {} on core {} listening on {addr}",
+                shard.id, shard.core
+            );
+        }
+    }
+    let trigger = server.shutdown_trigger();
+    std::thread::spawn(move || {
+        let mut pending = signals.forever();
+        if pending.next().is_some() {
+            trigger.fire();
+        }
+        // A second signal while draining: stop now.
+        if pending.next().is_some() {
+            std::process::exit(1);
+        }
+    });
+    match server.join() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgeshard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

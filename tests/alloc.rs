@@ -92,7 +92,7 @@ async fn healthz(req: Request) -> Response {
 /// Serves `reads` reads of `request` on one connection; returns the
 /// allocations made on this thread and the finished transport.
 fn serve(request: &'static [u8], reads: usize) -> (u64, ScriptedConn) {
-    let shard = ShardState::new(0, &Config::default());
+    let shard = ShardState::new(0, 0, &Config::default());
     let handler = Rc::new(healthz);
     let mut conn = ScriptedConn::new(request, reads);
     let before = CountingAllocator::this_thread();

@@ -163,12 +163,26 @@ fn help_explains_every_flag() {
         "--idle-timeout",
         "--write-timeout",
         "--drain-timeout",
+        "--print-routes",
     ] {
         assert!(
             help.contains(flag),
             "--help does not mention {flag}:\n{help}"
         );
     }
+}
+
+#[test]
+fn print_routes_lists_the_builtin_api() {
+    let out = Command::new(BIN).arg("--print-routes").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "METHODS    PATTERN         HANDLER\n\
+         GET, HEAD  GET /healthz    healthz\n\
+         GET, HEAD  GET /api/stats  api_stats\n\
+         POST       POST /api/echo  echo\n"
+    );
 }
 
 #[test]
@@ -347,7 +361,7 @@ fn sigterm_finishes_in_flight_requests_and_closes_idle_ones() {
     assert_healthz(&mut idle);
     let mut in_flight = p.connect();
     in_flight
-        .write_all(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345")
+        .write_all(b"POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n12345")
         .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let signalled = Instant::now();
@@ -365,7 +379,8 @@ fn sigterm_finishes_in_flight_requests_and_closes_idle_ones() {
     in_flight.write_all(b"67890").unwrap();
     assert_eq!(
         normalize(&read_to_close(&mut in_flight)),
-        text_response("404 Not Found", "404 Not Found\n", "Connection: close\r\n")
+        "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: text/plain\r\n\
+         Content-Length: 10\r\nConnection: close\r\n\r\n1234567890"
     );
     let st = p.wait_exit(Duration::from_secs(3));
     assert!(st.success(), "exit status {st:?}");

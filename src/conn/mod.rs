@@ -19,6 +19,7 @@ use crate::handler::{Handler, Request};
 use crate::http::body::ChunkedDecoder;
 use crate::http::encode::{encode_chunk, encode_head, BodyLength, HeadMeta, LAST_CHUNK};
 use crate::http::{parse_head, Framing, Method, RequestHead, StatusCode, Version};
+use crate::json::{is_json_content_type, json_error};
 use crate::response::{Body, Response, TEXT_PLAIN};
 use crate::shard::ShardState;
 use io::{read_into, shutdown_write, write_all, Stop};
@@ -66,6 +67,7 @@ where
         wbuf: Vec::new(),
         read_size: INITIAL_READ,
         served: 0,
+        json_errors: false,
     };
     let end = conn.run(&shard, &*handler).await;
     conn.finish(end, &shard).await;
@@ -82,6 +84,8 @@ struct Conn<S> {
     read_size: usize,
     /// Responses sent on this connection.
     served: u64,
+    /// The current request declared a JSON body: errors answer in JSON.
+    json_errors: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -138,6 +142,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn read_body(&mut self, head: &RequestHead, shard: &ShardState) -> Result<Bytes, End> {
+        self.json_errors = head.framing() != Framing::None
+            && head
+                .header("content-type")
+                .is_some_and(is_json_content_type);
         let limits = &shard.limits;
         match head.framing() {
             Framing::None => Ok(Bytes::new()),
@@ -342,7 +350,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             End::Reject(status, reason) => {
                 shard.count_request();
-                let resp = error_response(status, reason);
+                let resp = if self.json_errors {
+                    json_error(status, reason).with_close()
+                } else {
+                    error_response(status, reason)
+                };
                 // Earlier pipelined responses are still in `wbuf`, ahead of this one.
                 if self
                     .write_response(resp, Version::Http11, false, true, shard)

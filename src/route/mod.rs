@@ -71,14 +71,21 @@ impl<S, D> Router<S, D> {
         }
     }
 
-    /// The routes, in declaration order.
-    pub fn routes(&self) -> &'static [RouteInfo<'static>] {
-        &self.table.routes
-    }
-
     /// The compiled table.
     pub fn table(&self) -> &'static Table<'static> {
         self.table
+    }
+}
+
+/// A handler that can list its routes (for `--print-routes`).
+pub trait HasRoutes {
+    /// The routes, in declaration order.
+    fn routes(&self) -> &'static [RouteInfo<'static>];
+}
+
+impl<S, D> HasRoutes for Router<S, D> {
+    fn routes(&self) -> &'static [RouteInfo<'static>] {
+        &self.table.routes
     }
 }
 

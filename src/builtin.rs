@@ -1,0 +1,89 @@
+//! The main binary's built-in API, declared with `routes!`:
+//!
+//! - `GET /healthz` → `ok`
+//! - `GET /api/stats` → per-shard request counts and uptime, gathered from
+//!   every shard by message
+//! - `POST /api/echo` → the request body back, with its content type
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::handler::{Handler, Request};
+use crate::http::StatusCode;
+use crate::json::Json;
+use crate::mesh::{Mesh, ShardStats};
+use crate::response::{Response, OCTET_STREAM};
+use crate::route::HasRoutes;
+use crate::shard::{ShardContext, ShardState};
+
+/// What the built-in handlers share on one shard.
+#[derive(Debug)]
+pub struct Builtin {
+    shard: Rc<ShardState>,
+    mesh: Option<Rc<Mesh>>,
+}
+
+/// The built-in API for one shard.
+pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
+    router(Rc::new(Builtin {
+        shard: ctx.state.clone(),
+        mesh: Some(ctx.mesh.clone()),
+    }))
+}
+
+/// The built-in route table, as `--print-routes` shows it.
+pub fn route_table() -> String {
+    let shard = ShardState::new(0, 0, &crate::Config::default());
+    crate::route::format_routes(router(Rc::new(Builtin { shard, mesh: None })).routes())
+}
+
+fn router(state: Rc<Builtin>) -> impl Handler + HasRoutes {
+    crate::routes! {
+        state = state;
+        "GET /healthz" => healthz,
+        "GET /api/stats" => api_stats,
+        "POST /api/echo" => echo,
+    }
+}
+
+async fn healthz(_: Request) -> &'static str {
+    "ok"
+}
+
+/// The `/api/stats` body.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    /// Every shard that answered, by shard number.
+    pub shards: Vec<ShardStats>,
+    /// Shards in the server (some may not have answered in time).
+    pub shards_total: usize,
+    /// Sum of the reported shards' requests.
+    pub total_requests: u64,
+    /// Seconds since the answering shard started.
+    pub uptime_seconds: f64,
+}
+
+async fn api_stats(_: Request, b: Rc<Builtin>) -> Json<Stats> {
+    let shards = match &b.mesh {
+        Some(mesh) => mesh.gather_stats().await,
+        None => vec![b.shard.stats()],
+    };
+    Json(Stats {
+        shards_total: b.mesh.as_ref().map_or(1, |m| m.shards()),
+        total_requests: shards.iter().map(|s| s.requests).sum(),
+        uptime_seconds: b.shard.started.elapsed().as_secs_f64(),
+        shards,
+    })
+}
+
+async fn echo(req: Request) -> Response {
+    let content_type = req.header("content-type").map_or(
+        Bytes::from_static(OCTET_STREAM.as_bytes()),
+        Bytes::copy_from_slice,
+    );
+    Response::new(StatusCode::OK)
+        .with_body(OCTET_STREAM, req.body().clone())
+        .with_header("Content-Type", content_type)
+}

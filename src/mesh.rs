@@ -1,0 +1,185 @@
+//! Messages between shards. Nothing on the request path is shared, so a
+//! question about the whole server (per-shard counters for `/api/stats`)
+//! is asked of every other shard by message and answered by each from its
+//! own state.
+//!
+//! Sends never wait (`try_send_to`): a full channel drops the message and
+//! the asker times out on that shard, so two shards answering each other
+//! can never deadlock.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
+use glommio::channels::shared_channel::ConnectedReceiver;
+use glommio::timer::Timer;
+use serde::Serialize;
+
+use crate::shard::ShardState;
+
+/// Capacity of each shard-to-shard channel (messages).
+pub const CHANNEL_SIZE: usize = 64;
+/// How long a gather waits for the other shards.
+pub const GATHER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One shard's counters, as reported to `/api/stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ShardStats {
+    /// Shard number.
+    pub shard: usize,
+    /// The CPU it runs on.
+    pub core: usize,
+    /// Requests answered.
+    pub requests: u64,
+    /// Open connections.
+    pub connections: usize,
+    /// Seconds since the shard started.
+    pub uptime_seconds: f64,
+}
+
+/// What shards say to each other.
+#[derive(Debug)]
+pub enum Message {
+    /// "Send me your stats", tagged so the reply finds its gather.
+    StatsRequest {
+        /// The asking shard.
+        from: usize,
+        /// The gather it belongs to.
+        seq: u64,
+    },
+    /// A reply to `StatsRequest`.
+    StatsReply {
+        /// The gather it answers.
+        seq: u64,
+        /// The replying shard's stats.
+        stats: ShardStats,
+    },
+}
+
+/// The builder every shard joins; cloned into each shard's thread.
+pub type MeshHandle = MeshBuilder<Message, Full>;
+
+/// Creates the mesh for `shards` shards.
+pub fn new_mesh(shards: usize) -> MeshHandle {
+    MeshBuilder::full(shards, CHANNEL_SIZE)
+}
+
+#[derive(Default)]
+struct Gather {
+    replies: Vec<ShardStats>,
+    waker: Option<Waker>,
+}
+
+/// This shard's end of the mesh.
+pub struct Mesh {
+    shards: usize,
+    senders: Senders<Message>,
+    state: Rc<ShardState>,
+    gathers: RefCell<HashMap<u64, Gather>>,
+    next_seq: Cell<u64>,
+}
+
+impl std::fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("shards", &self.shards)
+            .finish()
+    }
+}
+
+impl Mesh {
+    /// Joins the mesh (waits for every shard to join) and starts answering peers.
+    pub async fn join(builder: MeshHandle, state: Rc<ShardState>) -> Result<Rc<Mesh>, String> {
+        let shards = builder.nr_peers();
+        let (senders, mut receivers) = builder
+            .join()
+            .await
+            .map_err(|e| format!("joining the shard mesh: {e}"))?;
+        let mesh = Rc::new(Mesh {
+            shards,
+            senders,
+            state,
+            gathers: RefCell::new(HashMap::new()),
+            next_seq: Cell::new(0),
+        });
+        for (_, stream) in receivers.streams() {
+            glommio::spawn_local(mesh.clone().serve(stream)).detach();
+        }
+        Ok(mesh)
+    }
+
+    async fn serve(self: Rc<Self>, stream: ConnectedReceiver<Message>) {
+        while let Some(msg) = stream.recv().await {
+            match msg {
+                Message::StatsRequest { from, seq } => {
+                    let stats = self.state.stats();
+                    // Dropped if the asker's channel is full: it times out on us.
+                    let _ = self
+                        .senders
+                        .try_send_to(from, Message::StatsReply { seq, stats });
+                }
+                Message::StatsReply { seq, stats } => {
+                    if let Some(g) = self.gathers.borrow_mut().get_mut(&seq) {
+                        g.replies.push(stats);
+                        if let Some(w) = g.waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Number of shards in the server.
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// Every shard's stats, sorted by shard; shards that do not answer
+    /// within [`GATHER_TIMEOUT`] are left out.
+    pub async fn gather_stats(&self) -> Vec<ShardStats> {
+        let me = self.state.id;
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        self.gathers.borrow_mut().insert(seq, Gather::default());
+        let mut asked = 0;
+        for peer in (0..self.shards).filter(|&p| p != me) {
+            if self
+                .senders
+                .try_send_to(peer, Message::StatsRequest { from: me, seq })
+                .is_ok()
+            {
+                asked += 1;
+            }
+        }
+        let all_replied = poll_fn(|cx| {
+            let mut gathers = self.gathers.borrow_mut();
+            let Some(g) = gathers.get_mut(&seq) else {
+                return Poll::Ready(());
+            };
+            if g.replies.len() >= asked {
+                return Poll::Ready(());
+            }
+            g.waker = Some(cx.waker().clone());
+            Poll::Pending
+        });
+        let timeout = async {
+            Timer::new(GATHER_TIMEOUT).await;
+        };
+        all_replied.or(timeout).await;
+        let mut stats = self
+            .gathers
+            .borrow_mut()
+            .remove(&seq)
+            .map(|g| g.replies)
+            .unwrap_or_default();
+        stats.push(self.state.stats());
+        stats.sort_by_key(|s| s.shard);
+        stats
+    }
+}
