@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use edgeshard::shard::ShardState;
 use edgeshard::sys::CountingAllocator;
-use edgeshard::{Config, Request, Response, StatusCode};
+use edgeshard::{routes, Config, Handler, Request, Response, StatusCode};
 use futures_lite::{AsyncRead, AsyncWrite};
 
 #[global_allocator]
@@ -92,8 +92,12 @@ async fn healthz(req: Request) -> Response {
 /// Serves `reads` reads of `request` on one connection; returns the
 /// allocations made on this thread and the finished transport.
 fn serve(request: &'static [u8], reads: usize) -> (u64, ScriptedConn) {
+    serve_with(healthz, request, reads)
+}
+
+fn serve_with<H: Handler>(handler: H, request: &'static [u8], reads: usize) -> (u64, ScriptedConn) {
     let shard = ShardState::new(0, 0, &Config::default());
-    let handler = Rc::new(healthz);
+    let handler = Rc::new(handler);
     let mut conn = ScriptedConn::new(request, reads);
     let before = CountingAllocator::this_thread();
     futures_lite::future::block_on(edgeshard::serve_connection(
@@ -154,4 +158,31 @@ fn a_pipelined_batch_is_answered_in_one_write_without_allocating() {
     );
     let one_response = conn.written / (1_010 * 16);
     assert_eq!(conn.written, one_response * 1_010 * 16);
+}
+
+async fn user(req: Request) -> Response {
+    // Reading a param borrows from the path: no copy, no allocation.
+    match req.param("id").as_deref() {
+        Some("42") => Response::text("user 42"),
+        _ => Response::new(StatusCode::NOT_FOUND),
+    }
+}
+
+const USER: &[u8] = b"GET /api/users/42 HTTP/1.1\r\nHost: bench\r\n\r\n";
+
+#[test]
+fn routed_requests_with_params_allocate_nothing_per_request() {
+    let router = || {
+        routes! {
+            "GET /healthz" => healthz,
+            "GET /api/users/{id}" => user,
+            "POST /api/users" => user,
+        }
+    };
+    serve_with(router(), USER, 10);
+    let (few, _) = serve_with(router(), USER, 100);
+    let (many, conn) = serve_with(router(), USER, 10_100);
+    assert_eq!(many, few, "routing allocated per request");
+    let last = String::from_utf8_lossy(&conn.last[..conn.last_len]).into_owned();
+    assert!(last.ends_with("\r\n\r\nuser 42"), "{last}");
 }

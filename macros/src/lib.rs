@@ -140,10 +140,17 @@ fn emit_table(t: &Table<'_>) -> Tokens {
         let Node { lit_start, lit_len, single, multi, end } = *n;
         quote!(#rt::Node { lit_start: #lit_start, lit_len: #lit_len, single: #single, multi: #multi, end: #end })
     }));
-    let lits = cow_slice(t.lits.iter().map(|Lit { seg, node }| {
-        let seg = cow_str(seg);
-        quote!(#rt::Lit { seg: #seg, node: #node })
-    }));
+    let lits = cow_slice(t.lits.iter().map(
+        |Lit {
+             seg,
+             node,
+             len,
+             key,
+         }| {
+            let seg = cow_str(seg);
+            quote!(#rt::Lit { seg: #seg, node: #node, len: #len, key: #key })
+        },
+    ));
     let leaves = cow_slice(t.leaves.iter().map(|l: &Leaf| {
         let Leaf {
             meth_start,
@@ -152,10 +159,14 @@ fn emit_table(t: &Table<'_>) -> Tokens {
         } = *l;
         quote!(#rt::Leaf { meth_start: #meth_start, meth_len: #meth_len, any: #any })
     }));
-    let leaf_methods = cow_slice(t.leaf_methods.iter().map(|LeafMethod { method, route }| {
-        let method = cow_str(method);
-        quote!(#rt::LeafMethod { method: #method, route: #route })
-    }));
+    let leaf_methods = cow_slice(
+        t.leaf_methods
+            .iter()
+            .map(|LeafMethod { method, route, key }| {
+                let method = cow_str(method);
+                quote!(#rt::LeafMethod { method: #method, route: #route, key: #key })
+            }),
+    );
     let routes = cow_slice(t.routes.iter().map(emit_route));
     let root = t.root;
     quote!(::edgeshard::route::Table {

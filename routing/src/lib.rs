@@ -74,6 +74,12 @@ impl Params {
         self.len = self.len.saturating_sub(1);
     }
 
+    /// Keeps only the first `len` captures.
+    #[inline]
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len as u8);
+    }
+
     /// Number of captures.
     pub fn len(&self) -> usize {
         self.len as usize
@@ -172,10 +178,15 @@ pub fn decide<M: Matcher>(
         let target = slash_redirect(m, host, method, &cleaned).unwrap_or(cleaned);
         return Decision::Redirect(with_query(target, query));
     }
-    if let Some(target) = slash_redirect(m, host, method, path) {
-        return Decision::Redirect(with_query(target, query));
+    // One lookup; the trailing-slash probe runs only when it is not exact.
+    let found = m.find(host, method, path, false, params);
+    let exact = found.is_some_and(|r| is_exact(m.shape(r), path, false));
+    if !exact {
+        if let Some(target) = slash_target(m, host, method, path) {
+            return Decision::Redirect(with_query(target, query));
+        }
     }
-    if let Some(r) = m.find(host, method, path, false, params) {
+    if let Some(r) = found {
         return Decision::Route(r);
     }
     let (mut methods, _) = m.methods_for(host, path);
@@ -197,9 +208,6 @@ fn slash_redirect<M: Matcher>(
     method: &str,
     path: &str,
 ) -> Option<String> {
-    if path.ends_with('/') {
-        return None;
-    }
     let mut scratch = Params::new();
     let exact = m
         .find(host, method, path, false, &mut scratch)
@@ -207,6 +215,15 @@ fn slash_redirect<M: Matcher>(
     if exact {
         return None;
     }
+    slash_target(m, host, method, path)
+}
+
+/// `path + "/"` if the slashed path (not ending in `/` already) matches exactly.
+fn slash_target<M: Matcher>(m: &M, host: Option<&str>, method: &str, path: &str) -> Option<String> {
+    if path.ends_with('/') {
+        return None;
+    }
+    let mut scratch = Params::new();
     let r = m.find(host, method, path, true, &mut scratch)?;
     is_exact(m.shape(r), path, true).then(|| format!("{path}/"))
 }
@@ -278,17 +295,28 @@ fn dot_segment(seg: &str) -> Option<usize> {
     (dots > 0).then_some(dots)
 }
 
-/// Whether `path` is already in the form [`clean`] would give.
+/// Whether `path` is already in the form [`clean`] would give: one pass
+/// over the bytes, looking closer only at segments that start with `.` or `%`.
 pub fn is_clean(path: &str) -> bool {
-    let Some(body) = path.strip_prefix('/') else {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
         return false;
-    };
-    let mut segs = body.split('/').peekable();
-    while let Some(seg) = segs.next() {
-        let last = segs.peek().is_none();
-        if (seg.is_empty() && !last) || dot_segment(seg).is_some() {
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let start = i + 1;
+        let end = b[start..]
+            .iter()
+            .position(|&c| c == b'/')
+            .map_or(b.len(), |n| start + n);
+        let seg = &path[start..end];
+        if seg.is_empty() && end < b.len() {
             return false;
         }
+        if matches!(seg.as_bytes().first(), Some(b'.' | b'%')) && dot_segment(seg).is_some() {
+            return false;
+        }
+        i = end;
     }
     true
 }

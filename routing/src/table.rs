@@ -34,13 +34,35 @@ pub struct Node {
 }
 
 /// A literal child: the decoded segment and the node it leads to.
+/// Children are sorted by `(len, key)`, so a lookup compares integers and
+/// touches the bytes past the eighth only for the candidate it lands on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lit<'a> {
     /// The segment, percent-decoded (`"/"` for `{$}`).
     pub seg: Cow<'a, str>,
     /// The child node.
     pub node: u32,
+    /// The segment's length in bytes.
+    pub len: u32,
+    /// Its first eight bytes, big-endian, zero-padded ([`prefix_key`]).
+    pub key: u64,
 }
+
+/// The first eight bytes of a segment as one integer (zero-padded).
+#[inline]
+pub fn prefix_key(b: &[u8]) -> u64 {
+    if let Some(first8) = b.first_chunk::<8>() {
+        return u64::from_be_bytes(*first8);
+    }
+    let mut k = 0u64;
+    for (i, &x) in b.iter().take(8).enumerate() {
+        k |= u64::from(x) << (56 - 8 * i);
+    }
+    k
+}
+
+/// Longest percent-decoded segment looked up without allocating (bytes).
+const DECODE_BUF: usize = 256;
 
 /// Where patterns end: per-method routes and the any-method route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +82,8 @@ pub struct LeafMethod<'a> {
     pub method: Cow<'a, str>,
     /// The route.
     pub route: u32,
+    /// [`prefix_key`] of the method, compared before its bytes.
+    pub key: u64,
 }
 
 /// The root of a host's trie.
@@ -224,6 +248,7 @@ impl Flattener {
         let meth_start = self.leaf_methods.len() as u32;
         for (method, route) in l.methods {
             self.leaf_methods.push(LeafMethod {
+                key: prefix_key(method.as_bytes()),
                 method: Cow::Owned(method),
                 route,
             });
@@ -248,19 +273,20 @@ impl Flattener {
         let multi = self.leaf(n.multi);
         let end = self.leaf(n.end);
         // Children first, then this node's literal run, so the run is contiguous.
-        let children: Vec<(String, u32)> = n
+        let mut children: Vec<Lit<'static>> = n
             .lits
             .into_iter()
-            .map(|(seg, child)| (seg, self.node(child)))
+            .map(|(seg, child)| Lit {
+                node: self.node(child),
+                len: seg.len() as u32,
+                key: prefix_key(seg.as_bytes()),
+                seg: Cow::Owned(seg),
+            })
             .collect();
+        children.sort_by(|a, b| (a.len, a.key, &a.seg).cmp(&(b.len, b.key, &b.seg)));
         let single = n.single.map_or(NONE, |s| self.node(*s));
         let lit_start = self.lits.len() as u32;
-        for (seg, node) in children {
-            self.lits.push(Lit {
-                seg: Cow::Owned(seg),
-                node,
-            });
-        }
+        self.lits.extend(children);
         self.nodes[idx] = Node {
             lit_start,
             lit_len: self.lits.len() as u32 - lit_start,
@@ -315,50 +341,133 @@ pub fn build(routes: &[(Pattern, String)]) -> Result<Table<'static>, BuildError>
     })
 }
 
+/// The next segment of the path being matched.
+struct Next<'p> {
+    /// The segment (`"/"` for a trailing slash).
+    seg: &'p str,
+    /// What follows it (`""` or starting with `/`).
+    after: &'p str,
+    /// Whether a virtual trailing slash is still to come.
+    tail: bool,
+}
+
 /// Splits the next segment off `rest` (`""` or starting with `/`), with a
 /// virtual trailing slash when `tail` is set. A trailing `/` is the segment `"/"`.
 #[inline]
-fn next_segment(rest: &str, tail: bool) -> Option<(&str, &str, bool)> {
+fn next_segment(rest: &str, tail: bool) -> Option<Next<'_>> {
+    let slash = |tail| Next {
+        seg: "/",
+        after: "",
+        tail,
+    };
     if rest.is_empty() {
-        return tail.then_some(("/", "", false));
+        return tail.then(|| slash(false));
     }
-    if rest == "/" {
-        return Some(("/", "", tail));
+    // `rest` starts with '/', so one byte means it is exactly "/".
+    if rest.len() == 1 {
+        return Some(slash(tail));
     }
-    let body = &rest[1..];
-    let end = body.find('/').unwrap_or(body.len());
-    Some((&body[..end], &body[end..], tail))
+    // Segments are short: a plain loop beats a memchr call here.
+    let body = &rest.as_bytes()[1..];
+    let end = body
+        .iter()
+        .position(|&b| b == b'/')
+        .map_or(rest.len(), |i| i + 1);
+    Some(Next {
+        seg: &rest[1..end],
+        after: &rest[end..],
+        tail,
+    })
 }
 
-/// Compares a request segment (maybe percent-encoded) with a decoded literal.
+/// [`prefix_key`] of the segment `path[start..start + len]` (which must lie
+/// inside `path`) with one 8-byte load: from the segment's start (masked)
+/// when the path has the bytes, else the 8 bytes ending at the segment (shifted).
 #[inline]
-fn seg_cmp(seg: &str, lit: &str) -> std::cmp::Ordering {
-    if !seg.as_bytes().contains(&b'%') {
-        return seg.as_bytes().cmp(lit.as_bytes());
+fn segment_key(path: &[u8], start: usize, len: usize) -> u64 {
+    let load = |at: usize| {
+        path.get(at..at + 8)
+            .and_then(|c| c.try_into().ok())
+            .map(u64::from_be_bytes)
+    };
+    if len == 0 {
+        return 0;
     }
-    let mut decoded = crate::DecodedBytes::new(seg.as_bytes());
-    let mut lit = lit.bytes();
-    loop {
-        match (decoded.next(), lit.next()) {
-            (None, None) => return std::cmp::Ordering::Equal,
-            (None, Some(_)) => return std::cmp::Ordering::Less,
-            (Some(_), None) => return std::cmp::Ordering::Greater,
-            (Some(a), Some(b)) if a != b => return a.cmp(&b),
-            _ => {}
+    let drop_bits = 8 * (8 - len.min(8)) as u32;
+    if let Some(word) = load(start) {
+        // Keep the segment's bytes, zero the rest (no-op for 8 or more).
+        return word.checked_shr(drop_bits).map_or(0, |w| w << drop_bits);
+    }
+    match (start + len).checked_sub(8).and_then(load) {
+        Some(word) => word << drop_bits,
+        None => prefix_key(path.get(start..start + len).unwrap_or(&[])),
+    }
+}
+
+/// Looks up a decoded segment with key `want` among sorted literal children.
+#[inline]
+fn find_decoded(lits: &[Lit<'_>], seg: &[u8], key: u64) -> Option<u32> {
+    let want = (seg.len() as u32, key);
+    // Most nodes have a few children: a scan beats a binary search there.
+    let first = if lits.len() <= 8 {
+        lits.iter().position(|l| (l.len, l.key) == want)?
+    } else {
+        lits.partition_point(|l| (l.len, l.key) < want)
+    };
+    lits[first..]
+        .iter()
+        .take_while(|l| (l.len, l.key) == want)
+        .find(|l| seg.len() <= 8 || l.seg.as_bytes()[8..] == seg[8..])
+        .map(|l| l.node)
+}
+
+/// A request method with its [`prefix_key`], computed once per lookup.
+struct Method<'m> {
+    name: &'m str,
+    key: u64,
+}
+
+impl<'m> Method<'m> {
+    fn new(name: &'m str) -> Self {
+        Method {
+            name,
+            key: prefix_key(name.as_bytes()),
         }
     }
+
+    #[inline]
+    fn is(&self, m: &LeafMethod<'_>) -> bool {
+        m.key == self.key
+            && m.method.len() == self.name.len()
+            && (self.name.len() <= 8 || m.method == self.name)
+    }
 }
 
-impl Table<'_> {
-    fn pick(&self, leaf: u32, method: &str) -> Option<u32> {
+/// The table's arrays as plain slices, taken once per lookup, and the
+/// request being matched.
+struct Walk<'t, 'd, 'r> {
+    nodes: &'t [Node],
+    lits: &'t [Lit<'d>],
+    leaves: &'t [Leaf],
+    leaf_methods: &'t [LeafMethod<'d>],
+    routes: &'t [RouteInfo<'d>],
+    path: &'r str,
+    /// The path holds a `%` somewhere: segments may need decoding.
+    encoded: bool,
+    method: Method<'r>,
+}
+
+impl Walk<'_, '_, '_> {
+    fn pick(&self, leaf: u32) -> Option<u32> {
         let l = self.leaves.get(leaf as usize)?;
         let methods =
             &self.leaf_methods[l.meth_start as usize..(l.meth_start + l.meth_len) as usize];
-        if let Some(m) = methods.iter().find(|m| m.method == method) {
+        if let Some(m) = methods.iter().find(|m| self.method.is(m)) {
             return Some(m.route);
         }
-        if method == "HEAD" {
-            if let Some(m) = methods.iter().find(|m| m.method == "GET") {
+        if self.method.name == "HEAD" {
+            let get = Method::new("GET");
+            if let Some(m) = methods.iter().find(|m| get.is(m)) {
                 return Some(m.route);
             }
         }
@@ -367,48 +476,86 @@ impl Table<'_> {
 
     fn find_lit(&self, node: &Node, seg: &str) -> Option<u32> {
         let lits = &self.lits[node.lit_start as usize..(node.lit_start + node.lit_len) as usize];
-        lits.binary_search_by(|l| seg_cmp(seg, &l.seg).reverse())
-            .ok()
-            .map(|i| lits[i].node)
+        let bytes = seg.as_bytes();
+        if !self.encoded || !bytes.contains(&b'%') {
+            let key = match bytes {
+                // Includes the virtual trailing slash, which is not inside the path.
+                [one] => u64::from(*one) << 56,
+                _ => {
+                    let start = seg.as_ptr() as usize - self.path.as_ptr() as usize;
+                    segment_key(self.path.as_bytes(), start, bytes.len())
+                }
+            };
+            return find_decoded(lits, bytes, key);
+        }
+        let mut buf = [0u8; DECODE_BUF];
+        let mut n = 0;
+        for b in crate::DecodedBytes::new(bytes) {
+            if n == DECODE_BUF {
+                // Longer than any literal we expect: compare one by one.
+                return lits
+                    .iter()
+                    .find(|l| crate::DecodedBytes::new(bytes).eq(l.seg.bytes()))
+                    .map(|l| l.node);
+            }
+            buf[n] = b;
+            n += 1;
+        }
+        find_decoded(lits, &buf[..n], prefix_key(&buf[..n]))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn walk(
-        &self,
-        n: u32,
-        base: usize,
-        rest: &str,
-        tail: bool,
-        method: &str,
-        params: &mut Params,
-    ) -> Option<u32> {
-        let node = self.nodes.get(n as usize)?;
-        let Some((seg, after, tail)) = next_segment(rest, tail) else {
-            return self.pick(node.end, method);
+    /// Depth-first: literal, then `{name}`, then `{name...}`. Recurses only
+    /// where a later alternative exists; a lone child is followed in the loop.
+    fn walk(&self, mut n: u32, mut rest: &str, mut tail: bool, params: &mut Params) -> Option<u32> {
+        let mark = params.len();
+        let found = loop {
+            let Some(node) = self.nodes.get(n as usize) else {
+                break None;
+            };
+            let Some(next) = next_segment(rest, tail) else {
+                break self.pick(node.end);
+            };
+            let seg = next.seg;
+            let single_ok = node.single != NONE && seg != "/" && !seg.is_empty();
+            if node.lit_len > 0 {
+                if let Some(child) = self.find_lit(node, seg) {
+                    if !single_ok && node.multi == NONE {
+                        (n, rest, tail) = (child, next.after, next.tail);
+                        continue;
+                    }
+                    if let Some(r) = self.walk(child, next.after, next.tail, params) {
+                        break Some(r);
+                    }
+                }
+            }
+            if single_ok {
+                let start = seg.as_ptr() as usize - self.path.as_ptr() as usize;
+                let before = params.len();
+                if params.push(start, start + seg.len()) {
+                    if node.multi == NONE {
+                        (n, rest, tail) = (node.single, next.after, next.tail);
+                        continue;
+                    }
+                    if let Some(r) = self.walk(node.single, next.after, next.tail, params) {
+                        break Some(r);
+                    }
+                    params.truncate(before);
+                }
+            }
+            let Some(r) = self.pick(node.multi) else {
+                break None;
+            };
+            if self.routes[r as usize].multi_named {
+                // The rest after its leading slash; empty when only the virtual slash is left.
+                let pos = rest.as_ptr() as usize - self.path.as_ptr() as usize;
+                params.push((pos + 1).min(pos + rest.len()), pos + rest.len());
+            }
+            break Some(r);
         };
-        if node.lit_len > 0 {
-            if let Some(child) = self.find_lit(node, seg) {
-                if let Some(r) = self.walk(child, base, after, tail, method, params) {
-                    return Some(r);
-                }
-            }
+        if found.is_none() {
+            params.truncate(mark);
         }
-        if node.single != NONE && seg != "/" && !seg.is_empty() {
-            let start = seg.as_ptr() as usize - base;
-            if params.push(start, start + seg.len()) {
-                if let Some(r) = self.walk(node.single, base, after, tail, method, params) {
-                    return Some(r);
-                }
-                params.pop();
-            }
-        }
-        let r = self.pick(node.multi, method)?;
-        if self.routes[r as usize].multi_named {
-            // The rest after its leading slash; empty when only the virtual slash is left.
-            let pos = rest.as_ptr() as usize - base;
-            params.push((pos + 1).min(pos + rest.len()), pos + rest.len());
-        }
-        Some(r)
+        found
     }
 
     fn collect_methods(&self, n: u32, rest: &str, out: &mut Vec<String>, any: &mut bool) {
@@ -423,7 +570,7 @@ impl Table<'_> {
                 out.extend(ms.iter().map(|m| m.method.to_string()));
             }
         };
-        let Some((seg, after, _)) = next_segment(rest, false) else {
+        let Some(Next { seg, after, .. }) = next_segment(rest, false) else {
             take(node.end);
             return;
         };
@@ -433,6 +580,21 @@ impl Table<'_> {
         }
         if node.single != NONE && seg != "/" && !seg.is_empty() {
             self.collect_methods(node.single, after, out, any);
+        }
+    }
+}
+
+impl<'d> Table<'d> {
+    fn walker<'s, 'r>(&'s self, method: &'r str, path: &'r str) -> Walk<'s, 'd, 'r> {
+        Walk {
+            nodes: &self.nodes,
+            lits: &self.lits,
+            leaves: &self.leaves,
+            leaf_methods: &self.leaf_methods,
+            routes: &self.routes,
+            path,
+            encoded: memchr::memchr(b'%', path.as_bytes()).is_some(),
+            method: Method::new(method),
         }
     }
 
@@ -458,17 +620,18 @@ impl Matcher for Table<'_> {
         tail: bool,
         params: &mut Params,
     ) -> Option<u32> {
-        let base = path.as_ptr() as usize;
+        let w = self.walker(method, path);
         self.roots(host).find_map(|root| {
             params.clear();
-            self.walk(root, base, path, tail, method, params)
+            w.walk(root, path, tail, params)
         })
     }
 
     fn methods_for(&self, host: Option<&str>, path: &str) -> (Vec<String>, bool) {
+        let w = self.walker("", path);
         let (mut out, mut any) = (Vec::new(), false);
         for root in self.roots(host) {
-            self.collect_methods(root, path, &mut out, &mut any);
+            w.collect_methods(root, path, &mut out, &mut any);
         }
         (out, any)
     }

@@ -70,23 +70,28 @@ impl<S, D> Router<S, D> {
             dispatch,
         }
     }
+}
 
+/// A handler that can show its routing table (for `--print-routes`, benches).
+pub trait HasRoutes {
     /// The compiled table.
-    pub fn table(&self) -> &'static Table<'static> {
+    fn table(&self) -> &'static Table<'static>;
+
+    /// The routes, in declaration order.
+    fn routes(&self) -> &'static [RouteInfo<'static>] {
+        &self.table().routes
+    }
+}
+
+impl<S, D> HasRoutes for Router<S, D> {
+    fn table(&self) -> &'static Table<'static> {
         self.table
     }
 }
 
-/// A handler that can list its routes (for `--print-routes`).
-pub trait HasRoutes {
-    /// The routes, in declaration order.
-    fn routes(&self) -> &'static [RouteInfo<'static>];
-}
-
-impl<S, D> HasRoutes for Router<S, D> {
-    fn routes(&self) -> &'static [RouteInfo<'static>] {
-        &self.table.routes
-    }
+/// The compiled table behind a router.
+pub fn table_of(router: &impl HasRoutes) -> &'static Table<'static> {
+    router.table()
 }
 
 impl<S, D, Fut> Handler for Router<S, D>
