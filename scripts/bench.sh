@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench --bench parse
-perf/healthz.sh "$@"
+cargo bench --bench route
+perf/vs-nginx.sh healthz "$@"
+perf/vs-nginx.sh plaintext "$@"
+perf/vs-nginx.sh json "$@"

@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# wrk on /healthz: edgeshard (--shards 1) next to nginx (`return 200`), each
-# pinned to CPU 1 with wrk pinned to CPU 0, in rotating rounds (A B A B ...)
-# so drift hits both. Prints each run and the medians, including requests
-# per server CPU-second (utime+stime of the server's processes from /proc).
+# wrk on one path: edgeshard (--shards 1) next to nginx (`return 200`, one
+# worker), each pinned to CPU 1 with wrk pinned to CPU 0, in rotating rounds
+# (A B A B ...) so drift hits both. Prints each run and the medians,
+# including requests per server CPU-second (utime+stime of the server's
+# processes from /proc).
 #
-#   perf/healthz.sh [rounds=3] [duration=10s] [connections=64]
+#   perf/vs-nginx.sh CASE [rounds=3] [duration=10s] [connections=64]
+#
+# CASE: healthz (the edgeshard binary), plaintext or json (examples/bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-DURATION=${2:-10s}
-CONNS=${3:-64}
+CASE=${1:?usage: perf/vs-nginx.sh healthz|plaintext|json [rounds] [duration] [connections]}
+ROUNDS=${2:-3}
+DURATION=${3:-10s}
+CONNS=${4:-64}
+case $CASE in
+    healthz) EDGE_BIN=./target/release/edgeshard ;;
+    plaintext | json) EDGE_BIN=./target/release/examples/bench ;;
+    *) echo "unknown case $CASE" >&2; exit 2 ;;
+esac
 for tool in wrk nginx taskset; do
     command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install wrk nginx util-linux)" >&2; exit 1; }
 done
-cargo build --release --quiet
+cargo build --release --quiet --bin edgeshard --example bench
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 TCK=$(getconf CLK_TCK)
@@ -32,7 +41,7 @@ cpu_ticks() {
 
 wait_up() {
     for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && return 0
+        curl -sf "http://127.0.0.1:$1/$CASE" >/dev/null && return 0
         sleep 0.05
     done
     echo "server on port $1 did not come up" >&2; return 1
@@ -42,11 +51,11 @@ SERVER_PID=
 start_server() { # name port; sets SERVER_PID
     case $1 in
         edgeshard)
-            taskset -c 1 ./target/release/edgeshard --shards 1 --listen "127.0.0.1:$2" >/dev/null &
+            taskset -c 1 "$EDGE_BIN" --shards 1 --listen "127.0.0.1:$2" >/dev/null &
             ;;
         nginx)
             mkdir -p "$WORK/nginx"
-            sed -e "s#PREFIX#$WORK/nginx#g" -e "s#PORT#$2#g" perf/nginx-healthz.conf > "$WORK/nginx/nginx.conf"
+            sed -e "s#PREFIX#$WORK/nginx#g" -e "s#PORT#$2#g" perf/nginx-peer.conf > "$WORK/nginx/nginx.conf"
             taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>&1 &
             ;;
     esac
@@ -60,9 +69,9 @@ run_one() { # name -> one line: name req/s p99 errors cpu_s req_per_cpu_s
     pid=$SERVER_PID
     wait_up "$port"
     # Warm-up, not measured.
-    taskset -c 0 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/healthz" >/dev/null
+    taskset -c 0 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/$CASE" >/dev/null
     before=$(cpu_ticks "$pid")
-    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/healthz")
+    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/$CASE")
     after=$(cpu_ticks "$pid")
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     local rps p99 errs non2xx cpu
@@ -75,7 +84,7 @@ run_one() { # name -> one line: name req/s p99 errors cpu_s req_per_cpu_s
         'BEGIN {printf "%-10s %10.0f %8s %6d %6d %6.2f %12.0f\n", n, r, p, e, x, c, (c > 0 ? r*d/c : 0)}'
 }
 
-echo "# $(date -u +%FT%TZ) $(uname -m) wrk -t1 -c$CONNS -d$DURATION, server on CPU 1, wrk on CPU 0"
+echo "# $(date -u +%FT%TZ) $(uname -m) /$CASE: wrk -t1 -c$CONNS -d$DURATION, server on CPU 1, wrk on CPU 0"
 printf "%-10s %10s %8s %6s %6s %6s %12s\n" server "req/s" p99 errors non2xx cpu_s "req/cpu_s"
 RESULTS="$WORK/results"
 for round in $(seq "$ROUNDS"); do
