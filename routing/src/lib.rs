@@ -15,7 +15,7 @@ pub mod table;
 
 pub use pattern::{Pattern, PatternError, Relation, Segment};
 pub use runtime::{InsertError, RuntimeTrie};
-pub use table::{build, check_conflicts, BuildError, Table};
+pub use table::{build, check_conflicts, check_new, BuildError, Table};
 
 /// Most wildcards in one pattern: captures live in a fixed array.
 pub const MAX_PARAMS: usize = 16;
@@ -113,6 +113,14 @@ pub struct RouteInfo<'a> {
     pub ends_in_multi: bool,
     /// Ends in a named `{name...}` (which captures).
     pub multi_named: bool,
+}
+
+impl RouteInfo<'_> {
+    /// (path segments, ends in `{name...}` or a trailing slash): what
+    /// deciding an exact match needs.
+    pub fn shape(&self) -> (u32, bool) {
+        (self.segments, self.ends_in_multi)
+    }
 }
 
 impl RouteInfo<'static> {

@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
-use crate::pattern::{Pattern, Relation, Segment};
+use crate::pattern::{Pattern, Segment};
 use crate::table::BuildError;
-use crate::{DecodedBytes, Matcher, Params, RouteInfo, MAX_PARAMS};
+use crate::{DecodedBytes, Matcher, Params, RouteInfo};
 
 #[derive(Debug, Default)]
 struct Leaf {
@@ -75,26 +75,7 @@ impl RuntimeTrie {
     /// Adds a pattern served by `handler`; returns its route index.
     pub fn insert(&mut self, pattern: &str, handler: &str) -> Result<u32, InsertError> {
         let p = Pattern::parse(pattern).map_err(InsertError::Pattern)?;
-        if p.param_names().count() > MAX_PARAMS {
-            return Err(InsertError::Build(BuildError::TooManyParams(p.text)));
-        }
-        if let Some(old) = self.patterns.iter().find(|old| old.conflicts_with(&p)) {
-            let err = if old.compare(&p) == Relation::Equivalent {
-                BuildError::Duplicate {
-                    first: old.text.clone(),
-                    second: p.text.clone(),
-                }
-            } else {
-                let (method, path) = old.common_request(&p);
-                BuildError::Conflict {
-                    first: old.text.clone(),
-                    second: p.text.clone(),
-                    method,
-                    path,
-                }
-            };
-            return Err(InsertError::Build(err));
-        }
+        crate::table::check_new(&self.patterns, &p).map_err(InsertError::Build)?;
         let index = self.patterns.len() as u32;
         let mut node = match &p.host {
             Some(h) => self.hosts.entry(h.clone()).or_default(),
@@ -256,7 +237,6 @@ impl Matcher for RuntimeTrie {
     }
 
     fn shape(&self, route: u32) -> (u32, bool) {
-        let r = &self.routes[route as usize];
-        (r.segments, r.ends_in_multi)
+        self.routes[route as usize].shape()
     }
 }

@@ -166,30 +166,29 @@ impl std::error::Error for BuildError {}
 
 /// Checks every pair of patterns (Go's registration-time check).
 pub fn check_conflicts(patterns: &[Pattern]) -> Result<(), BuildError> {
-    for (i, b) in patterns.iter().enumerate() {
-        if b.param_names().count() > MAX_PARAMS {
-            return Err(BuildError::TooManyParams(b.text.clone()));
-        }
-        for a in &patterns[..i] {
-            if !a.conflicts_with(b) {
-                continue;
-            }
-            if a.compare(b) == crate::pattern::Relation::Equivalent {
-                return Err(BuildError::Duplicate {
-                    first: a.text.clone(),
-                    second: b.text.clone(),
-                });
-            }
-            let (method, path) = a.common_request(b);
-            return Err(BuildError::Conflict {
-                first: a.text.clone(),
-                second: b.text.clone(),
-                method,
-                path,
-            });
-        }
+    (0..patterns.len()).try_for_each(|i| check_new(&patterns[..i], &patterns[i]))
+}
+
+/// Whether `new` may join `existing`: not too many wildcards, and no
+/// duplicate of or conflict with any of them.
+pub fn check_new(existing: &[Pattern], new: &Pattern) -> Result<(), BuildError> {
+    if new.param_names().count() > MAX_PARAMS {
+        return Err(BuildError::TooManyParams(new.text.clone()));
     }
-    Ok(())
+    let Some(old) = existing.iter().find(|old| old.conflicts_with(new)) else {
+        return Ok(());
+    };
+    let (first, second) = (old.text.clone(), new.text.clone());
+    if old.compare(new) == crate::pattern::Relation::Equivalent {
+        return Err(BuildError::Duplicate { first, second });
+    }
+    let (method, path) = old.common_request(new);
+    Err(BuildError::Conflict {
+        first,
+        second,
+        method,
+        path,
+    })
 }
 
 #[derive(Default)]
@@ -637,7 +636,6 @@ impl Matcher for Table<'_> {
     }
 
     fn shape(&self, route: u32) -> (u32, bool) {
-        let r = &self.routes[route as usize];
-        (r.segments, r.ends_in_multi)
+        self.routes[route as usize].shape()
     }
 }

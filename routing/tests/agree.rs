@@ -128,13 +128,4 @@ proptest! {
             prop_assert_eq!(found, oracle(&patterns, host, method, &path), "patterns {:?}", candidates);
         }
     }
-
-    #[test]
-    fn conflict_checks_agree(candidates in prop::collection::vec(pattern(), 2..8)) {
-        let parsed: Vec<Pattern> = candidates.iter().filter_map(|c| Pattern::parse(c).ok()).collect();
-        let named: Vec<(Pattern, String)> = parsed.iter().map(|p| (p.clone(), "h".to_string())).collect();
-        let mut trie = RuntimeTrie::new();
-        let trie_ok = parsed.iter().all(|p| trie.insert(&p.text, "h").is_ok());
-        prop_assert_eq!(build(&named).is_ok(), trie_ok);
-    }
 }
