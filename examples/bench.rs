@@ -9,8 +9,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use edgeshard::config::{Args, Config};
 use edgeshard::route::{format_routes, HasRoutes};
 use edgeshard::{routes, Handler, Json, Request, Response, StatusCode};
 use serde::Serialize;
@@ -41,17 +39,5 @@ fn app() -> impl Handler + HasRoutes {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if args.print_routes {
-        print!("{}", format_routes(app().routes()));
-        return ExitCode::SUCCESS;
-    }
-    let config = match Config::from_args(args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    edgeshard::shutdown::run_until_signal(config, |_| app())
+    edgeshard::shutdown::main("bench", || format_routes(app().routes()), |_| app())
 }

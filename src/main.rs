@@ -3,24 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use edgeshard::config::{Args, Config};
-
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if args.print_routes {
-        print!("{}", edgeshard::builtin::route_table());
-        return ExitCode::SUCCESS;
-    }
-    let config = match Config::from_args(args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("edgeshard: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    edgeshard::shutdown::run_until_signal(config, edgeshard::builtin::app)
+    edgeshard::shutdown::main(
+        "edgeshard",
+        edgeshard::builtin::route_table,
+        edgeshard::builtin::app,
+    )
 }

@@ -68,6 +68,34 @@ impl ShutdownTrigger {
     }
 }
 
+/// A whole `main`: parses the command line ([`crate::config::Args`]),
+/// prints `route_table()` for `--print-routes`, validates the flags (exit
+/// 2 with the flag's name if one is wrong) and runs until a signal. The
+/// `edgeshard` binary and `examples/bench.rs` are this call.
+pub fn main<F, H>(
+    name: &str,
+    route_table: impl FnOnce() -> String,
+    make_handler: F,
+) -> std::process::ExitCode
+where
+    F: Fn(&crate::ShardContext) -> H + Send + Sync + 'static,
+    H: crate::Handler,
+{
+    use clap::Parser;
+    let args = crate::config::Args::parse();
+    if args.print_routes {
+        print!("{}", route_table());
+        return std::process::ExitCode::SUCCESS;
+    }
+    match crate::Config::from_args(args) {
+        Ok(config) => run_until_signal(config, make_handler),
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 /// Runs a server until SIGTERM or SIGINT, then drains it: what the
 /// `edgeshard` binary and `examples/bench.rs` share. Prints one line per
 /// shard and address at start; a second signal exits at once. Returns the
