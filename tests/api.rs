@@ -108,6 +108,23 @@ fn oversized_json_body_is_refused_in_json() {
     h.join().unwrap();
 }
 
+#[test]
+fn a_json_request_does_not_make_the_next_requests_errors_json() {
+    let (h, addr) = start(1, |_| {});
+    let mut s = connect(addr);
+    s.write_all(b"POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    read_response(&mut s);
+    // Same connection, a malformed head: a plain-text 400.
+    s.write_all(b"GET / HTTP/1.1\r\nHost : t\r\n\r\n").unwrap();
+    assert_eq!(
+        normalize(&read_to_close(&mut s)),
+        error_response("400 Bad Request", "whitespace before colon in header field")
+    );
+    h.shutdown();
+    h.join().unwrap();
+}
+
 #[derive(Deserialize, Serialize)]
 struct Item {
     name: String,

@@ -237,6 +237,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         };
         shard.count_request();
         self.served += 1;
+        // The next request decides its own error format.
+        self.json_errors = false;
         let close = !keep_alive || response.closes() || self.slot.draining();
         self.write_response(response, version, head_only, close, shard)
             .await
