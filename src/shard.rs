@@ -231,6 +231,9 @@ where
     let n = config.shards.map_or(cores.len(), |n| n.get());
     let limit =
         sys::raise_memlock().map_err(|e| StartError::Shard(0, format!("getrlimit: {e}")))?;
+    // Best effort: a hard limit below --max-conns shows up as EMFILE, which
+    // the accept loop reports and survives.
+    let _ = sys::raise_nofile();
     let need = memlock_needed(n);
     if let Some(have) = limit.soft.filter(|&have| have < need) {
         return Err(StartError::Memlock {

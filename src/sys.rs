@@ -33,6 +33,24 @@ pub fn raise_memlock() -> io::Result<Rlimit> {
     })
 }
 
+/// Raises RLIMIT_NOFILE's soft limit to its hard limit (like nginx's
+/// `worker_rlimit_nofile`): every connection is a descriptor, and the common
+/// soft default of 1024 is far below `--max-conns`. Returns the soft limit
+/// now in force.
+pub fn raise_nofile() -> io::Result<Option<u64>> {
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        setrlimit(
+            Resource::Nofile,
+            RawRlimit {
+                current: lim.maximum,
+                maximum: lim.maximum,
+            },
+        )?;
+    }
+    Ok(lim.maximum)
+}
+
 /// Wraps a bound, listening socket as glommio's listener. Must be called on
 /// the glommio executor that will accept from it.
 pub fn glommio_listener(socket: socket2::Socket) -> glommio::net::TcpListener {

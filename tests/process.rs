@@ -291,6 +291,22 @@ fn too_little_locked_memory_exits_with_what_to_raise() {
 }
 
 #[test]
+fn raises_the_open_files_soft_limit_to_the_hard_limit() {
+    let p = spawn(
+        &["--listen", "127.0.0.1:0", "--shards", "1"],
+        &["--nofile=64:4096"],
+        1,
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", p.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&fields[3..5], ["4096", "4096"], "{line}");
+}
+
+#[test]
 fn out_of_file_descriptors_pauses_accepting_and_recovers() {
     // 12 descriptors at rest leaves room for 4 connections under a limit of 16.
     let mut p = spawn(

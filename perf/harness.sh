@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The side-by-side harness: edgeshard (examples/bench, --shards 1), nginx
+# (one worker), hyper (current-thread tokio) and may_minihttp (one worker),
+# each pinned to CPU 1 while wrk runs pinned to CPU 0. Every case runs in
+# rounds that rotate the servers (A B C D A B C D ...) so drift hits all of
+# them; the summary reports medians.
+#
+#   perf/harness.sh [--rounds N] [--duration 10s] [--cases a,b] [--force]
+#
+# Per run it records req/s, p99 (for the pipelined case, where wrk's
+# percentiles are not batch latencies, the mean batch latency instead; see
+# perf/pipeline.lua), errors, non-2xx, and the server's user and system CPU
+# seconds from /proc, hence requests per server CPU-second.
+# Results: a dated markdown file in perf/results/ and the README summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=3
+DURATION=10s
+CASES=plaintext,pipelined,json,static1k,static1m,notfound
+FORCE=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --cases) CASES=$2; shift 2 ;;
+        --force) FORCE=1; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+for tool in wrk nginx taskset curl python3; do
+    command -v "$tool" >/dev/null || { echo "harness needs $tool (apt-get install wrk nginx util-linux curl)" >&2; exit 1; }
+done
+
+# A busy machine makes every number meaningless: refuse unless forced.
+load=$(awk '{print $1}' /proc/loadavg)
+if awk -v l="$load" 'BEGIN {exit !(l > 0.7)}'; then
+    echo "!!! load average is $load: the machine is busy; results would be noise." >&2
+    [ "$FORCE" = 1 ] || { echo "!!! refusing to run (pass --force to run anyway)" >&2; exit 3; }
+    echo "!!! running anyway (--force); treat these numbers with suspicion" >&2
+fi
+
+echo "# building edgeshard and the peers" >&2
+cargo build --release --quiet --example bench
+cargo build --release --quiet --manifest-path perf/peers/hyper/Cargo.toml
+cargo build --release --quiet --manifest-path perf/peers/may/Cargo.toml
+EDGE=./target/release/examples/bench
+HYPER=perf/peers/hyper/target/release/peer-hyper
+MAY=perf/peers/may/target/release/peer-may
+
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/www" "$WORK/nginx"
+head -c 1024 /dev/urandom > "$WORK/www/1k.bin"
+head -c $((1024 * 1024)) /dev/urandom > "$WORK/www/1m.bin"
+# nginx's worker runs unprivileged: let it reach the fixtures.
+chmod 755 "$WORK" "$WORK/www" && chmod 644 "$WORK/www/"*
+TCK=$(getconf CLK_TCK)
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Which servers take part in a case. edgeshard joins the static cases once
+# it serves files (the static-files issue); until then they are nginx only.
+servers_for() {
+    case $1 in
+        static1k | static1m) echo nginx ;;
+        *) echo edgeshard nginx hyper may ;;
+    esac
+}
+
+case_path() {
+    case $1 in
+        plaintext | pipelined) echo /plaintext ;;
+        json) echo /json ;;
+        static1k) echo /1k.bin ;;
+        static1m) echo /1m.bin ;;
+        notfound) echo /not-found ;;
+    esac
+}
+
+case_conns() {
+    case $1 in
+        pipelined) echo 256 ;;
+        static1m) echo 16 ;;
+        *) echo 64 ;;
+    esac
+}
+
+SERVER_PID=
+start_server() { # name port
+    case $1 in
+        edgeshard) taskset -c 1 "$EDGE" --shards 1 --listen "127.0.0.1:$2" >/dev/null 2>&1 & ;;
+        hyper) taskset -c 1 "$HYPER" "127.0.0.1:$2" >/dev/null 2>&1 & ;;
+        may) taskset -c 1 "$MAY" "127.0.0.1:$2" >/dev/null 2>&1 & ;;
+        nginx)
+            sed -e "s#PREFIX#$WORK/nginx#g" -e "s#PORT#$2#g" -e "s#ROOT#$WORK/www#g" \
+                perf/nginx-harness.conf > "$WORK/nginx/nginx.conf"
+            taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>&1 &
+            ;;
+    esac
+    SERVER_PID=$!
+    for _ in $(seq 200); do
+        curl -s -o /dev/null "http://127.0.0.1:$2/plaintext" && return 0
+        sleep 0.025
+    done
+    echo "$1 did not start on port $2" >&2
+    return 1
+}
+
+# utime and stime ticks of a process and its children.
+cpu_ticks() {
+    local u=0 s=0 pid
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        [ -r "/proc/$pid/stat" ] || continue
+        read -r pu ps < <(awk '{print $14, $15}' "/proc/$pid/stat")
+        u=$((u + pu)); s=$((s + ps))
+    done
+    echo "$u $s"
+}
+
+RAW="$WORK/raw.tsv"
+run_one() { # case server
+    local case=$1 name=$2 port out
+    port=$(free_port)
+    start_server "$name" "$port"
+    local url="http://127.0.0.1:$port$(case_path "$case")"
+    local conns script=()
+    conns=$(case_conns "$case")
+    [ "$case" = pipelined ] && script=(-s perf/pipeline.lua)
+    taskset -c 0 wrk -t1 -c"$conns" -d2s "${script[@]}" "$url" >/dev/null
+    read -r u0 s0 < <(cpu_ticks "$SERVER_PID")
+    out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DURATION" --latency "${script[@]}" "$url")
+    read -r u1 s1 < <(cpu_ticks "$SERVER_PID")
+    kill -TERM "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true
+    python3 perf/wrk_row.py "$case" "$name" "$DURATION" "$TCK" "$u0" "$s0" "$u1" "$s1" "$conns" <<<"$out" | tee -a "$RAW"
+}
+
+IFS=, read -r -a case_list <<<"$CASES"
+for case in "${case_list[@]}"; do
+    for round in $(seq "$ROUNDS"); do
+        for name in $(servers_for "$case"); do
+            run_one "$case" "$name"
+        done
+    done
+done
+
+DATE=$(date -u +%F)
+mkdir -p perf/results
+OUT="perf/results/$DATE-harness.md"
+python3 perf/summarize.py "$RAW" "$ROUNDS" "$DURATION" > "$OUT"
+python3 perf/summarize.py --readme "$RAW" "$ROUNDS" "$DURATION" "$OUT" README.md
+echo "# wrote $OUT and the README summary" >&2
+cat "$OUT"

@@ -1,0 +1,115 @@
+"""Medians per case and server from the harness's raw rows, as markdown.
+
+Usage: summarize.py RAW ROUNDS DURATION              (markdown on stdout)
+       summarize.py --readme RAW ROUNDS DURATION RESULT README
+                    (replaces the README section between the harness markers)
+"""
+import statistics
+import sys
+from collections import defaultdict
+
+PEERS = ("hyper", "may")
+
+
+def load(raw):
+    runs = defaultdict(list)
+    for line in open(raw):
+        case, server, rps, p99, errors, non2xx, requests, user, system = line.split("\t")
+        requests, user, system = int(requests), float(user), float(system)
+        cpu = user + system
+        runs[(case, server)].append({
+            "rps": float(rps),
+            "p99": float(p99),
+            "errors": int(errors),
+            "non2xx": int(non2xx),
+            "per_cpu": requests / cpu if cpu > 0 else 0.0,
+            "user_us": user * 1e6 / requests if requests else 0.0,
+            "sys_us": system * 1e6 / requests if requests else 0.0,
+        })
+    return runs
+
+
+def medians(runs):
+    out = {}
+    for key, rows in runs.items():
+        med = {k: statistics.median(r[k] for r in rows) for k in ("rps", "p99", "per_cpu", "user_us", "sys_us")}
+        med["errors"] = sum(r["errors"] for r in rows)
+        med["non2xx"] = sum(r["non2xx"] for r in rows)
+        med["n"] = len(rows)
+        out[key] = med
+    return out
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if b else "-"
+
+
+def tables(med):
+    cases = []
+    for case, _ in med:
+        if case not in cases:
+            cases.append(case)
+    lines = []
+    for case in cases:
+        lines.append(f"### {case}\n")
+        latency = "mean batch ms" if case == "pipelined" else "p99 ms"
+        lines.append(f"| server | req/s | {latency} | errors | non-2xx | req per CPU-s | user µs/req | sys µs/req |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for (c, server), m in med.items():
+            if c != case:
+                continue
+            lines.append(
+                f"| {server} | {m['rps']:.0f} | {m['p99']:.2f} | {m['errors']} | {m['non2xx']} | "
+                f"{m['per_cpu']:.0f} | {m['user_us']:.2f} | {m['sys_us']:.2f} |"
+            )
+        ours = med.get((case, "edgeshard"))
+        if ours:
+            notes = []
+            nginx = med.get((case, "nginx"))
+            if nginx:
+                notes.append(f"vs nginx: req/s {ratio(ours['rps'], nginx['rps'])}, "
+                             f"req per CPU-s {ratio(ours['per_cpu'], nginx['per_cpu'])}")
+            peers = [med[(case, p)] for p in PEERS if (case, p) in med]
+            if peers:
+                best_rps = max(p["rps"] for p in peers)
+                best_cpu = max(p["per_cpu"] for p in peers)
+                least_user = min(p["user_us"] for p in peers)
+                notes.append(f"vs the better of hyper and may_minihttp: req/s {ratio(ours['rps'], best_rps)}, "
+                             f"req per CPU-s {ratio(ours['per_cpu'], best_cpu)}, "
+                             f"user µs/req {ours['user_us']:.2f} vs {least_user:.2f}")
+            lines.append("")
+            lines.extend(f"- {n}" for n in notes)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    args = sys.argv[1:]
+    readme_mode = args[0] == "--readme"
+    if readme_mode:
+        args = args[1:]
+    raw, rounds, duration = args[:3]
+    med = medians(load(raw))
+    body = tables(med)
+    if not readme_mode:
+        print(f"# Harness results\n\nMedians of {rounds} rounds of `wrk -t1 --latency -d{duration}` "
+              "(wrk on CPU 0, each server alone on CPU 1; rounds rotate the servers). "
+              "For the pipelined case the latency column is the mean latency of a batch of 16 "
+              "(Little's law), because wrk's percentiles there are not batch latencies.\n")
+        print(body)
+        return
+    result, readme = args[3:5]
+    text = open(readme).read()
+    start, end = "<!-- harness:start -->", "<!-- harness:end -->"
+    section = f"{start}\nLatest harness run (`{result}`):\n\n{body}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    open(readme, "w").write(text)
+
+
+if __name__ == "__main__":
+    main()
