@@ -149,6 +149,7 @@ DATE=$(date -u +%F)
 mkdir -p perf/results
 OUT="perf/results/$DATE-harness.md"
 python3 perf/summarize.py "$RAW" "$ROUNDS" "$DURATION" > "$OUT"
+perf/extras.sh >> "$OUT"
 python3 perf/summarize.py --readme "$RAW" "$ROUNDS" "$DURATION" "$OUT" README.md
 echo "# wrote $OUT and the README summary" >&2
 cat "$OUT"
