@@ -372,11 +372,13 @@ async fn run_shard<H: Handler>(
     ticker.cancel().await;
 }
 
-/// The shard's clock: advances the connection table's deadlines.
+/// The shard's clock: advances the connection table's deadlines and the
+/// cached Date.
 async fn tick(state: Rc<ShardState>) {
     let period = state.conns.tick_period();
     loop {
         Timer::new(period).await;
         state.conns.tick(Instant::now());
+        state.date.refresh();
     }
 }

@@ -51,6 +51,19 @@ pub fn raise_nofile() -> io::Result<Option<u64>> {
     Ok(lim.maximum)
 }
 
+/// The bytes as a `str` if they are ASCII, else `""`. A SIMD `is_ascii`
+/// check is far cheaper than `str::from_utf8` on the short fields of a
+/// request head, which the parser has already checked to be ASCII.
+#[inline]
+pub fn ascii_str(bytes: &[u8]) -> &str {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8, and we just checked them.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    } else {
+        ""
+    }
+}
+
 /// Wraps a bound, listening socket as glommio's listener. Must be called on
 /// the glommio executor that will accept from it.
 pub fn glommio_listener(socket: socket2::Socket) -> glommio::net::TcpListener {

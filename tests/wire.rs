@@ -335,3 +335,20 @@ fn responses_to_a_batch_come_back_together_even_when_handlers_wait() {
         text_response("200 OK", "ok", "")
     );
 }
+
+#[test]
+fn date_header_advances_with_the_clock() {
+    let server = TestServer::start(|_| {});
+    let mut s = server.connect();
+    let date = |raw: &[u8]| {
+        let text = String::from_utf8_lossy(raw).into_owned();
+        let at = text.find("\r\nDate: ").expect("a Date header") + 8;
+        text[at..at + 29].to_string()
+    };
+    s.write_all(HEALTHZ).unwrap();
+    let first = date(&read_response(&mut s));
+    std::thread::sleep(Duration::from_millis(2100));
+    s.write_all(HEALTHZ).unwrap();
+    let later = date(&read_response(&mut s));
+    assert_ne!(first, later, "the Date header did not move in 2.1 s");
+}

@@ -1,4 +1,5 @@
-//! The `Date` header value, formatted at most once per second per shard.
+//! The `Date` header value, formatted at most once per second per shard and
+//! refreshed by the shard's tick, so responses never read the clock.
 
 use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,15 +30,22 @@ impl DateCache {
         }
     }
 
-    /// The current date text; reformats only when the second has changed.
+    /// The date text as of the last [`DateCache::refresh`]: no clock read
+    /// on the request path.
     #[inline]
     pub fn get(&self) -> [u8; DATE_LEN] {
+        self.text.get()
+    }
+
+    /// Reads the clock and reformats if the second has changed. The shard's
+    /// tick calls this (at least once a second), so a Date is at most one
+    /// tick behind the clock.
+    pub fn refresh(&self) {
         let now = unix_now();
         if now != self.secs.get() {
             self.secs.set(now);
             self.text.set(format_imf_fixdate(now));
         }
-        self.text.get()
     }
 }
 
@@ -117,8 +125,14 @@ mod tests {
 
     #[test]
     fn cache_returns_a_well_formed_date() {
-        let d = DateCache::new().get();
+        let cache = DateCache::new();
+        cache.refresh();
+        let d = cache.get();
         assert_eq!(&d[25..], b" GMT");
         assert_eq!(d[3], b',');
+        // Refreshed just now: this second's date, or the last one's if the
+        // second turned in between.
+        let now = unix_now();
+        assert!(d == format_imf_fixdate(now) || d == format_imf_fixdate(now - 1));
     }
 }

@@ -106,6 +106,8 @@ pub struct RequestHead {
     target: Span,
     version: Version,
     headers: HeaderSpans,
+    /// The Host header's value, found while parsing (`None` if absent).
+    host: Option<Span>,
     framing: Framing,
     keep_alive: bool,
     expect_continue: bool,
@@ -119,7 +121,18 @@ impl RequestHead {
 
     /// The method exactly as sent (useful for [`Method::Other`]).
     pub fn method_str(&self) -> &str {
-        ascii(self.method_span.get(&self.raw))
+        match self.method {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Trace => "TRACE",
+            Method::Connect => "CONNECT",
+            Method::Other => ascii(self.method_span.get(&self.raw)),
+        }
     }
 
     /// The request target as sent: origin-form path and query, absolute-form URI, or `*`.
@@ -129,9 +142,8 @@ impl RequestHead {
 
     /// The path, still percent-encoded (`/` for an absolute-form URI without one).
     pub fn path(&self) -> &str {
-        let t = self.target();
-        let t = strip_scheme_authority(t);
-        match t.find('?') {
+        let t = strip_scheme_authority(self.target());
+        match memchr::memchr(b'?', t.as_bytes()) {
             Some(q) => &t[..q],
             None => t,
         }
@@ -142,23 +154,29 @@ impl RequestHead {
     pub fn host(&self) -> Option<&str> {
         let t = self.target();
         let authority = if t.starts_with('/') || t == "*" {
-            std::str::from_utf8(self.header("host")?).ok()?
+            ascii(self.host?.get(&self.raw))
         } else {
             let rest = t.split_once("://").map_or(t, |(_, r)| r);
             &rest[..rest.find(['/', '?']).unwrap_or(rest.len())]
         };
-        let host = match authority.strip_prefix('[') {
+        let bytes = authority.as_bytes();
+        let end = if bytes.first() == Some(&b'[') {
             // IPv6 literal: keep the brackets, drop the port.
-            Some(v6) => &authority[..v6.find(']').map_or(authority.len(), |i| i + 2)],
-            None => authority.split(':').next().unwrap_or(""),
+            bytes
+                .iter()
+                .position(|&b| b == b']')
+                .map_or(bytes.len(), |i| i + 1)
+        } else {
+            bytes.iter().position(|&b| b == b':').unwrap_or(bytes.len())
         };
+        let host = &authority[..end];
         (!host.is_empty()).then_some(host)
     }
 
     /// The query string after `?`, if any.
     pub fn query(&self) -> Option<&str> {
         let t = self.target();
-        t.find('?').map(|q| &t[q + 1..])
+        memchr::memchr(b'?', t.as_bytes()).map(|q| &t[q + 1..])
     }
 
     /// The protocol version.
@@ -201,13 +219,17 @@ impl RequestHead {
     }
 }
 
-/// Method, target and header names are checked ASCII by the parser, so this
-/// never takes the fallback; it only keeps `unsafe` out of this module.
+/// Method, target and header names are checked ASCII by the parser, so the
+/// fallback (`""`) is never taken.
+#[inline]
 fn ascii(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or("")
+    crate::sys::ascii_str(b)
 }
 
 fn strip_scheme_authority(t: &str) -> &str {
+    if t.starts_with('/') {
+        return t;
+    }
     for scheme in ["http://", "https://"] {
         if t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
             let rest = &t[scheme.len()..];
@@ -253,6 +275,7 @@ struct Fields {
     target: Span,
     version: Version,
     headers: HeaderSpans,
+    host: Option<Span>,
     framing: Framing,
     keep_alive: bool,
     expect_continue: bool,
@@ -267,6 +290,7 @@ impl Fields {
             target: self.target,
             version: self.version,
             headers: self.headers,
+            host: self.host,
             framing: self.framing,
             keep_alive: self.keep_alive,
             expect_continue: self.expect_continue,
@@ -316,16 +340,20 @@ fn parse_into<'b>(
         target: Span::of(base, target_str.as_bytes()),
         version,
         headers: SmallVec::new(),
+        host: None,
         framing: Framing::None,
         keep_alive: version == Version::Http11,
         expect_continue: false,
     };
     let mut semantics = HeaderSemantics::default();
     for h in req.headers.iter() {
+        let value = Span::of(base, h.value);
         fields
             .headers
-            .push((Span::of(base, h.name.as_bytes()), Span::of(base, h.value)));
-        semantics.observe(h.name, h.value)?;
+            .push((Span::of(base, h.name.as_bytes()), value));
+        if semantics.observe(h.name, h.value)? == Observed::Host {
+            fields.host = Some(value);
+        }
     }
     semantics.apply(&mut fields)?;
     if method == Method::Connect {
@@ -425,8 +453,15 @@ enum Expect {
     Unknown,
 }
 
+/// What `observe` saw, when the caller needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Observed {
+    Host,
+    Other,
+}
+
 impl HeaderSemantics {
-    fn observe(&mut self, name: &str, value: &[u8]) -> Result<(), ParseError> {
+    fn observe(&mut self, name: &str, value: &[u8]) -> Result<Observed, ParseError> {
         if name.eq_ignore_ascii_case("content-length") {
             if self.content_length.is_some() {
                 return Err(ParseError::DuplicateContentLength);
@@ -442,6 +477,7 @@ impl HeaderSemantics {
             }
         } else if name.eq_ignore_ascii_case("host") {
             self.hosts = self.hosts.saturating_add(1);
+            return Ok(Observed::Host);
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(|&b| b == b',') {
                 let token = trim_ows(token);
@@ -458,7 +494,7 @@ impl HeaderSemantics {
                 Expect::Unknown
             };
         }
-        Ok(())
+        Ok(Observed::Other)
     }
 
     fn add_coding(&mut self, coding: &[u8]) -> Result<(), ParseError> {
