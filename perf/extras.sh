@@ -69,6 +69,12 @@ for name in edgeshard nginx; do
         reqs=$(awk '/requests in/ {print $1}' <<<"$out")
         calls=$(awk '$NF == "total" {print $(NF-2)}' "$WORK/strace.txt")
         top=$(awk 'NR > 2 && $1 ~ /^[0-9.]+$/ && $NF != "total" {print $NF}' "$WORK/strace.txt" | head -4 | tr '\n' ' ')
+        if [ "$((calls * 100))" -lt "$reqs" ]; then
+            # Fewer than one call per hundred requests: strace did not see the
+            # process that served them (it attaches to nginx's worker by pid).
+            echo "- $name $mode: not measured (strace saw $calls calls for $reqs requests: it missed the serving process)"
+            continue
+        fi
         echo "- $name $mode: $(awk -v c="$calls" -v r="$reqs" 'BEGIN {printf "%.2f", c / r}') syscalls per request ($calls calls / $reqs requests; most time in: $top)"
     done
 done

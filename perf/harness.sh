@@ -11,7 +11,7 @@
 # percentiles are not batch latencies, the mean batch latency instead; see
 # perf/pipeline.lua), errors, non-2xx, and the server's user and system CPU
 # seconds from /proc, hence requests per server CPU-second.
-# Results: a dated markdown file in perf/results/ and the README summary.
+# Results: perf/results/DATE-HHMM-harness.md and the README summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -145,9 +145,10 @@ for case in "${case_list[@]}"; do
     done
 done
 
-DATE=$(date -u +%F)
+# Date and UTC start time, so runs on one day do not overwrite each other.
+STAMP=$(date -u +%F-%H%M)
 mkdir -p perf/results
-OUT="perf/results/$DATE-harness.md"
+OUT="perf/results/$STAMP-harness.md"
 python3 perf/summarize.py "$RAW" "$ROUNDS" "$DURATION" > "$OUT"
 perf/extras.sh >> "$OUT"
 python3 perf/summarize.py --readme "$RAW" "$ROUNDS" "$DURATION" "$OUT" README.md
