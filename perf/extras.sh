@@ -15,34 +15,18 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/nginx" "$WORK/www"
 chmod 755 "$WORK" "$WORK/www"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-PID=
-start() { # name port
-    case $1 in
-        edgeshard) taskset -c 1 "$EDGE" --shards 1 --listen "127.0.0.1:$2" >/dev/null 2>&1 & ;;
-        nginx)
-            sed -e "s#PREFIX#$WORK/nginx#g" -e "s#PORT#$2#g" -e "s#ROOT#$WORK/www#g" \
-                perf/nginx-harness.conf > "$WORK/nginx/nginx.conf"
-            taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>&1 & ;;
-    esac
-    PID=$!
-    for _ in $(seq 200); do
-        curl -s -o /dev/null "http://127.0.0.1:$2/plaintext" && return 0
-        sleep 0.025
-    done
-    return 1
-}
-stop() { kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }
+NGINX_CONF=perf/nginx-harness.conf
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 
 echo "### Memory per idle keep-alive connection"
 echo
 for name in edgeshard nginx; do
     port=$(free_port)
-    start "$name" "$port"
-    pids="$PID $( (pgrep -P "$PID" || true) | tr '\n' ' ')"
+    start_server "$name" "$port"
+    pids="$SERVER_PID $( (pgrep -P "$SERVER_PID" || true) | tr '\n' ' ')"
     echo "- $name: $(python3 perf/probe.py idle 127.0.0.1 "$port" 10000 $pids)"
-    stop
+    stop_server
 done
 echo
 echo "### Start to first response"
@@ -56,16 +40,16 @@ echo
 for name in edgeshard nginx; do
     for mode in keepalive pipelined; do
         port=$(free_port)
-        start "$name" "$port"
+        start_server "$name" "$port"
         args=(-c64)
         [ "$mode" = pipelined ] && args=(-c256 -s perf/pipeline.lua)
         sleep 0.3  # let nginx's worker settle so strace attaches to it
-        strace -c -f -q -o "$WORK/strace.txt" -p "$PID" $( (pgrep -P "$PID" || true) | sed 's/^/-p /') &
+        strace -c -f -q -o "$WORK/strace.txt" -p "$SERVER_PID" $( (pgrep -P "$SERVER_PID" || true) | sed 's/^/-p /') &
         tracer=$!
         sleep 0.5
         out=$(taskset -c 0 wrk -t1 -d5s "${args[@]}" "http://127.0.0.1:$port/plaintext")
         kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
-        stop
+        stop_server
         reqs=$(awk '/requests in/ {print $1}' <<<"$out")
         calls=$(awk '$NF == "total" {print $(NF-2)}' "$WORK/strace.txt")
         top=$(awk 'NR > 2 && $1 ~ /^[0-9.]+$/ && $NF != "total" {print $NF}' "$WORK/strace.txt" | head -4 | tr '\n' ' ')

@@ -58,7 +58,9 @@ head -c $((1024 * 1024)) /dev/urandom > "$WORK/www/1m.bin"
 chmod 755 "$WORK" "$WORK/www" && chmod 644 "$WORK/www/"*
 TCK=$(getconf CLK_TCK)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+NGINX_CONF=perf/nginx-harness.conf
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 
 # Which servers take part in a case. edgeshard joins the static cases once
 # it serves files (the static-files issue); until then they are nginx only.
@@ -87,38 +89,6 @@ case_conns() {
     esac
 }
 
-SERVER_PID=
-start_server() { # name port
-    case $1 in
-        edgeshard) taskset -c 1 "$EDGE" --shards 1 --listen "127.0.0.1:$2" >/dev/null 2>&1 & ;;
-        hyper) taskset -c 1 "$HYPER" "127.0.0.1:$2" >/dev/null 2>&1 & ;;
-        may) taskset -c 1 "$MAY" "127.0.0.1:$2" >/dev/null 2>&1 & ;;
-        nginx)
-            sed -e "s#PREFIX#$WORK/nginx#g" -e "s#PORT#$2#g" -e "s#ROOT#$WORK/www#g" \
-                perf/nginx-harness.conf > "$WORK/nginx/nginx.conf"
-            taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>&1 &
-            ;;
-    esac
-    SERVER_PID=$!
-    for _ in $(seq 200); do
-        curl -s -o /dev/null "http://127.0.0.1:$2/plaintext" && return 0
-        sleep 0.025
-    done
-    echo "$1 did not start on port $2" >&2
-    return 1
-}
-
-# utime and stime ticks of a process and its children.
-cpu_ticks() {
-    local u=0 s=0 pid
-    for pid in "$1" $(pgrep -P "$1" || true); do
-        [ -r "/proc/$pid/stat" ] || continue
-        read -r pu ps < <(awk '{print $14, $15}' "/proc/$pid/stat")
-        u=$((u + pu)); s=$((s + ps))
-    done
-    echo "$u $s"
-}
-
 RAW="$WORK/raw.tsv"
 run_one() { # case server
     local case=$1 name=$2 port out
@@ -132,7 +102,7 @@ run_one() { # case server
     read -r u0 s0 < <(cpu_ticks "$SERVER_PID")
     out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DURATION" --latency "${script[@]}" "$url")
     read -r u1 s1 < <(cpu_ticks "$SERVER_PID")
-    kill -TERM "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true
+    stop_server
     python3 perf/wrk_row.py "$case" "$name" "$DURATION" "$TCK" "$u0" "$s0" "$u1" "$s1" "$conns" <<<"$out" | tee -a "$RAW"
 }
 

@@ -15,8 +15,8 @@ ROUNDS=${2:-3}
 DURATION=${3:-10s}
 CONNS=${4:-64}
 case $CASE in
-    healthz) EDGE_BIN=./target/release/edgeshard ;;
-    plaintext | json) EDGE_BIN=./target/release/examples/bench ;;
+    healthz) EDGE=./target/release/edgeshard ;;
+    plaintext | json) EDGE=./target/release/examples/bench ;;
     *) echo "unknown case $CASE" >&2; exit 2 ;;
 esac
 for tool in wrk nginx taskset; do
@@ -27,53 +27,22 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 TCK=$(getconf CLK_TCK)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# CPU ticks (utime+stime) of a process and its children processes.
-cpu_ticks() {
-    local total=0 pid
-    for pid in "$@" $(pgrep -P "$1" || true); do
-        [ -r /proc/$pid/stat ] || continue
-        total=$(( total + $(awk '{print $14 + $15}' /proc/$pid/stat) ))
-    done
-    echo $total
-}
-
-wait_up() {
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$1/$CASE" >/dev/null && return 0
-        sleep 0.05
-    done
-    echo "server on port $1 did not come up" >&2; return 1
-}
-
-SERVER_PID=
-start_server() { # name port; sets SERVER_PID
-    case $1 in
-        edgeshard)
-            taskset -c 1 "$EDGE_BIN" --shards 1 --listen "127.0.0.1:$2" >/dev/null &
-            ;;
-        nginx)
-            mkdir -p "$WORK/nginx"
-            sed -e "s#PREFIX#$WORK/nginx#g" -e "s#PORT#$2#g" perf/nginx-peer.conf > "$WORK/nginx/nginx.conf"
-            taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>&1 &
-            ;;
-    esac
-    SERVER_PID=$!
-}
+NGINX_CONF=perf/nginx-peer.conf
+PROBE_PATH=/$CASE
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 
 run_one() { # name -> one line: name req/s p99 errors cpu_s req_per_cpu_s
     local name=$1 port pid before after out
     port=$(free_port)
     start_server "$name" "$port"
     pid=$SERVER_PID
-    wait_up "$port"
     # Warm-up, not measured.
     taskset -c 0 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/$CASE" >/dev/null
-    before=$(cpu_ticks "$pid")
+    before=$(cpu_ticks "$pid" | awk '{print $1 + $2}')
     out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/$CASE")
-    after=$(cpu_ticks "$pid")
-    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    after=$(cpu_ticks "$pid" | awk '{print $1 + $2}')
+    stop_server
     local rps p99 errs non2xx cpu
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")

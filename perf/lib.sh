@@ -1,0 +1,43 @@
+# Shared by perf/harness.sh, perf/extras.sh and perf/vs-nginx.sh (sourced).
+# The caller sets WORK (a scratch directory), EDGE (the edgeshard binary to
+# run), NGINX_CONF (a template with PREFIX, PORT and ROOT), and for the
+# peers HYPER and MAY; PROBE_PATH is the path that must answer before a
+# server counts as up (default /plaintext).
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+SERVER_PID=
+# Starts NAME on 127.0.0.1:PORT pinned to CPU 1 and waits until it answers.
+start_server() { # name port
+    case $1 in
+        edgeshard) taskset -c 1 "$EDGE" --shards 1 --listen "127.0.0.1:$2" >/dev/null 2>&1 & ;;
+        hyper) taskset -c 1 "$HYPER" "127.0.0.1:$2" >/dev/null 2>&1 & ;;
+        may) taskset -c 1 "$MAY" "127.0.0.1:$2" >/dev/null 2>&1 & ;;
+        nginx)
+            mkdir -p "$WORK/nginx"
+            sed -e "s#PREFIX#$WORK/nginx#g" -e "s#PORT#$2#g" -e "s#ROOT#$WORK/www#g" \
+                "$NGINX_CONF" > "$WORK/nginx/nginx.conf"
+            taskset -c 1 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >/dev/null 2>&1 &
+            ;;
+    esac
+    SERVER_PID=$!
+    for _ in $(seq 200); do
+        curl -s -o /dev/null "http://127.0.0.1:$2${PROBE_PATH:-/plaintext}" && return 0
+        sleep 0.025
+    done
+    echo "$1 did not start on port $2" >&2
+    return 1
+}
+
+stop_server() { kill -TERM "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; }
+
+# "utime stime" in clock ticks of a process and its child processes.
+cpu_ticks() {
+    local u=0 s=0 pid pu ps
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        [ -r "/proc/$pid/stat" ] || continue
+        read -r pu ps < <(awk '{print $14, $15}' "/proc/$pid/stat")
+        u=$((u + pu)); s=$((s + ps))
+    done
+    echo "$u $s"
+}
