@@ -70,7 +70,7 @@ pub struct Args {
     /// Longest request line (method, target, version); longer → 414.
     #[arg(long = "max-uri", value_name = "SIZE", default_value = "8KiB", value_parser = parse_size)]
     pub max_uri: usize,
-    /// Largest header section; larger → 431.
+    /// Largest header section; larger → 431. With --max-uri at most 64 KiB in all.
     #[arg(long = "max-header-bytes", value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
     pub max_header_bytes: usize,
     /// Most header fields in one request; more → 431.
@@ -221,9 +221,8 @@ fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The largest head we accept: header offsets are kept as `u32`, and no
-/// legitimate request head comes near 1 GiB.
-const MAX_HEAD_BYTES: usize = 1 << 30;
+/// The largest body we buffer (bytes): bodies are held whole in memory.
+const MAX_BODY_BYTES: usize = 1 << 30;
 
 impl Config {
     /// Validates the command line.
@@ -245,16 +244,17 @@ impl Config {
         if args.max_header_bytes < 64 {
             return Err(invalid("--max-header-bytes", "must be at least 64 bytes"));
         }
-        if args.max_uri + args.max_header_bytes > MAX_HEAD_BYTES {
+        // +2: the empty line that ends the head.
+        if args.max_uri + args.max_header_bytes + 2 > crate::http::parse::MAX_HEAD {
             return Err(invalid(
                 "--max-header-bytes",
-                "request line plus headers must stay under 1 GiB",
+                "request line plus headers must fit in 64 KiB (--max-uri + --max-header-bytes <= 65533)",
             ));
         }
         if args.max_headers == 0 || args.max_headers > 10_000 {
             return Err(invalid("--max-headers", "must be between 1 and 10000"));
         }
-        if args.max_body > MAX_HEAD_BYTES {
+        if args.max_body > MAX_BODY_BYTES {
             return Err(invalid(
                 "--max-body",
                 "must be at most 1GiB (bodies are buffered)",
@@ -376,6 +376,27 @@ mod tests {
         assert_eq!(cfg.timeouts, Timeouts::default());
         assert_eq!(cfg.backlog, DEFAULT_BACKLOG);
         assert_eq!(cfg.max_conns.get(), DEFAULT_MAX_CONNS);
+    }
+
+    #[test]
+    fn a_head_larger_than_64_kib_is_refused() {
+        let args = Args::parse_from([
+            "edgeshard",
+            "--max-uri",
+            "32KiB",
+            "--max-header-bytes",
+            "32KiB",
+        ]);
+        let err = Config::from_args(args).unwrap_err();
+        assert_eq!(err.flag, "--max-header-bytes");
+        let args = Args::parse_from([
+            "edgeshard",
+            "--max-uri",
+            "16KiB",
+            "--max-header-bytes",
+            "47KiB",
+        ]);
+        assert!(Config::from_args(args).is_ok());
     }
 
     #[test]

@@ -75,17 +75,23 @@ pub enum Framing {
 /// A byte range `[start, end)` inside the frozen head.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Span {
-    start: u32,
-    end: u32,
+    start: u16,
+    end: u16,
 }
+
+/// Largest request head, in bytes: offsets are `u16`, which halves the
+/// head's size and so the cost of every move of a request (the request
+/// path's largest copy). Checked while parsing whatever the limits say.
+pub const MAX_HEAD: usize = u16::MAX as usize;
 
 impl Span {
     fn of(base: *const u8, part: &[u8]) -> Span {
-        // Offsets, not pointers: the slice lies inside the buffer starting at `base`.
+        // Offsets, not pointers: the slice lies inside the head starting at
+        // `base`, which is at most MAX_HEAD bytes long.
         let start = part.as_ptr() as usize - base as usize;
         Span {
-            start: start as u32,
-            end: (start + part.len()) as u32,
+            start: start as u16,
+            end: (start + part.len()) as u16,
         }
     }
 
@@ -308,6 +314,9 @@ fn parse_into<'b>(
         .parse_request_with_uninit_headers(&mut req, buf, slots)
         .map_err(|e| classify_httparse_error(e, buf))?;
     let len = match status {
+        httparse::Status::Complete(len) if len > MAX_HEAD => {
+            return Err(ParseError::HeadersTooLarge)
+        }
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial => {
             check_partial_limits(buf, limits)?;
@@ -365,8 +374,9 @@ fn parse_into<'b>(
 /// Limits that must hold while the head is still arriving, so a client
 /// cannot make us buffer more than a head may ever be.
 fn check_partial_limits(buf: &[u8], limits: &Limits) -> Result<(), ParseError> {
-    // Whatever the bytes are, a head is never longer than both limits together.
-    if buf.len() > limits.max_uri + limits.max_header_bytes + 2 {
+    // Whatever the bytes are, a head is never longer than both limits
+    // together, nor than MAX_HEAD.
+    if buf.len() > (limits.max_uri + limits.max_header_bytes + 2).min(MAX_HEAD) {
         return Err(ParseError::HeadersTooLarge);
     }
     // Skip the empty lines allowed before the request line.

@@ -383,3 +383,29 @@ fn host_comes_from_the_header_or_an_absolute_target_without_port() {
     let abs = parse_ok(b"GET http://a.example:81/x HTTP/1.1\r\nHost: b.example\r\n\r\n");
     assert_eq!(abs.host(), Some("a.example"));
 }
+
+#[test]
+fn heads_over_64_kib_are_refused_whatever_the_limits() {
+    // Limits built in code, bypassing Config validation.
+    let huge = Limits {
+        max_uri: 1 << 20,
+        max_header_bytes: 1 << 20,
+        max_headers: 10_000,
+        ..Limits::default()
+    };
+    let mut req = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+    while req.len() <= MAX_HEAD {
+        req.push_str("X-Filler: 0123456789012345678901234567890123456789\r\n");
+    }
+    let mut partial = BytesMut::from(req.as_bytes());
+    assert_eq!(
+        parse_head(&mut partial, &huge).unwrap_err(),
+        E::HeadersTooLarge
+    );
+    req.push_str("\r\n");
+    let mut complete = BytesMut::from(req.as_bytes());
+    assert_eq!(
+        parse_head(&mut complete, &huge).unwrap_err(),
+        E::HeadersTooLarge
+    );
+}
