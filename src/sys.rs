@@ -16,21 +16,28 @@ pub struct Rlimit {
     pub hard: Option<u64>,
 }
 
+/// Raises a limit's soft value to its hard value; returns the limit now in force.
+fn raise_soft_to_hard(resource: Resource) -> io::Result<Rlimit> {
+    let lim = getrlimit(resource);
+    if lim.current != lim.maximum {
+        setrlimit(
+            resource,
+            RawRlimit {
+                current: lim.maximum,
+                maximum: lim.maximum,
+            },
+        )?;
+    }
+    Ok(Rlimit {
+        soft: lim.maximum,
+        hard: lim.maximum,
+    })
+}
+
 /// Raises RLIMIT_MEMLOCK's soft limit to its hard limit and returns the
 /// limit now in force. io_uring registered buffers are charged against it.
 pub fn raise_memlock() -> io::Result<Rlimit> {
-    let lim = getrlimit(Resource::Memlock);
-    let raised = RawRlimit {
-        current: lim.maximum,
-        maximum: lim.maximum,
-    };
-    if lim.current != lim.maximum {
-        setrlimit(Resource::Memlock, raised)?;
-    }
-    Ok(Rlimit {
-        soft: raised.current,
-        hard: raised.maximum,
-    })
+    raise_soft_to_hard(Resource::Memlock)
 }
 
 /// Raises RLIMIT_NOFILE's soft limit to its hard limit (like nginx's
@@ -38,17 +45,7 @@ pub fn raise_memlock() -> io::Result<Rlimit> {
 /// soft default of 1024 is far below `--max-conns`. Returns the soft limit
 /// now in force.
 pub fn raise_nofile() -> io::Result<Option<u64>> {
-    let lim = getrlimit(Resource::Nofile);
-    if lim.current != lim.maximum {
-        setrlimit(
-            Resource::Nofile,
-            RawRlimit {
-                current: lim.maximum,
-                maximum: lim.maximum,
-            },
-        )?;
-    }
-    Ok(lim.maximum)
+    raise_soft_to_hard(Resource::Nofile).map(|l| l.soft)
 }
 
 /// The bytes as a `str` if they are ASCII, else `""`. A SIMD `is_ascii`
