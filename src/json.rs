@@ -89,9 +89,17 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
 /// Whether a `Content-Type` value is JSON: `application/json` or
 /// `application/<anything>+json`, parameters allowed, any case.
 pub fn is_json_content_type(value: &[u8]) -> bool {
-    let media = value.split(|&b| b == b';').next().unwrap_or(b"");
-    let media = String::from_utf8_lossy(media).trim().to_ascii_lowercase();
-    media == APPLICATION_JSON || (media.starts_with("application/") && media.ends_with("+json"))
+    // The connection asks this of every request with a body: no allocation.
+    let media = value
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(b"")
+        .trim_ascii();
+    let prefix = b"application/";
+    media.eq_ignore_ascii_case(APPLICATION_JSON.as_bytes())
+        || (media.len() >= prefix.len() + 5
+            && media[..prefix.len()].eq_ignore_ascii_case(prefix)
+            && media[media.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
 impl Request {
@@ -129,6 +137,9 @@ mod tests {
         assert!(!is_json_content_type(b"text/json"));
         assert!(!is_json_content_type(b"application/jsonp"));
         assert!(!is_json_content_type(b""));
+        assert!(is_json_content_type(b"  application/json  ; charset=utf-8"));
+        assert!(is_json_content_type(b"application/vnd.api+JSON; v=2"));
+        assert!(!is_json_content_type(b"text/plain+json"));
     }
 
     #[test]
