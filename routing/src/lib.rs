@@ -68,12 +68,6 @@ impl Params {
         true
     }
 
-    /// Drops the last capture.
-    #[inline]
-    pub fn pop(&mut self) {
-        self.len = self.len.saturating_sub(1);
-    }
-
     /// Keeps only the first `len` captures.
     #[inline]
     pub fn truncate(&mut self, len: usize) {
