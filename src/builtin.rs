@@ -4,6 +4,7 @@
 //! - `GET /api/stats` → per-shard request counts and uptime, gathered from
 //!   every shard by message
 //! - `POST /api/echo` → the request body back, with its content type
+//! - anything else → static files (`--root`, `--mount`, or the embedded site)
 
 use std::rc::Rc;
 
@@ -15,8 +16,9 @@ use crate::http::StatusCode;
 use crate::json::Json;
 use crate::mesh::{Mesh, ShardStats};
 use crate::response::{Response, OCTET_STREAM};
-use crate::route::HasRoutes;
+use crate::route::{HasRoutes, NotFound};
 use crate::shard::{ShardContext, ShardState};
+use crate::static_files::StaticFiles;
 
 /// What the built-in handlers share on one shard.
 #[derive(Debug)]
@@ -26,26 +28,34 @@ pub struct Builtin {
 }
 
 /// The built-in API for one shard.
+/// Paths no route matches go to the static files: `--root`/`--mount`
+/// directories, or the embedded demo site when there are none.
 pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
-    router(Rc::new(Builtin {
-        shard: ctx.state.clone(),
-        mesh: Some(ctx.mesh.clone()),
-    }))
+    let files = StaticFiles::new(&ctx.config.static_files, Some(ctx.state.clone()));
+    router(
+        Rc::new(Builtin {
+            shard: ctx.state.clone(),
+            mesh: Some(ctx.mesh.clone()),
+        }),
+        files,
+    )
 }
 
 /// The built-in route table, as `--print-routes` shows it.
 pub fn route_table() -> String {
     let shard = ShardState::new(0, 0, &crate::Config::default());
-    crate::route::format_routes(router(Rc::new(Builtin { shard, mesh: None })).routes())
+    let routes = router(Rc::new(Builtin { shard, mesh: None }), NotFound);
+    crate::route::format_routes(routes.routes())
 }
 
-fn router(state: Rc<Builtin>) -> impl Handler + HasRoutes {
+fn router(state: Rc<Builtin>, fallback: impl Handler) -> impl Handler + HasRoutes {
     crate::routes! {
         state = state;
         "GET /healthz" => healthz,
         "GET /api/stats" => api_stats,
         "POST /api/echo" => echo,
     }
+    .fallback(fallback)
 }
 
 async fn healthz(_: Request) -> &'static str {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::static_files::{CachePolicy, MountConfig, StaticConfig};
+
 /// Default listen address: every IPv4 interface, port 8080, as a developer
 /// running `cargo run` expects to reach `http://127.0.0.1:8080/`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -97,6 +99,30 @@ pub struct Args {
     /// Time in-flight requests get after SIGTERM/SIGINT before connections are closed.
     #[arg(long = "drain-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Serve this directory at `/` (instead of the embedded demo site).
+    /// Same as `--mount /=DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<std::path::PathBuf>,
+    /// Serve a directory under a URL prefix: `PREFIX=DIR`, optionally
+    /// `PREFIX=DIR:immutable` for fingerprinted assets (Cache-Control:
+    /// public, max-age=31536000, immutable; the default is no-cache).
+    /// Repeatable; the longest matching prefix wins, and routes win over mounts.
+    #[arg(long = "mount", value_name = "PREFIX=DIR[:immutable]")]
+    pub mounts: Vec<String>,
+    /// List directories that have no index.html.
+    #[arg(long)]
+    pub autoindex: bool,
+    /// Serve dotfiles (names starting with `.`); `/.well-known/` is always served.
+    #[arg(long)]
+    pub dotfiles: bool,
+    /// Static files up to this size are kept in memory by each shard's file
+    /// cache and leave in one write with their head; larger files are sent
+    /// with sendfile. 0 sends every file with sendfile.
+    #[arg(long = "file-inline-max", value_name = "SIZE", default_value = "16KiB", value_parser = parse_size)]
+    pub file_inline_max: usize,
+    /// Most cached file lookups per mount and shard.
+    #[arg(long = "file-cache", value_name = "N", default_value_t = crate::static_files::DEFAULT_CACHE_ENTRIES)]
+    pub file_cache: usize,
     /// Print the route table (methods, pattern, handler) and exit.
     #[arg(long = "print-routes")]
     pub print_routes: bool,
@@ -182,6 +208,8 @@ pub struct Config {
     pub limits: Limits,
     /// Connection timeouts.
     pub timeouts: Timeouts,
+    /// Static-file mounts and settings.
+    pub static_files: StaticConfig,
 }
 
 impl Default for Config {
@@ -193,6 +221,7 @@ impl Default for Config {
             max_conns: NonZeroUsize::new(DEFAULT_MAX_CONNS).unwrap_or(NonZeroUsize::MIN),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
+            static_files: StaticConfig::default(),
         }
     }
 }
@@ -278,6 +307,7 @@ impl Config {
         if args.listen.is_empty() {
             return Err(invalid("--listen", "at least one address is needed"));
         }
+        let static_files = static_config(&args)?;
         let mut listen = args.listen;
         listen.dedup();
         Ok(Config {
@@ -292,8 +322,75 @@ impl Config {
                 max_body: args.max_body,
             },
             timeouts,
+            static_files,
         })
     }
+}
+
+/// `--root`, `--mount` and friends → mounts with their directories open.
+fn static_config(args: &Args) -> Result<StaticConfig, ConfigError> {
+    let mut specs: Vec<(&'static str, String, std::path::PathBuf, CachePolicy)> = Vec::new();
+    if let Some(root) = &args.root {
+        specs.push(("--root", "/".into(), root.clone(), CachePolicy::Revalidate));
+    }
+    for m in &args.mounts {
+        let (prefix, dir) = m
+            .split_once('=')
+            .ok_or_else(|| invalid("--mount", format!("`{m}`: expected PREFIX=DIR")))?;
+        let (dir, policy) = match dir.rsplit_once(':') {
+            Some((d, "immutable")) => (d, CachePolicy::Immutable),
+            Some((d, "revalidate")) => (d, CachePolicy::Revalidate),
+            _ => (dir, CachePolicy::Revalidate),
+        };
+        specs.push(("--mount", prefix.to_string(), dir.into(), policy));
+    }
+    let mut mounts: Vec<MountConfig> = Vec::new();
+    for (flag, prefix, dir, policy) in specs {
+        let ok_prefix = prefix.starts_with('/')
+            && !prefix.contains(['%', '\\', '?', '#'])
+            && !prefix.split('/').any(|s| s == "." || s == "..")
+            && !prefix.contains("//");
+        if !ok_prefix {
+            return Err(invalid(
+                flag,
+                format!("`{prefix}`: a prefix is a clean path starting with / (like /assets/)"),
+            ));
+        }
+        let prefix = if prefix.ends_with('/') {
+            prefix
+        } else {
+            format!("{prefix}/")
+        };
+        if mounts.iter().any(|m| m.prefix == prefix) {
+            return Err(invalid(flag, format!("`{prefix}` is mounted twice")));
+        }
+        let real_dir = std::fs::canonicalize(&dir)
+            .map_err(|e| invalid(flag, format!("{}: {e}", dir.display())))?;
+        let fd = crate::sys::open_dir(&real_dir)
+            .map_err(|e| invalid(flag, format!("{}: {e}", dir.display())))?;
+        mounts.push(MountConfig {
+            prefix,
+            dir,
+            real_dir,
+            fd: std::sync::Arc::new(fd),
+            policy,
+        });
+    }
+    let resolver = match mounts.first() {
+        Some(m) => crate::sys::detect_resolver(std::os::fd::AsFd::as_fd(&*m.fd)),
+        None => crate::sys::Resolver::Openat2,
+    };
+    if args.file_cache == 0 {
+        return Err(invalid("--file-cache", "must be at least 1"));
+    }
+    Ok(StaticConfig {
+        mounts,
+        resolver,
+        autoindex: args.autoindex,
+        dotfiles: args.dotfiles,
+        inline_max: args.file_inline_max as u64,
+        cache_entries: args.file_cache,
+    })
 }
 
 /// Parses a size: a byte count with an optional K/KiB/M/MiB/G/GiB suffix

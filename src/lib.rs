@@ -29,7 +29,8 @@
 //! | [`response`] | [`Response`], [`Body`] and [`IntoResponse`] |
 //! | [`json`] | [`Json`] responses and [`Request::json`] bodies |
 //! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
-//! | [`sys`] | the only `unsafe`: rlimits and fd hand-offs |
+//! | [`static_files`] | mounts, path safety, file cache, conditionals, ranges, precompressed variants, the embedded site |
+//! | [`sys`] | the only `unsafe`, and the syscalls no safe crate wraps for us: rlimits, fd hand-offs, openat2, sendfile |
 //!
 //! Nothing on the request path is shared between shards: each owns its
 //! listeners, buffers, Date cache, connection table and counters.
@@ -60,10 +61,11 @@ pub mod response;
 pub mod route;
 pub mod shard;
 pub mod shutdown;
+pub mod static_files;
 pub mod sys;
 
 pub use config::Config;
-pub use conn::serve_connection;
+pub use conn::{serve_connection, Transport};
 pub use edgeshard_macros::routes;
 pub use handler::{Handler, Request};
 pub use http::{Method, StatusCode, Version};

@@ -40,6 +40,9 @@ pub struct ShardStats {
     pub connections: usize,
     /// Seconds since the shard started.
     pub uptime_seconds: f64,
+    /// Files and directories the static-file handler opened (cache misses
+    /// and once-a-second revalidations).
+    pub file_opens: u64,
 }
 
 /// What shards say to each other.

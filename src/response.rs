@@ -2,7 +2,9 @@
 //! return a `&'static str`, a `String`, `Bytes`, a status, or a pair.
 
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use futures_lite::Stream;
@@ -23,6 +25,74 @@ pub enum Body {
     /// A body produced piece by piece; sent chunked (HTTP/1.1) or delimited
     /// by close (HTTP/1.0).
     Stream(Pin<Box<dyn Stream<Item = Bytes>>>),
+    /// Byte ranges of an open file (sent with sendfile) interleaved with
+    /// bytes from memory (multipart boundaries); sent with `Content-Length`.
+    File(FileBody),
+}
+
+/// A body that is (mostly) an open file: what static files answer with.
+#[derive(Debug, Clone)]
+pub struct FileBody {
+    file: Rc<OwnedFd>,
+    parts: Vec<FilePart>,
+    len: u64,
+}
+
+/// One piece of a [`FileBody`].
+#[derive(Debug, Clone)]
+pub enum FilePart {
+    /// Bytes from memory.
+    Bytes(Bytes),
+    /// `len` bytes of the file from `offset`.
+    Range {
+        /// Where the bytes start in the file.
+        offset: u64,
+        /// How many.
+        len: u64,
+    },
+}
+
+impl FileBody {
+    /// `len` bytes of `file` from `offset`.
+    pub fn range(file: Rc<OwnedFd>, offset: u64, len: u64) -> FileBody {
+        FileBody {
+            file,
+            parts: vec![FilePart::Range { offset, len }],
+            len,
+        }
+    }
+
+    /// A body assembled from parts of `file` and bytes in memory.
+    pub fn parts(file: Rc<OwnedFd>, parts: Vec<FilePart>) -> FileBody {
+        let len = parts
+            .iter()
+            .map(|p| match p {
+                FilePart::Bytes(b) => b.len() as u64,
+                FilePart::Range { len, .. } => *len,
+            })
+            .sum();
+        FileBody { file, parts, len }
+    }
+
+    /// Total length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The file.
+    pub fn file(&self) -> &Rc<OwnedFd> {
+        &self.file
+    }
+
+    /// The parts, in order.
+    pub fn into_parts(self) -> (Rc<OwnedFd>, Vec<FilePart>) {
+        (self.file, self.parts)
+    }
 }
 
 impl fmt::Debug for Body {
@@ -31,6 +101,7 @@ impl fmt::Debug for Body {
             Body::Empty => f.write_str("Empty"),
             Body::Full(b) => f.debug_tuple("Full").field(&b.len()).finish(),
             Body::Stream(_) => f.write_str("Stream"),
+            Body::File(b) => f.debug_tuple("File").field(&b.len()).finish(),
         }
     }
 }
@@ -42,6 +113,9 @@ pub struct Response {
     status: StatusCode,
     content_type: Option<Bytes>,
     headers: Vec<(Bytes, Bytes)>,
+    /// Whole header lines (`Name: value\r\n`…) the server built and checked,
+    /// written as they are: static files' preformatted heads.
+    preformatted: Option<Bytes>,
     body: Body,
     close: bool,
     invalid: Option<&'static str>,
@@ -54,6 +128,7 @@ impl Response {
             status,
             content_type: None,
             headers: Vec::new(),
+            preformatted: None,
             body: Body::Empty,
             close: false,
             invalid: None,
@@ -104,6 +179,31 @@ impl Response {
             self.headers.push((name, value));
         }
         self
+    }
+
+    /// Sets the content type from bytes the server built.
+    pub(crate) fn with_content_type(mut self, content_type: Bytes) -> Response {
+        self.content_type = Some(content_type);
+        self
+    }
+
+    /// Sets a body without touching the content type.
+    pub(crate) fn with_raw_body(mut self, body: Body) -> Response {
+        self.body = body;
+        self
+    }
+
+    /// Adds header lines that the server formatted itself (each
+    /// `Name: value\r\n`, checked when they were built), written after the
+    /// content type and before any [`Response::with_header`] headers.
+    pub(crate) fn with_preformatted(mut self, lines: Bytes) -> Response {
+        self.preformatted = Some(lines);
+        self
+    }
+
+    /// The preformatted header lines, if any.
+    pub fn preformatted(&self) -> &[u8] {
+        self.preformatted.as_deref().unwrap_or(&[])
     }
 
     /// Closes the connection after this response.

@@ -55,6 +55,7 @@ pub struct ShardState {
     /// Live connections, their deadlines and shutdown state.
     pub conns: Rc<ConnTable>,
     requests: Cell<u64>,
+    file_opens: Cell<u64>,
     reported_invalid: Cell<bool>,
 }
 
@@ -70,6 +71,7 @@ impl ShardState {
             date: DateCache::new(),
             conns: Rc::new(ConnTable::new(&config.timeouts)),
             requests: Cell::new(0),
+            file_opens: Cell::new(0),
             reported_invalid: Cell::new(false),
         })
     }
@@ -87,7 +89,13 @@ impl ShardState {
             requests: self.requests(),
             connections: self.conns.len(),
             uptime_seconds: self.started.elapsed().as_secs_f64(),
+            file_opens: self.file_opens.get(),
         }
+    }
+
+    /// Counts one file-system open by the static-file handler.
+    pub fn count_file_open(&self) {
+        self.file_opens.set(self.file_opens.get() + 1);
     }
 
     pub(crate) fn count_request(&self) {
@@ -114,6 +122,8 @@ pub struct ShardContext {
     pub state: Rc<ShardState>,
     /// Messages to the other shards.
     pub mesh: Rc<Mesh>,
+    /// The server's configuration (static mounts, limits, …).
+    pub config: Arc<Config>,
 }
 
 /// Where a shard runs.
@@ -247,6 +257,7 @@ where
     let trigger = ShutdownTrigger::new();
     let mesh = new_mesh(n);
     let make_handler = Arc::new(make_handler);
+    let shared_config = Arc::new(config.clone());
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut handle = ServerHandle {
         addrs,
@@ -256,8 +267,9 @@ where
     };
     for (id, sockets) in sockets.into_iter().enumerate() {
         let core = cores[id % cores.len()];
-        let (config, make, trigger, ready, mesh) = (
+        let (config, shared_config, make, trigger, ready, mesh) = (
             config.clone(),
+            shared_config.clone(),
             make_handler.clone(),
             trigger.clone(),
             ready_tx.clone(),
@@ -282,6 +294,7 @@ where
                 let handler = make(&ShardContext {
                     state: state.clone(),
                     mesh,
+                    config: shared_config,
                 });
                 run_shard(state, sockets, config, handler, trigger, ready).await;
             });

@@ -88,7 +88,19 @@ where
         return std::process::ExitCode::SUCCESS;
     }
     match crate::Config::from_args(args) {
-        Ok(config) => run_until_signal(config, make_handler),
+        Ok(config) => {
+            let files = &config.static_files;
+            for m in &files.mounts {
+                println!("{name}: serving {} at {}", m.real_dir.display(), m.prefix);
+            }
+            if !files.mounts.is_empty() && files.resolver == crate::sys::Resolver::PathWalk {
+                println!(
+                    "{name}: openat2 is not available (Linux < 5.6?): static files are resolved \
+                     with a checked path walk instead of the kernel's RESOLVE_BENEATH"
+                );
+            }
+            run_until_signal(config, make_handler)
+        }
         Err(e) => {
             eprintln!("{name}: {e}");
             std::process::ExitCode::from(2)

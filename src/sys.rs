@@ -130,3 +130,209 @@ unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Static files: opening beneath a root, metadata, sendfile.
+
+/// How files are opened beneath a mount's root directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolver {
+    /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: the kernel
+    /// refuses any path, `..` or symlink that leads outside the root.
+    Openat2,
+    /// For kernels without openat2 (before 5.6): the path is resolved with
+    /// `realpath`, checked to lie under the root's real path, and the
+    /// result opened with `O_NOFOLLOW`. A symlink swapped in between the
+    /// check and the open could still escape; openat2 has no such window.
+    PathWalk,
+}
+
+fn open_flags() -> rustix::fs::OFlags {
+    use rustix::fs::OFlags;
+    // O_NONBLOCK: opening a FIFO must not block the shard; it has no effect
+    // on regular files. O_NOCTTY: a terminal device never becomes ours.
+    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY
+}
+
+/// Whether this kernel has openat2 (probed once by opening `.` of `root`).
+pub fn detect_resolver(root: std::os::fd::BorrowedFd<'_>) -> Resolver {
+    use rustix::fs::{Mode, ResolveFlags};
+    match rustix::fs::openat2(
+        root,
+        ".",
+        open_flags(),
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        // ENOSYS: no openat2; EPERM: a seccomp filter that predates it.
+        Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::PERM => {
+            Resolver::PathWalk
+        }
+        _ => Resolver::Openat2,
+    }
+}
+
+/// Opens the directory `path` (for a mount's root), read-only.
+pub fn open_dir(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Opens `rel` (relative, no leading `/`; empty for the root itself)
+/// beneath `root`. `root_path` is the root's canonical path, used only by
+/// [`Resolver::PathWalk`]. Symlinks inside the root work; one that leads
+/// outside fails with `EXDEV` (openat2) or `EACCES` (path walk).
+pub fn open_beneath(
+    resolver: Resolver,
+    root: std::os::fd::BorrowedFd<'_>,
+    root_path: &std::path::Path,
+    rel: &[u8],
+) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use std::os::unix::ffi::OsStrExt;
+    let rel = if rel.is_empty() { &b"."[..] } else { rel };
+    match resolver {
+        Resolver::Openat2 => Ok(rustix::fs::openat2(
+            root,
+            rel,
+            open_flags(),
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )?),
+        Resolver::PathWalk => {
+            let real = std::fs::canonicalize(root_path.join(std::ffi::OsStr::from_bytes(rel)))?;
+            if !real.starts_with(root_path) {
+                return Err(io::Error::from_raw_os_error(libc::EACCES));
+            }
+            Ok(rustix::fs::open(
+                &real,
+                open_flags() | OFlags::NOFOLLOW,
+                Mode::empty(),
+            )?)
+        }
+    }
+}
+
+/// What the static-file cache needs to know about an open file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    /// A regular file.
+    pub is_file: bool,
+    /// A directory.
+    pub is_dir: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// Device and inode: with size and mtime, the file's identity.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+    /// Nanoseconds part of the modification time.
+    pub mtime_nsec: u32,
+}
+
+/// `fstat` of an open file.
+pub fn file_meta(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<FileMeta> {
+    let st = rustix::fs::fstat(fd)?;
+    let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+    Ok(FileMeta {
+        is_file: kind == rustix::fs::FileType::RegularFile,
+        is_dir: kind == rustix::fs::FileType::Directory,
+        size: st.st_size.max(0) as u64,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mtime: st.st_mtime as i64,
+        mtime_nsec: st.st_mtime_nsec as u32,
+    })
+}
+
+/// Reads up to `buf.len()` bytes at `offset`; fewer only at end of file.
+pub fn pread_full(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+    mut offset: u64,
+) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::pread(fd, &mut buf[done..], offset) {
+            Ok(0) => break,
+            Ok(n) => {
+                done += n;
+                offset += n as u64;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
+}
+
+/// The names and kinds (directory or not) in an open directory.
+pub fn read_dir_names(
+    fd: std::os::fd::BorrowedFd<'_>,
+    limit: usize,
+) -> io::Result<Vec<(Vec<u8>, bool)>> {
+    let mut dir = rustix::fs::Dir::read_from(fd)?;
+    let mut out = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if out.len() == limit {
+            break;
+        }
+        let is_dir = entry.file_type() == rustix::fs::FileType::Directory;
+        out.push((name.to_vec(), is_dir));
+    }
+    Ok(out)
+}
+
+/// A socket descriptor borrowed from a transport that owns it.
+fn socket(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: callers pass the descriptor of a transport (glommio's
+    // `TcpStream`) that they hold a borrow of for the whole call, so it
+    // stays open for as long as this `BorrowedFd` is used (within one
+    // syscall below); the `'static` never escapes these wrappers.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// `send(sock, buf, MSG_MORE)` on a non-blocking socket: the kernel holds
+/// a partial segment back because more (a sendfile body) follows at once.
+pub fn send_more(sock: std::os::fd::RawFd, buf: &[u8]) -> io::Result<usize> {
+    use rustix::net::SendFlags;
+    Ok(rustix::net::send(
+        socket(sock),
+        buf,
+        SendFlags::MORE | SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+    )?)
+}
+
+/// `sendfile(sock, file, &offset, count)` on a non-blocking socket; the
+/// offset advances by what was sent. `WouldBlock` when the socket is full.
+pub fn sendfile(
+    sock: std::os::fd::RawFd,
+    file: std::os::fd::BorrowedFd<'_>,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    Ok(rustix::fs::sendfile(
+        socket(sock),
+        file,
+        Some(offset),
+        count,
+    )?)
+}
+
+/// A cheap monotonic clock in milliseconds (`CLOCK_MONOTONIC_COARSE`,
+/// a vDSO read of the last tick): for cache freshness, not for deadlines.
+pub fn coarse_millis() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
+}

@@ -58,6 +58,9 @@ impl AsyncRead for ScriptedConn {
     }
 }
 
+impl edgeshard::Transport for ScriptedConn {}
+impl edgeshard::Transport for &mut ScriptedConn {}
+
 impl AsyncWrite for ScriptedConn {
     fn poll_write(
         mut self: Pin<&mut Self>,

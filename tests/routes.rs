@@ -31,6 +31,7 @@ fn body(r: &Response) -> String {
         Body::Full(b) => String::from_utf8_lossy(b).into_owned(),
         Body::Empty => String::new(),
         Body::Stream(_) => "<stream>".into(),
+        Body::File(f) => format!("<file of {} bytes>", f.len()),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::http::body::ChunkedDecoder;
 use crate::http::encode::{encode_chunk, encode_head, BodyLength, HeadMeta, LAST_CHUNK};
 use crate::http::{parse_head, Framing, Method, RequestHead, StatusCode, Version};
 use crate::json::{is_json_content_type, json_error};
-use crate::response::{Body, Response, TEXT_PLAIN};
+use crate::response::{Body, FileBody, FilePart, Response, TEXT_PLAIN};
 use crate::shard::ShardState;
 use io::{read_into, shutdown_write, write_all, Stop};
 use table::{Interrupt, Phase, SlotHandle};
@@ -39,6 +39,29 @@ const COPY_LIMIT: usize = 16 * 1024;
 const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a closing response, the most we discard (bytes).
 const LINGER_MAX: usize = 256 * 1024;
+/// Most bytes one `sendfile` call may send before the connection lets
+/// other tasks on the shard run: a client on a fast link cannot hold the
+/// shard for a whole large file.
+const SENDFILE_CHUNK: usize = 512 * 1024;
+/// When the socket is full mid-file, this much of the file is read and
+/// handed to the transport's awaited write, which waits for room.
+const WAIT_CHUNK: usize = 16 * 1024;
+
+/// A connection's byte stream. The socket's descriptor, when there is one,
+/// lets file bodies go out with `sendfile`; transports without one (tests'
+/// in-memory streams) get file bytes copied through `poll_write`.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// The socket descriptor, if this transport is a socket.
+    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+}
+
+impl Transport for glommio::net::TcpStream {
+    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
+}
 
 /// How a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +80,7 @@ enum End {
 /// `AsyncRead + AsyncWrite` transport; the shard passes glommio's `TcpStream`.
 pub async fn serve_connection<S, H>(io: S, shard: Rc<ShardState>, handler: Rc<H>)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
     H: Handler,
 {
     let mut conn = Conn {
@@ -88,7 +111,7 @@ struct Conn<S> {
     json_errors: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+impl<S: Transport> Conn<S> {
     async fn run<H: Handler>(&mut self, shard: &ShardState, handler: &H) -> End {
         loop {
             let head = match parse_head(&mut self.rbuf, &shard.limits) {
@@ -259,6 +282,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             _ if status.forbids_body() => BodyLength::Forbidden,
             Body::Empty => BodyLength::Known(0),
             Body::Full(b) => BodyLength::Known(b.len() as u64),
+            Body::File(f) => BodyLength::Known(f.len()),
             Body::Stream(_) if version == Version::Http11 => BodyLength::Chunked,
             Body::Stream(_) => BodyLength::UntilClose,
         };
@@ -269,6 +293,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             length,
             close,
             keep_alive_header: !close && version == Version::Http10,
+            preformatted: resp.preformatted(),
         };
         encode_head(&mut self.wbuf, &meta, &shard.date.get(), resp.headers());
         if head_only || length == BodyLength::Forbidden {
@@ -302,8 +327,120 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     self.wbuf.extend_from_slice(LAST_CHUNK);
                 }
             }
+            Body::File(f) => self.write_file(f, shard).await?,
         }
         self.after_response(close, shard).await
+    }
+
+    /// Sends a file body after its head (already in `wbuf`).
+    async fn write_file(&mut self, body: FileBody, shard: &ShardState) -> Result<(), End> {
+        let (file, parts) = body.into_parts();
+        for part in parts {
+            match part {
+                FilePart::Bytes(b) => self.wbuf.extend_from_slice(&b),
+                FilePart::Range { offset, len } => {
+                    self.send_file_range(&file, offset, len, shard).await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `len` bytes of `file` from `offset`. On a socket: what is
+    /// pending goes first with `MSG_MORE` (so the head and the first body
+    /// bytes share a packet), then `sendfile` in chunks of at most
+    /// [`SENDFILE_CHUNK`], yielding to the shard between them. When the
+    /// socket is full, one [`WAIT_CHUNK`] of the file is read and given to
+    /// the transport's write, which parks on io_uring until there is room:
+    /// a slow client costs no CPU while it waits, and nothing spins.
+    async fn send_file_range(
+        &mut self,
+        file: &std::os::fd::OwnedFd,
+        mut offset: u64,
+        len: u64,
+        shard: &ShardState,
+    ) -> Result<(), End> {
+        use std::os::fd::AsFd;
+        let end = offset + len;
+        let Some(sock) = self.io.socket_fd() else {
+            return self.copy_file_range(file, offset, len, shard).await;
+        };
+        self.flush_more(sock, shard).await?;
+        self.slot.enter(Phase::Write, Some(shard.timeouts.write));
+        while offset < end {
+            if self.slot.closing() {
+                return Err(End::Abort);
+            }
+            let want = (end - offset).min(SENDFILE_CHUNK as u64) as usize;
+            match crate::sys::sendfile(sock, file.as_fd(), &mut offset, want) {
+                // The file shrank under us: the promised length cannot be kept.
+                Ok(0) => return Err(End::Abort),
+                Ok(_) => {
+                    self.slot.enter(Phase::Write, Some(shard.timeouts.write));
+                    glommio::yield_if_needed().await;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let n = (end - offset).min(WAIT_CHUNK as u64);
+                    self.copy_file_range(file, offset, n, shard).await?;
+                    offset += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(End::Abort),
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies file bytes through the transport's own write: transports
+    /// without a descriptor, and the wait for room on a full socket.
+    async fn copy_file_range(
+        &mut self,
+        file: &std::os::fd::OwnedFd,
+        mut offset: u64,
+        len: u64,
+        shard: &ShardState,
+    ) -> Result<(), End> {
+        use std::os::fd::AsFd;
+        let end = offset + len;
+        while offset < end {
+            let n = (end - offset).min(WAIT_CHUNK as u64) as usize;
+            let start = self.wbuf.len();
+            self.wbuf.resize(start + n, 0);
+            let got = crate::sys::pread_full(file.as_fd(), &mut self.wbuf[start..], offset);
+            match got {
+                Ok(got) if got == n => offset += n as u64,
+                // Shrunk or unreadable after the head promised a length.
+                _ => {
+                    self.wbuf.truncate(start);
+                    return Err(End::Abort);
+                }
+            }
+            self.flush(shard).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes `wbuf` with `MSG_MORE`: a file body follows at once.
+    async fn flush_more(
+        &mut self,
+        sock: std::os::fd::RawFd,
+        shard: &ShardState,
+    ) -> Result<(), End> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let sent = match crate::sys::send_more(sock, &self.wbuf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(_) => return Err(End::Abort),
+        };
+        if sent < self.wbuf.len() {
+            self.wbuf.drain(..sent);
+            return self.flush(shard).await;
+        }
+        self.wbuf.clear();
+        Ok(())
     }
 
     async fn after_response(&mut self, close: bool, shard: &ShardState) -> Result<bool, End> {

@@ -86,6 +86,82 @@ fn two_digits(dst: &mut [u8], v: u64) {
     dst[1] = b'0' + (v % 10) as u8;
 }
 
+/// Parses an HTTP-date (RFC 9110 §5.6.7) into seconds since the Unix
+/// epoch: the IMF-fixdate senders must use, and the obsolete RFC 850 and
+/// asctime forms recipients must still accept. `None` for anything else
+/// (a conditional with an invalid date is then ignored, as §13.1.3 says).
+pub fn parse_http_date(s: &[u8]) -> Option<u64> {
+    let s = s.trim_ascii();
+    let mut it = s.split(|&b| b == b' ').filter(|f| !f.is_empty());
+    let first = it.next()?;
+    let (day, month, year, time) = if first.ends_with(b",") && first.len() == 4 {
+        // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+        let (d, m, y, t, gmt) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+        if gmt != b"GMT" || d.len() != 2 || y.len() != 4 {
+            return None;
+        }
+        (num(d)?, month_number(m)?, num(y)?, t)
+    } else if first.ends_with(b",") {
+        // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+        let (dmy, t, gmt) = (it.next()?, it.next()?, it.next()?);
+        let mut parts = dmy.split(|&b| b == b'-');
+        let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
+        if gmt != b"GMT" || parts.next().is_some() || d.len() != 2 || y.len() != 2 {
+            return None;
+        }
+        // §5.6.7: a two-digit year more than 50 years in the future is in the past century.
+        let y = num(y)?;
+        let year = if y >= 70 { 1900 + y } else { 2000 + y };
+        (num(d)?, month_number(m)?, year, t)
+    } else {
+        // asctime: Sun Nov  6 08:49:37 1994
+        let (m, d, t, y) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        if y.len() != 4 {
+            return None;
+        }
+        (num(d)?, month_number(m)?, num(y)?, t)
+    };
+    if it.next().is_some() || time.len() != 8 || time[2] != b':' || time[5] != b':' {
+        return None;
+    }
+    let (hh, mm, ss) = (num(&time[0..2])?, num(&time[3..5])?, num(&time[6..8])?);
+    if !(1..=31).contains(&day) || year < 1970 || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let days = days_from_civil(year as i64, month, day as u32);
+    Some(days as u64 * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+fn num(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 4 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+fn month_number(m: &[u8]) -> Option<u32> {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    MONTHS
+        .iter()
+        .position(|x| &x[..] == m)
+        .map(|i| i as u32 + 1)
+}
+
+/// (year, month 1–12, day 1–31) → days since 1970-01-01, the inverse of
+/// [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 → (year, month 1–12, day 1–31), Howard Hinnant's algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -134,5 +210,36 @@ mod tests {
         // second turned in between.
         let now = unix_now();
         assert!(d == format_imf_fixdate(now) || d == format_imf_fixdate(now - 1));
+    }
+
+    #[test]
+    fn parses_the_three_http_date_forms() {
+        let t = Some(784_111_777);
+        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), t);
+        assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), t);
+        assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), t);
+        assert_eq!(
+            parse_http_date(b"Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(951_782_400)
+        );
+        for secs in [0, 951_782_400, 1_798_761_599, 4_102_444_800] {
+            assert_eq!(parse_http_date(&format_imf_fixdate(secs)), Some(secs));
+        }
+        for bad in [
+            &b""[..],
+            b"yesterday",
+            b"Sun, 06 Nov 1994 08:49:37 PST",
+            b"Sun, 06 Nov 1994 8:49:37 GMT",
+            b"Sun, 06 Foo 1994 08:49:37 GMT",
+            b"Sun, 32 Nov 1994 08:49:37 GMT",
+            b"Sun, 06 Nov 1994 08:49:37 GMT extra",
+        ] {
+            assert_eq!(
+                parse_http_date(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -30,6 +30,8 @@ pub struct HeadMeta<'a> {
     pub close: bool,
     /// Send `Connection: keep-alive` (an HTTP/1.0 client asked for it).
     pub keep_alive_header: bool,
+    /// Header lines formatted in advance (`Name: value\r\n`…), copied as they are.
+    pub preformatted: &'a [u8],
 }
 
 const SERVER_DATE: &[u8] = b"Server: edgeshard\r\nDate: ";
@@ -66,6 +68,7 @@ pub fn encode_head<'h>(
         BodyLength::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         BodyLength::Forbidden | BodyLength::UntilClose => {}
     }
+    out.extend_from_slice(meta.preformatted);
     for (name, value) in headers {
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
@@ -117,6 +120,7 @@ mod tests {
             length: BodyLength::Known(2),
             close: false,
             keep_alive_header: false,
+            preformatted: b"",
         };
         encode_head(&mut out, &meta, DATE, std::iter::empty());
         assert_eq!(
@@ -135,6 +139,7 @@ mod tests {
             length: BodyLength::Chunked,
             close: true,
             keep_alive_header: false,
+            preformatted: b"",
         };
         let hdrs = [(&b"X-A"[..], &b"1"[..])];
         encode_head(&mut out, &meta, DATE, hdrs.iter().copied());

@@ -49,11 +49,38 @@ where
 }
 
 /// The router `routes!` builds: a static table, the state handed to
-/// handlers, and the generated `match` from route index to handler call.
-pub struct Router<S, D> {
+/// handlers, the generated `match` from route index to handler call, and
+/// the handler for paths no route matches (404 unless set with
+/// [`Router::fallback`]).
+pub struct Router<S, D, F = NotFound> {
     table: &'static Table<'static>,
     state: S,
     dispatch: D,
+    fallback: F,
+}
+
+/// The default fallback: `404 Not Found`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotFound;
+
+impl Handler for NotFound {
+    async fn call(&self, _req: Request) -> Response {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+impl<S, D, F> Router<S, D, F> {
+    /// Sends requests that no route matches (Go's "404" case; a path that
+    /// matches with another method still gets 405) to `fallback`, such as
+    /// [`StaticFiles`](crate::static_files::StaticFiles). Routes win.
+    pub fn fallback<G: Handler>(self, fallback: G) -> Router<S, D, G> {
+        Router {
+            table: self.table,
+            state: self.state,
+            dispatch: self.dispatch,
+            fallback,
+        }
+    }
 }
 
 impl<S, D> Router<S, D> {
@@ -68,6 +95,7 @@ impl<S, D> Router<S, D> {
             table,
             state,
             dispatch,
+            fallback: NotFound,
         }
     }
 }
@@ -83,7 +111,7 @@ pub trait HasRoutes {
     }
 }
 
-impl<S, D> HasRoutes for Router<S, D> {
+impl<S, D, F> HasRoutes for Router<S, D, F> {
     fn table(&self) -> &'static Table<'static> {
         self.table
     }
@@ -94,13 +122,17 @@ pub fn table_of(router: &impl HasRoutes) -> &'static Table<'static> {
     router.table()
 }
 
-impl<S, D, Fut> Handler for Router<S, D>
+impl<S, D, F, Fut> Handler for Router<S, D, F>
 where
     S: Clone + 'static,
     D: Fn(u32, Request, S) -> Fut + 'static,
     Fut: Future<Output = Response>,
+    F: Handler,
 {
     async fn call(&self, mut req: Request) -> Response {
+        if has_encoded_dot_segment(req.path()) {
+            return encoded_dot_segment();
+        }
         let mut params = Params::new();
         let decision = {
             let head = req.head();
@@ -121,9 +153,32 @@ where
             }
             Decision::Redirect(location) => redirect(req.method(), location),
             Decision::MethodNotAllowed(allow) => method_not_allowed(allow),
-            Decision::NotFound => StatusCode::NOT_FOUND.into_response(),
+            Decision::NotFound => self.fallback.call(req).await,
         }
     }
+}
+
+/// Whether a path has a `.` or `..` segment spelled with `%2e`. Go's mux
+/// would clean it and redirect (`/%2e%2e/etc/passwd` → `/etc/passwd`); no
+/// real client encodes dots, so such a path is refused before routing.
+fn has_encoded_dot_segment(path: &str) -> bool {
+    if memchr::memchr(b'%', path.as_bytes()).is_none() {
+        return false;
+    }
+    path.split('/').any(|seg| {
+        seg.contains('%') && {
+            let decoded: Vec<u8> = edgeshard_routing::DecodedBytes::new(seg.as_bytes()).collect();
+            decoded == b"." || decoded == b".."
+        }
+    })
+}
+
+#[cold]
+fn encoded_dot_segment() -> Response {
+    Response::new(StatusCode::BAD_REQUEST).with_body(
+        TEXT_PLAIN,
+        "400 Bad Request: encoded dot segment in the path\n",
+    )
 }
 
 /// 301 for GET and HEAD (cacheable, method may change), 308 for the rest

@@ -1,0 +1,440 @@
+//! Static files: mounts (a URL prefix → a directory, or the embedded
+//! site), path safety, the per-shard file cache, conditionals, ranges,
+//! precompressed variants and directory handling. Bodies leave through
+//! [`Body::File`] (sendfile) or, for small and embedded files, from memory.
+//!
+//! The handler is meant as a router's fallback: compiled routes win, then
+//! the longest matching mount, then 404.
+
+pub mod cache;
+pub mod cond;
+pub mod embedded;
+pub mod encoding;
+pub mod listing;
+pub mod path;
+pub mod range;
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::handler::{Handler, Request};
+use crate::http::{Method, RequestHead, StatusCode};
+use crate::response::{Body, FileBody, FilePart, IntoResponse, Response, TEXT_PLAIN};
+use crate::shard::ShardState;
+use crate::sys::Resolver;
+use cache::{Content, DirSource, Entry, Kind, OpenCounter, Rep};
+use cond::{Outcome, Validators};
+use path::{decode_path, is_hidden, PathError};
+use range::Ranges;
+
+/// How clients may cache what a mount serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// `Cache-Control: no-cache`: store, but revalidate before each use
+    /// (a 304 when unchanged). The default.
+    Revalidate,
+    /// `Cache-Control: public, max-age=31536000, immutable`: for
+    /// fingerprinted assets whose names change when their content does.
+    Immutable,
+}
+
+impl CachePolicy {
+    /// The `Cache-Control` value.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            CachePolicy::Revalidate => "no-cache",
+            CachePolicy::Immutable => "public, max-age=31536000, immutable",
+        }
+    }
+}
+
+/// A directory served under a URL prefix, as configured.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// URL prefix, starting and ending with `/`.
+    pub prefix: String,
+    /// The directory as given.
+    pub dir: PathBuf,
+    /// Its canonical path (for the path-walk fallback and messages).
+    pub real_dir: PathBuf,
+    /// The directory, opened once at start and shared by the shards.
+    pub fd: Arc<OwnedFd>,
+    /// Cache-Control policy.
+    pub policy: CachePolicy,
+}
+
+/// Static-file settings shared by every shard.
+#[derive(Debug, Clone)]
+pub struct StaticConfig {
+    /// Directory mounts; empty means the embedded demo site at `/`.
+    pub mounts: Vec<MountConfig>,
+    /// How files are opened beneath a mount.
+    pub resolver: Resolver,
+    /// List directories without an `index.html`.
+    pub autoindex: bool,
+    /// Serve dotfiles (names starting with `.`).
+    pub dotfiles: bool,
+    /// Files up to this size are kept in memory by the cache (bytes);
+    /// larger ones are sent with sendfile. 0: always sendfile.
+    pub inline_max: u64,
+    /// Most cached lookups per mount and shard.
+    pub cache_entries: usize,
+}
+
+/// Default [`StaticConfig::inline_max`]: 16 KiB.
+pub const DEFAULT_INLINE_MAX: u64 = 16 * 1024;
+/// Default [`StaticConfig::cache_entries`].
+pub const DEFAULT_CACHE_ENTRIES: usize = 4096;
+/// Most directory entries a listing shows.
+const LISTING_MAX: usize = 10_000;
+
+impl Default for StaticConfig {
+    fn default() -> Self {
+        StaticConfig {
+            mounts: Vec::new(),
+            resolver: Resolver::Openat2,
+            autoindex: false,
+            dotfiles: false,
+            inline_max: DEFAULT_INLINE_MAX,
+            cache_entries: DEFAULT_CACHE_ENTRIES,
+        }
+    }
+}
+
+enum Source {
+    Dir(DirSource),
+    Embedded {
+        entries: HashMap<&'static [u8], Rc<Entry>>,
+        missing: Rc<Entry>,
+    },
+}
+
+struct Mount {
+    /// Decoded prefix, starting and ending with `/`.
+    prefix: Box<[u8]>,
+    source: Source,
+}
+
+/// The static-file handler for one shard.
+pub struct StaticFiles {
+    mounts: Vec<Mount>,
+    autoindex: bool,
+    dotfiles: bool,
+    shard: Option<Rc<ShardState>>,
+    boundary_seed: std::cell::Cell<u64>,
+}
+
+impl std::fmt::Debug for StaticFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticFiles")
+            .field("mounts", &self.mounts.len())
+            .finish()
+    }
+}
+
+impl OpenCounter for Option<Rc<ShardState>> {
+    fn count_open(&self) {
+        if let Some(s) = self {
+            s.count_file_open();
+        }
+    }
+}
+
+impl StaticFiles {
+    /// The handler for `config`'s mounts, or the embedded site when there
+    /// are none. `shard` receives the open counts.
+    pub fn new(config: &StaticConfig, shard: Option<Rc<ShardState>>) -> StaticFiles {
+        let mut mounts: Vec<Mount> = config
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                prefix: m.prefix.as_bytes().into(),
+                source: Source::Dir(DirSource::new(
+                    m.fd.clone(),
+                    m.real_dir.clone(),
+                    config.resolver,
+                    m.policy,
+                    config.inline_max,
+                    config.cache_entries,
+                )),
+            })
+            .collect();
+        if mounts.is_empty() {
+            mounts.push(Mount {
+                prefix: (*b"/").into(),
+                source: Source::Embedded {
+                    entries: embedded::entries(),
+                    missing: Entry::permanent(Kind::Missing),
+                },
+            });
+        }
+        // Longest prefix first.
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
+        let seed = shard.as_ref().map_or(0, |s| s.id as u64) ^ 0x9e37_79b9_7f4a_7c15;
+        StaticFiles {
+            mounts,
+            autoindex: config.autoindex,
+            dotfiles: config.dotfiles,
+            shard,
+            boundary_seed: std::cell::Cell::new(seed ^ crate::sys::coarse_millis()),
+        }
+    }
+
+    /// Answers one request.
+    pub fn serve(&self, head: &RequestHead) -> Response {
+        let raw = head.path();
+        let decoded = match decode_path(raw) {
+            Ok(d) => d,
+            Err(PathError::BadRequest(why)) => return error(StatusCode::BAD_REQUEST, why),
+            Err(PathError::NotFound) => return not_found(),
+        };
+        // `/assets` for the mount `/assets/`: the mount's directory.
+        if self
+            .mounts
+            .iter()
+            .any(|m| m.prefix.len() > 1 && *decoded == m.prefix[..m.prefix.len() - 1])
+        {
+            return redirect_to(head, "/");
+        }
+        let Some(mount) = self.mounts.iter().find(|m| decoded.starts_with(&m.prefix)) else {
+            return not_found();
+        };
+        if !matches!(head.method(), Method::Get | Method::Head) {
+            return StatusCode::METHOD_NOT_ALLOWED
+                .into_response()
+                .with_header("Allow", "GET, HEAD");
+        }
+        let rel = &decoded[mount.prefix.len()..];
+        if !self.dotfiles && is_hidden(rel) {
+            return not_found();
+        }
+        if rel.is_empty() || rel.ends_with(b"/") {
+            let dir = rel.strip_suffix(b"/").unwrap_or(rel);
+            self.serve_dir(head, mount, dir)
+        } else {
+            let entry = self.lookup(mount, rel);
+            match &entry.kind {
+                Kind::Dir => redirect_to(head, "/"),
+                Kind::File(_) if rel == b"index.html" || rel.ends_with(b"/index.html") => {
+                    let path = head.path();
+                    let dir = &path[..path.len() - "index.html".len()];
+                    redirect_with_query(head, dir.to_string())
+                }
+                _ => self.serve_entry(head, &entry),
+            }
+        }
+    }
+
+    fn lookup(&self, mount: &Mount, rel: &[u8]) -> Rc<Entry> {
+        match &mount.source {
+            Source::Dir(d) => d.lookup(rel, &self.shard),
+            Source::Embedded { entries, missing } => entries.get(rel).unwrap_or(missing).clone(),
+        }
+    }
+
+    fn serve_dir(&self, head: &RequestHead, mount: &Mount, dir: &[u8]) -> Response {
+        let entry = self.lookup(mount, dir);
+        match entry.kind {
+            Kind::Dir => {}
+            // `/file.txt/`: not a directory.
+            Kind::File(_) => return not_found(),
+            _ => return self.serve_entry(head, &entry),
+        }
+        let mut index: smallvec::SmallVec<[u8; 256]> = smallvec::SmallVec::new();
+        index.extend_from_slice(dir);
+        if !dir.is_empty() {
+            index.push(b'/');
+        }
+        index.extend_from_slice(b"index.html");
+        let idx = self.lookup(mount, &index);
+        match idx.kind {
+            Kind::File(_) => self.serve_entry(head, &idx),
+            Kind::Missing if self.autoindex => self.listing(head, mount, dir),
+            Kind::Missing => error(StatusCode::FORBIDDEN, "directory listing is disabled"),
+            _ => self.serve_entry(head, &idx),
+        }
+    }
+
+    fn listing(&self, head: &RequestHead, mount: &Mount, dir: &[u8]) -> Response {
+        let Source::Dir(source) = &mount.source else {
+            return error(StatusCode::FORBIDDEN, "directory listing is disabled");
+        };
+        let names = source
+            .open(dir, &self.shard)
+            .and_then(|fd| crate::sys::read_dir_names(std::os::fd::AsFd::as_fd(&fd), LISTING_MAX));
+        match names {
+            Ok(names) => {
+                let html = listing::render(head.path(), names, self.dotfiles);
+                Response::new(StatusCode::OK)
+                    .with_body("text/html; charset=utf-8", html)
+                    .with_header("Cache-Control", "no-cache")
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                error(StatusCode::FORBIDDEN, "directory not readable")
+            }
+            Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "directory read failed"),
+        }
+    }
+
+    fn serve_entry(&self, head: &RequestHead, entry: &Entry) -> Response {
+        let (content_type, identity, variants) = match &entry.kind {
+            Kind::File(f) => (&f.content_type, &f.identity, &f.variants),
+            Kind::Dir | Kind::Missing => return not_found(),
+            Kind::Forbidden => return error(StatusCode::FORBIDDEN, "access denied"),
+            Kind::Failed => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the file could not be read",
+                )
+            }
+        };
+        let available = [0, 1, 2].map(|i| variants[i].is_some());
+        let rep = match encoding::choose(head.header("accept-encoding"), available) {
+            Some(c) => variants[c.index()].as_ref().unwrap_or(identity),
+            None => identity,
+        };
+        let v = Validators {
+            etag: &rep.etag,
+            modified: rep.modified,
+        };
+        match cond::evaluate(head, v) {
+            Outcome::Proceed => {}
+            Outcome::NotModified => {
+                return Response::new(StatusCode::NOT_MODIFIED)
+                    .with_preformatted(rep.lines_304.clone())
+            }
+            Outcome::Failed => {
+                return error(StatusCode::PRECONDITION_FAILED, "precondition failed")
+            }
+        }
+        let ranges = match head.header("range") {
+            Some(r) if cond::if_range_holds(head, v) => range::parse(r, rep.len),
+            _ => Ranges::Whole,
+        };
+        match ranges {
+            Ranges::Whole => Response::new(StatusCode::OK)
+                .with_content_type(content_type.clone())
+                .with_preformatted(rep.lines_200.clone())
+                .with_raw_body(body_of(rep, 0, rep.len)),
+            Ranges::Unsatisfiable => {
+                error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable")
+                    .with_header("Content-Range", format!("bytes */{}", rep.len))
+                    .with_header("Accept-Ranges", "bytes")
+            }
+            Ranges::Some(list) if list.len() == 1 => {
+                let (a, b) = list[0];
+                Response::new(StatusCode::PARTIAL_CONTENT)
+                    .with_content_type(content_type.clone())
+                    .with_preformatted(rep.lines_200.clone())
+                    .with_header("Content-Range", format!("bytes {a}-{}/{}", b - 1, rep.len))
+                    .with_raw_body(body_of(rep, a, b - a))
+            }
+            Ranges::Some(list) => self.multipart(content_type, rep, &list),
+        }
+    }
+
+    /// A `multipart/byteranges` body: the file's ranges with a part header
+    /// before each (RFC 9110 §14.6).
+    fn multipart(&self, content_type: &Bytes, rep: &Rep, list: &[(u64, u64)]) -> Response {
+        let boundary = self.next_boundary();
+        let mut parts = Vec::with_capacity(list.len() * 2 + 1);
+        let mut memory = Vec::new();
+        for (i, &(a, b)) in list.iter().enumerate() {
+            let mut h = Vec::with_capacity(128);
+            if i > 0 {
+                h.extend_from_slice(b"\r\n");
+            }
+            h.extend_from_slice(b"--");
+            h.extend_from_slice(boundary.as_bytes());
+            h.extend_from_slice(b"\r\nContent-Type: ");
+            h.extend_from_slice(content_type);
+            h.extend_from_slice(
+                format!("\r\nContent-Range: bytes {a}-{}/{}\r\n\r\n", b - 1, rep.len).as_bytes(),
+            );
+            match &rep.content {
+                Content::Memory(bytes) => {
+                    memory.extend_from_slice(&h);
+                    memory.extend_from_slice(&bytes[a as usize..b as usize]);
+                }
+                Content::File(_) => {
+                    parts.push(FilePart::Bytes(Bytes::from(h)));
+                    parts.push(FilePart::Range {
+                        offset: a,
+                        len: b - a,
+                    });
+                }
+            }
+        }
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let ct = format!("multipart/byteranges; boundary={boundary}");
+        let resp = Response::new(StatusCode::PARTIAL_CONTENT)
+            .with_content_type(Bytes::from(ct))
+            .with_preformatted(rep.lines_200.clone());
+        match &rep.content {
+            Content::Memory(_) => {
+                memory.extend_from_slice(tail.as_bytes());
+                resp.with_raw_body(Body::Full(Bytes::from(memory)))
+            }
+            Content::File(fd) => {
+                parts.push(FilePart::Bytes(Bytes::from(tail)));
+                resp.with_raw_body(Body::File(FileBody::parts(fd.clone(), parts)))
+            }
+        }
+    }
+
+    fn next_boundary(&self) -> String {
+        // xorshift64*: boundaries need only be unlikely to occur in the file.
+        let mut x = self.boundary_seed.get() | 1;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.boundary_seed.set(x);
+        format!("edgeshard-{:016x}", x.wrapping_mul(0x2545_f491_4f6c_dd1d))
+    }
+}
+
+fn body_of(rep: &Rep, offset: u64, len: u64) -> Body {
+    if len == 0 {
+        return Body::Empty;
+    }
+    match &rep.content {
+        Content::Memory(b) => Body::Full(b.slice(offset as usize..(offset + len) as usize)),
+        Content::File(fd) => Body::File(FileBody::range(fd.clone(), offset, len)),
+    }
+}
+
+impl Handler for StaticFiles {
+    async fn call(&self, req: Request) -> Response {
+        self.serve(req.head())
+    }
+}
+
+#[cold]
+fn error(status: StatusCode, detail: &str) -> Response {
+    Response::new(status).with_body(TEXT_PLAIN, format!("{status}: {detail}\n"))
+}
+
+#[cold]
+fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// Redirects to the request's path plus `suffix`, keeping the query.
+#[cold]
+fn redirect_to(head: &RequestHead, suffix: &str) -> Response {
+    redirect_with_query(head, format!("{}{suffix}", head.path()))
+}
+
+#[cold]
+fn redirect_with_query(head: &RequestHead, mut location: String) -> Response {
+    if let Some(q) = head.query() {
+        location.push('?');
+        location.push_str(q);
+    }
+    crate::route::redirect(head.method(), location)
+}
