@@ -303,6 +303,13 @@ fn socket(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
+/// Makes a socket non-blocking (`FIONBIO`, one syscall). glommio's own
+/// sends and receives pass `MSG_DONTWAIT`, so its sockets may be left
+/// blocking; `sendfile` has no such flag and would block the whole shard.
+pub fn set_nonblocking(sock: std::os::fd::RawFd) -> io::Result<()> {
+    Ok(rustix::io::ioctl_fionbio(socket(sock), true)?)
+}
+
 /// `send(sock, buf, MSG_MORE)` on a non-blocking socket: the kernel holds
 /// a partial segment back because more (a sendfile body) follows at once.
 pub fn send_more(sock: std::os::fd::RawFd, buf: &[u8]) -> io::Result<usize> {

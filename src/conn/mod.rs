@@ -91,6 +91,7 @@ where
         read_size: INITIAL_READ,
         served: 0,
         json_errors: false,
+        nonblocking: false,
     };
     let end = conn.run(&shard, &*handler).await;
     conn.finish(end, &shard).await;
@@ -109,6 +110,8 @@ struct Conn<S> {
     served: u64,
     /// The current request declared a JSON body: errors answer in JSON.
     json_errors: bool,
+    /// The socket has been made non-blocking (done before its first sendfile).
+    nonblocking: bool,
 }
 
 impl<S: Transport> Conn<S> {
@@ -365,6 +368,10 @@ impl<S: Transport> Conn<S> {
         let Some(sock) = self.io.socket_fd() else {
             return self.copy_file_range(file, offset, len, shard).await;
         };
+        if !self.nonblocking {
+            crate::sys::set_nonblocking(sock).map_err(|_| End::Abort)?;
+            self.nonblocking = true;
+        }
         self.flush_more(sock, shard).await?;
         self.slot.enter(Phase::Write, Some(shard.timeouts.write));
         while offset < end {

@@ -1,0 +1,162 @@
+//! Shared by the static-file tests: a fixture directory, a server running
+//! the binary's app (routes + static fallback) configured from real flags,
+//! and a client that returns one response's head and body.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use edgeshard::config::Args;
+use edgeshard::{Config, ServerHandle};
+
+pub use crate::common::{normalize, read_response, read_to_close};
+
+/// Modification time given to fixture files: RFC 9110's example date.
+pub const MTIME: u64 = 784_111_777;
+/// `MTIME` as an HTTP-date.
+pub const MTIME_TEXT: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+
+/// A directory under the system temp dir, removed on drop.
+pub struct Fixture {
+    pub dir: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(name: &str) -> Fixture {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("edgeshard-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Fixture {
+            dir: dir.canonicalize().unwrap(),
+        }
+    }
+
+    /// Writes a file (creating parent directories) with mtime [`MTIME`].
+    pub fn file(&self, rel: &str, data: &[u8]) -> PathBuf {
+        let path = self.dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        set_mtime(&path, MTIME);
+        path
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn set_mtime(path: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap();
+}
+
+/// The strong ETag edgeshard derives for a file: inode, size, mtime.
+pub fn etag_of(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap();
+    format!(
+        "\"{:x}-{:x}-{:x}.{:x}\"",
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec()
+    )
+}
+
+/// A running server: the binary's app with `flags` (plus one shard on an
+/// ephemeral loopback port).
+pub struct Server {
+    pub addr: SocketAddr,
+    handle: Option<ServerHandle>,
+}
+
+pub fn config_from(flags: &[&str]) -> Config {
+    let mut argv = vec!["edgeshard", "--listen", "127.0.0.1:0", "--shards", "1"];
+    argv.extend_from_slice(flags);
+    Config::from_args(Args::parse_from(argv)).expect("valid flags")
+}
+
+impl Server {
+    pub fn start(flags: &[&str]) -> Server {
+        Server::with_config(config_from(flags))
+    }
+
+    pub fn with_config(config: Config) -> Server {
+        let handle = edgeshard::start(config, edgeshard::builtin::app).expect("server starts");
+        Server {
+            addr: handle.local_addrs()[0],
+            handle: Some(handle),
+        }
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// Sends `GET path` with extra header lines on a new connection;
+    /// returns the normalized head and the raw body.
+    pub fn get(&self, path: &str, headers: &str) -> (String, Vec<u8>) {
+        self.request("GET", path, headers)
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &str) -> (String, Vec<u8>) {
+        let mut s = self.connect();
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").unwrap();
+        split(&read_response(&mut s))
+    }
+
+    /// `file_opens` summed over the shards, from `/api/stats`.
+    pub fn file_opens(&self) -> u64 {
+        let (_, body) = self.get("/api/stats", "");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["file_opens"].as_u64().unwrap())
+            .sum()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+            let _ = h.join();
+        }
+    }
+}
+
+/// Splits a raw response into its normalized head and its body.
+pub fn split(raw: &[u8]) -> (String, Vec<u8>) {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head")
+        + 4;
+    (normalize(&raw[..end]), raw[end..].to_vec())
+}
+
+/// The value of a header in a normalized head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
