@@ -1,7 +1,7 @@
 //! Shared by the static-file tests: a fixture directory, a server running
 //! the binary's app (routes + static fallback) configured from real flags,
 //! and a client that returns one response's head and body.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
