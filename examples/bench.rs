@@ -1,7 +1,8 @@
 //! The benchmark app that `perf/` and users point wrk at:
 //! `GET /plaintext` → `Hello, World!` (text/plain) and `GET /json` →
-//! `{"message":"Hello, World!"}`, serialized per request. Same command line
-//! as the `edgeshard` binary.
+//! `{"message":"Hello, World!"}`, serialized per request; other paths go to
+//! the static files (`--root`, `--mount`, else the embedded site). Same
+//! command line as the `edgeshard` binary.
 //!
 //! ```text
 //! cargo run --release --example bench -- --listen 127.0.0.1:8080 --shards 1
@@ -9,7 +10,8 @@
 
 use std::process::ExitCode;
 
-use edgeshard::route::{format_routes, HasRoutes};
+use edgeshard::route::{format_routes, HasRoutes, NotFound};
+use edgeshard::static_files::StaticFiles;
 use edgeshard::{routes, Handler, Json, Request, Response, StatusCode};
 use serde::Serialize;
 
@@ -31,13 +33,23 @@ async fn json(_: Request) -> Json<Message> {
     })
 }
 
-fn app() -> impl Handler + HasRoutes {
+fn app(files: impl Handler) -> impl Handler + HasRoutes {
     routes! {
         "GET /plaintext" => plaintext,
         "GET /json" => json,
     }
+    .fallback(files)
 }
 
 fn main() -> ExitCode {
-    edgeshard::shutdown::main("bench", || format_routes(app().routes()), |_| app())
+    edgeshard::shutdown::main(
+        "bench",
+        || format_routes(app(NotFound).routes()),
+        |ctx| {
+            app(StaticFiles::new(
+                &ctx.config.static_files,
+                Some(ctx.state.clone()),
+            ))
+        },
+    )
 }

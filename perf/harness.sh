@@ -62,11 +62,10 @@ NGINX_CONF=perf/nginx-harness.conf
 # shellcheck source=perf/lib.sh
 . perf/lib.sh
 
-# Which servers take part in a case. edgeshard joins the static cases once
-# it serves files (the static-files issue); until then they are nginx only.
+# Which servers take part in a case: the peers serve no files.
 servers_for() {
     case $1 in
-        static1k | static1m) echo nginx ;;
+        static1k | static1m) echo edgeshard nginx ;;
         *) echo edgeshard nginx hyper may ;;
     esac
 }

@@ -2,7 +2,9 @@
 # The caller sets WORK (a scratch directory), EDGE (the edgeshard binary to
 # run), NGINX_CONF (a template with PREFIX, PORT and ROOT), and for the
 # peers HYPER and MAY; PROBE_PATH is the path that must answer before a
-# server counts as up (default /plaintext).
+# server counts as up (default /plaintext). edgeshard serves $WORK/www (the
+# static fixtures) when it exists; EDGE_ARGS adds flags (e.g.
+# EDGE_ARGS="--file-inline-max 0" to send every file with sendfile).
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -10,7 +12,12 @@ SERVER_PID=
 # Starts NAME on 127.0.0.1:PORT pinned to CPU 1 and waits until it answers.
 start_server() { # name port
     case $1 in
-        edgeshard) taskset -c 1 "$EDGE" --shards 1 --listen "127.0.0.1:$2" >/dev/null 2>&1 & ;;
+        edgeshard)
+            local root=()
+            [ -d "$WORK/www" ] && root=(--root "$WORK/www")
+            # shellcheck disable=SC2086 # EDGE_ARGS is a list of flags
+            taskset -c 1 "$EDGE" --shards 1 --listen "127.0.0.1:$2" "${root[@]}" ${EDGE_ARGS:-} >/dev/null 2>&1 &
+            ;;
         hyper) taskset -c 1 "$HYPER" "127.0.0.1:$2" >/dev/null 2>&1 & ;;
         may) taskset -c 1 "$MAY" "127.0.0.1:$2" >/dev/null 2>&1 & ;;
         nginx)

@@ -34,6 +34,10 @@ const IO_MEMORY: usize = 64 * 1024;
 pub const MEMLOCK_PER_SHARD: u64 = 256 * 1024;
 /// glommio refuses to create an executor below this RLIMIT_MEMLOCK (bytes).
 pub const GLOMMIO_MIN_MEMLOCK: u64 = 512 * 1024;
+/// How long a task may run before `yield_if_needed` gives way (glommio's
+/// default is 100 ms). A connection sending a large file to a fast reader
+/// yields at these points, so it holds its shard for at most this long.
+const PREEMPT_AFTER: Duration = Duration::from_millis(10);
 /// How long start-up waits for every shard to report ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -278,6 +282,7 @@ where
         let spawned = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("edgeshard-{id}"))
             .io_memory(IO_MEMORY)
+            .preempt_timer(PREEMPT_AFTER)
             .spawn(move || async move {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                     let _ = ready.send(Err((id, format!("cannot pin to CPU {core}"))));

@@ -727,3 +727,109 @@ fn the_embedded_site_has_real_headers() {
     assert_eq!(&srv.get("/index.html", "").0[9..12], "301");
     assert_eq!(&srv.get("/missing", "").0[9..12], "404");
 }
+
+#[test]
+fn the_file_cache_is_bounded_and_keeps_recently_used_entries() {
+    let fx = Fixture::new("lru");
+    for i in 0..12 {
+        fx.file(&format!("f{i}.txt"), format!("file {i}\n").as_bytes());
+    }
+    let srv = Server::start(&["--root", fx.dir.to_str().unwrap(), "--file-cache", "4"]);
+    // f0 is used between every other file, so it stays while the others churn.
+    let mut opens_for_f0 = 0;
+    srv.get("/f0.txt", "");
+    for i in 1..12 {
+        srv.get(&format!("/f{i}.txt"), "");
+        let before = srv.file_opens();
+        assert_eq!(srv.get("/f0.txt", "").1, b"file 0\n");
+        opens_for_f0 += srv.file_opens() - before;
+    }
+    assert_eq!(opens_for_f0, 0, "the hot entry was never evicted");
+    // f1 has been pushed out by ten newer entries in a 4-entry cache.
+    let before = srv.file_opens();
+    assert_eq!(srv.get("/f1.txt", "").1, b"file 1\n");
+    assert!(
+        srv.file_opens() > before,
+        "an evicted entry is opened again"
+    );
+}
+
+#[test]
+fn a_file_truncated_while_it_is_sent_ends_the_connection_not_the_shard() {
+    let fx = Fixture::new("truncate");
+    let path = fx.file("big.bin", &vec![1u8; 8_000_000]);
+    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let mut s = srv.connect();
+    socket2::SockRef::from(&s)
+        .set_recv_buffer_size(16 * 1024)
+        .unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 4096];
+    s.read_exact(&mut first).unwrap();
+    // Truncate the same inode under the open descriptor.
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let started = Instant::now();
+    let rest = read_to_close(&mut s);
+    assert!(
+        first.len() + rest.len() < 8_000_000,
+        "the promised length cannot be met; the server must close"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut other = srv.connect();
+    common::assert_healthz(&mut other);
+}
+
+/// On loopback the reader's socket usually fills before the shard's
+/// preemption quantum ends, so this mostly shows that back-pressure gives
+/// way; it fails if the sending connection ever blocks the shard.
+#[test]
+fn a_fast_reader_of_a_large_file_does_not_monopolise_the_shard() {
+    let fx = Fixture::new("fair");
+    fx.file("huge.bin", &vec![3u8; 64 * 1024 * 1024]);
+    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let addr = srv.addr;
+    let reader = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        for _ in 0..4 {
+            s.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            let mut body_left = None;
+            let mut head = Vec::new();
+            while body_left != Some(0) {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0);
+                match body_left.as_mut() {
+                    Some(left) => *left -= n,
+                    None => {
+                        head.extend_from_slice(&buf[..n]);
+                        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            body_left = Some(64 * 1024 * 1024 - (head.len() - end - 4));
+                        }
+                    }
+                }
+                total += n;
+            }
+        }
+        total
+    });
+    let mut s = srv.connect();
+    let mut worst = Duration::ZERO;
+    while !reader.is_finished() {
+        let t = Instant::now();
+        common::assert_healthz(&mut s);
+        worst = worst.max(t.elapsed());
+    }
+    assert!(reader.join().unwrap() > 4 * 64 * 1024 * 1024);
+    assert!(
+        worst < Duration::from_millis(250),
+        "a request waited {worst:?} behind a large file"
+    );
+}

@@ -85,7 +85,9 @@ pub struct FileReps {
 pub struct Entry {
     /// What the path names.
     pub kind: Kind,
+    /// When it was loaded ([`sys::coarse_millis`]).
     loaded: u64,
+    /// The source's lookup count at its last use.
     last_used: Cell<u64>,
 }
 
@@ -163,6 +165,9 @@ pub struct DirSource {
     inline_max: u64,
     capacity: usize,
     entries: RefCell<HashMap<Box<[u8]>, Rc<Entry>>>,
+    /// Counts lookups: an entry's `last_used` is this count at its last
+    /// use, so recency has no ties (the coarse clock would have many).
+    uses: Cell<u64>,
 }
 
 /// How a load ended, for the shard's counters.
@@ -189,6 +194,7 @@ impl DirSource {
             inline_max,
             capacity: capacity.max(1),
             entries: RefCell::new(HashMap::new()),
+            uses: Cell::new(0),
         }
     }
 
@@ -196,16 +202,18 @@ impl DirSource {
     /// root), from the cache if fresh.
     pub fn lookup(&self, rel: &[u8], counter: &dyn OpenCounter) -> Rc<Entry> {
         let now = sys::coarse_millis();
+        let use_no = self.uses.get() + 1;
+        self.uses.set(use_no);
         if let Some(e) = self.entries.borrow().get(rel) {
             if now.saturating_sub(e.loaded) < REVALIDATE_MS {
-                e.last_used.set(now);
+                e.last_used.set(use_no);
                 return e.clone();
             }
         }
         let entry = Rc::new(Entry {
             kind: self.load(rel, counter),
             loaded: now,
-            last_used: Cell::new(now),
+            last_used: Cell::new(use_no),
         });
         let mut entries = self.entries.borrow_mut();
         if entries.len() >= self.capacity && !entries.contains_key(rel) {
@@ -326,16 +334,15 @@ fn kind_of_error(e: &io::Error) -> Kind {
     }
 }
 
-/// Drops the least recently used half of the entries.
+/// Drops the least recently used half of the entries (at least one).
+/// `last_used` values are distinct lookup numbers, so exactly that many go.
 fn evict_half(entries: &mut HashMap<Box<[u8]>, Rc<Entry>>) {
+    let drop = entries.len().div_ceil(2);
+    if drop == 0 {
+        return;
+    }
     let mut ages: Vec<u64> = entries.values().map(|e| e.last_used.get()).collect();
-    let mid = ages.len() / 2;
-    let (_, cut, _) = ages.select_nth_unstable(mid);
+    let (_, cut, _) = ages.select_nth_unstable(drop - 1);
     let cut = *cut;
-    let mut dropped = 0;
-    entries.retain(|_, e| {
-        let keep = e.last_used.get() > cut || dropped >= mid;
-        dropped += usize::from(!keep);
-        keep
-    });
+    entries.retain(|_, e| e.last_used.get() > cut);
 }

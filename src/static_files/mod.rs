@@ -302,6 +302,16 @@ impl StaticFiles {
             etag: &rep.etag,
             modified: rep.modified,
         };
+        // One pass tells whether any precondition or range is present:
+        // most requests (first loads, benchmarks) carry neither.
+        let conditional = head.headers().any(|(n, _)| {
+            n.len() >= 5
+                && (n.as_bytes()[..3].eq_ignore_ascii_case(b"if-")
+                    || n.eq_ignore_ascii_case("range"))
+        });
+        if !conditional {
+            return whole(content_type, rep);
+        }
         match cond::evaluate(head, v) {
             Outcome::Proceed => {}
             Outcome::NotModified => {
@@ -317,10 +327,7 @@ impl StaticFiles {
             _ => Ranges::Whole,
         };
         match ranges {
-            Ranges::Whole => Response::new(StatusCode::OK)
-                .with_content_type(content_type.clone())
-                .with_preformatted(rep.lines_200.clone())
-                .with_raw_body(body_of(rep, 0, rep.len)),
+            Ranges::Whole => whole(content_type, rep),
             Ranges::Unsatisfiable => {
                 error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable")
                     .with_header("Content-Range", format!("bytes */{}", rep.len))
@@ -396,6 +403,14 @@ impl StaticFiles {
         self.boundary_seed.set(x);
         format!("edgeshard-{:016x}", x.wrapping_mul(0x2545_f491_4f6c_dd1d))
     }
+}
+
+/// `200 OK` with the whole representation.
+fn whole(content_type: &Bytes, rep: &Rep) -> Response {
+    Response::new(StatusCode::OK)
+        .with_content_type(content_type.clone())
+        .with_preformatted(rep.lines_200.clone())
+        .with_raw_body(body_of(rep, 0, rep.len))
 }
 
 fn body_of(rep: &Rep, offset: u64, len: u64) -> Body {
