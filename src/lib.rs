@@ -9,10 +9,11 @@
 //!    │  conn      ── one task per connection: read → parse → body → handler → write
 //!    │                 pipelined requests parsed from one read, answered in one write
 //!    │  http      ── httparse on a BytesMut; heads keep offsets into frozen Bytes
-//!    │  handler   ── async fn(Request) -> impl IntoResponse
+//!    │  route     ── compile-time trie → handler; unmatched paths → static files
+//!    │  handler   ── async fn(Request) -> impl IntoResponse │ static files (cache, sendfile)
 //!    │  encode    ── status line + headers into the connection's write buffer
 //!    ▼
-//!  kernel: send
+//!  kernel: send / sendfile
 //! ```
 //!
 //! | module | owns |
