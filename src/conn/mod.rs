@@ -94,7 +94,9 @@ where
         nonblocking: false,
     };
     let end = conn.run(&shard, &*handler).await;
-    conn.finish(end, &shard).await;
+    // Boxed: a connection ends once, and its ending (an error response,
+    // lingering) should not make every connection's future bigger.
+    Box::pin(conn.finish(end, &shard)).await;
 }
 
 struct Conn<S> {
@@ -191,23 +193,28 @@ impl<S: Transport> Conn<S> {
                 }
                 Ok(self.rbuf.split_to(n).freeze())
             }
-            Framing::Chunked => {
-                let mut decoder = ChunkedDecoder::new(limits.max_body, limits.max_header_bytes);
-                let mut out = BytesMut::new();
-                let mut waited = false;
-                loop {
-                    match decoder.decode(&mut self.rbuf, &mut out) {
-                        Ok(true) => return Ok(out.freeze()),
-                        Ok(false) => {}
-                        Err(e) => return Err(End::Reject(e.status(), e.reason())),
-                    }
-                    if !waited {
-                        self.await_body(head, shard).await?;
-                        waited = true;
-                    }
-                    self.read_body_bytes(self.read_size).await?;
-                }
+            // Boxed: chunked request bodies are rare, and the decoder's state
+            // would otherwise enlarge every connection's future.
+            Framing::Chunked => Box::pin(self.read_chunked(head, shard)).await,
+        }
+    }
+
+    async fn read_chunked(&mut self, head: &RequestHead, shard: &ShardState) -> Result<Bytes, End> {
+        let limits = &shard.limits;
+        let mut decoder = ChunkedDecoder::new(limits.max_body, limits.max_header_bytes);
+        let mut out = BytesMut::new();
+        let mut waited = false;
+        loop {
+            match decoder.decode(&mut self.rbuf, &mut out) {
+                Ok(true) => return Ok(out.freeze()),
+                Ok(false) => {}
+                Err(e) => return Err(End::Reject(e.status(), e.reason())),
             }
+            if !waited {
+                self.await_body(head, shard).await?;
+                waited = true;
+            }
+            self.read_body_bytes(self.read_size).await?;
         }
     }
 
@@ -309,30 +316,43 @@ impl<S: Transport> Conn<S> {
                 self.flush(shard).await?;
                 self.write_direct(&b, shard).await?;
             }
-            Body::Stream(mut stream) => {
+            // Boxed, like the file branch: their futures are large, and a
+            // connection's future is as large as its largest state, idle or not.
+            Body::Stream(stream) => {
                 let chunked = length == BodyLength::Chunked;
-                loop {
-                    // Waiting on the handler's stream is handler time: no write deadline.
-                    self.slot.enter(Phase::Handler, None);
-                    let Some(piece) = stream.next().await else {
-                        break;
-                    };
-                    if chunked {
-                        encode_chunk(&mut self.wbuf, &piece);
-                    } else {
-                        self.wbuf.extend_from_slice(&piece);
-                    }
-                    if self.wbuf.len() >= FLUSH_AT {
-                        self.flush(shard).await?;
-                    }
-                }
-                if chunked {
-                    self.wbuf.extend_from_slice(LAST_CHUNK);
-                }
+                Box::pin(self.write_stream(stream, chunked, shard)).await?
             }
-            Body::File(f) => self.write_file(f, shard).await?,
+            Body::File(f) => Box::pin(self.write_file(f, shard)).await?,
         }
         self.after_response(close, shard).await
+    }
+
+    /// Sends a streamed body: chunked (HTTP/1.1) or raw until close.
+    async fn write_stream(
+        &mut self,
+        mut stream: std::pin::Pin<Box<dyn futures_lite::Stream<Item = Bytes>>>,
+        chunked: bool,
+        shard: &ShardState,
+    ) -> Result<(), End> {
+        loop {
+            // Waiting on the handler's stream is handler time: no write deadline.
+            self.slot.enter(Phase::Handler, None);
+            let Some(piece) = stream.next().await else {
+                break;
+            };
+            if chunked {
+                encode_chunk(&mut self.wbuf, &piece);
+            } else {
+                self.wbuf.extend_from_slice(&piece);
+            }
+            if self.wbuf.len() >= FLUSH_AT {
+                self.flush(shard).await?;
+            }
+        }
+        if chunked {
+            self.wbuf.extend_from_slice(LAST_CHUNK);
+        }
+        Ok(())
     }
 
     /// Sends a file body after its head (already in `wbuf`).
