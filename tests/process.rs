@@ -436,3 +436,97 @@ fn drain_deadline_closes_what_is_left_and_exits_0() {
     );
     assert_eq!(read_to_close(&mut stuck), b"");
 }
+
+/// As an unprivileged user (root reads everything), a file the server may
+/// not read is a 403 with a short body, and the shard goes on serving.
+#[test]
+fn unreadable_files_are_403_and_the_shard_keeps_serving() {
+    use std::os::unix::fs::PermissionsExt;
+    let have_setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_setpriv {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "setpriv (util-linux) is missing"
+        );
+        eprintln!("skipping: setpriv is not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("edgeshard-perm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("open.txt"), b"readable\n").unwrap();
+    std::fs::write(dir.join("closed.txt"), b"private\n").unwrap();
+    std::fs::set_permissions(dir.join("open.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        dir.join("closed.txt"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["--listen", "127.0.0.1:0", "--shards", "1", "--root"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn edgeshard under setpriv");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(a) = line.strip_prefix("edgeshard: shard 0 on core ") {
+            addr = a
+                .rsplit(' ')
+                .next()
+                .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+            break;
+        }
+    }
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        panic!("edgeshard did not start as nobody: {err}");
+    };
+    let get = |path: &str| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let denied = get("/closed.txt");
+    assert!(denied.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{denied}");
+    assert!(
+        denied.ends_with("\r\n\r\n403 Forbidden: access denied\n"),
+        "{denied}"
+    );
+    assert!(!denied.contains("private"));
+    let ok = get("/open.txt");
+    assert!(
+        ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.ends_with("readable\n"),
+        "{ok}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::set_permissions(
+        dir.join("closed.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -346,3 +346,52 @@ fn evict_half(entries: &mut HashMap<Box<[u8]>, Rc<Entry>>) {
     let cut = *cut;
     entries.retain(|_, e| e.last_used.get() > cut);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_errors_map_to_what_the_client_is_told() {
+        let kind = |errno| kind_of_error(&io::Error::from_raw_os_error(errno));
+        for errno in [libc::ENOENT, libc::ENOTDIR, libc::ENAMETOOLONG] {
+            assert!(matches!(kind(errno), Kind::Missing), "{errno}");
+        }
+        // EXDEV is openat2's answer to a path or symlink leaving the root.
+        for errno in [libc::EACCES, libc::EPERM, libc::EXDEV, libc::ELOOP] {
+            assert!(matches!(kind(errno), Kind::Forbidden), "{errno}");
+        }
+        for errno in [libc::EIO, libc::EMFILE, libc::ENOMEM] {
+            assert!(matches!(kind(errno), Kind::Failed), "{errno}");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            &content_type_for(b"a/index.html")[..],
+            b"text/html; charset=utf-8"
+        );
+        assert_eq!(
+            &content_type_for(b"app.js")[..],
+            b"text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            &content_type_for(b"x.json")[..],
+            b"application/json; charset=utf-8"
+        );
+        assert_eq!(
+            &content_type_for(b"logo.svg")[..],
+            b"image/svg+xml; charset=utf-8"
+        );
+        assert_eq!(&content_type_for(b"photo.JPG")[..], b"image/jpeg");
+        assert_eq!(
+            &content_type_for(b"README")[..],
+            b"application/octet-stream"
+        );
+        assert_eq!(
+            &content_type_for(b"x.unknownext")[..],
+            b"application/octet-stream"
+        );
+    }
+}
