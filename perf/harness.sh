@@ -5,7 +5,7 @@
 # rounds that rotate the servers (A B C D A B C D ...) so drift hits all of
 # them; the summary reports medians.
 #
-#   perf/harness.sh [--rounds N] [--duration 10s] [--cases a,b] [--force]
+#   perf/harness.sh [--rounds N] [--duration 10s] [--cases a,b] [--no-extras] [--force]
 #
 # Per run it records req/s, p99 (for the pipelined case, where wrk's
 # percentiles are not batch latencies, the mean batch latency instead; see
@@ -19,12 +19,14 @@ ROUNDS=3
 DURATION=10s
 CASES=plaintext,pipelined,json,static1k,static1m,notfound
 FORCE=0
+EXTRAS=1
 while [ $# -gt 0 ]; do
     case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --cases) CASES=$2; shift 2 ;;
         --force) FORCE=1; shift ;;
+        --no-extras) EXTRAS=0; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -119,7 +121,7 @@ STAMP=$(date -u +%F-%H%M)
 mkdir -p perf/results
 OUT="perf/results/$STAMP-harness.md"
 python3 perf/summarize.py "$RAW" "$ROUNDS" "$DURATION" > "$OUT"
-perf/extras.sh >> "$OUT"
+[ "$EXTRAS" = 1 ] && perf/extras.sh >> "$OUT"
 python3 perf/summarize.py --readme "$RAW" "$ROUNDS" "$DURATION" "$OUT" README.md
 echo "# wrote $OUT and the README summary" >&2
 cat "$OUT"
