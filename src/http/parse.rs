@@ -110,6 +110,9 @@ pub struct RequestHead {
     method: Method,
     method_span: Span,
     target: Span,
+    /// The path within the target, found once while parsing (empty for an
+    /// absolute-form target without one, which means `/`).
+    path: Span,
     version: Version,
     headers: HeaderSpans,
     /// The Host header's value, found while parsing (`None` if absent).
@@ -148,10 +151,9 @@ impl RequestHead {
 
     /// The path, still percent-encoded (`/` for an absolute-form URI without one).
     pub fn path(&self) -> &str {
-        let t = strip_scheme_authority(self.target());
-        match memchr::memchr(b'?', t.as_bytes()) {
-            Some(q) => &t[..q],
-            None => t,
+        match ascii(self.path.get(&self.raw)) {
+            "" => "/",
+            p => p,
         }
     }
 
@@ -232,20 +234,28 @@ fn ascii(b: &[u8]) -> &str {
     crate::sys::ascii_str(b)
 }
 
-fn strip_scheme_authority(t: &str) -> &str {
-    if t.starts_with('/') {
-        return t;
-    }
-    for scheme in ["http://", "https://"] {
-        if t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let rest = &t[scheme.len()..];
-            return match rest.find(['/', '?']) {
-                Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
-                _ => "/",
-            };
+/// The path part of a request target, as a subslice of it: origin-form up
+/// to `?`; for an absolute-form `http(s)://authority/path?q`, `/path`
+/// (empty when there is none, which [`RequestHead::path`] reads as `/`).
+fn path_in_target(t: &str) -> &str {
+    let mut rest = t;
+    if !t.starts_with('/') {
+        for scheme in ["http://", "https://"] {
+            if t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                let after = &t[scheme.len()..];
+                rest = match after.find(['/', '?']) {
+                    Some(i) if after.as_bytes()[i] == b'/' => &after[i..],
+                    Some(i) => &after[i..i],
+                    None => &after[after.len()..],
+                };
+                break;
+            }
         }
     }
-    t
+    match memchr::memchr(b'?', rest.as_bytes()) {
+        Some(q) => &rest[..q],
+        None => rest,
+    }
 }
 
 /// httparse needs one header slot per field; beyond this many we allocate.
@@ -279,6 +289,9 @@ struct Fields {
     method: Method,
     method_span: Span,
     target: Span,
+    /// The path within the target, found once while parsing (empty for an
+    /// absolute-form target without one, which means `/`).
+    path: Span,
     version: Version,
     headers: HeaderSpans,
     host: Option<Span>,
@@ -294,6 +307,7 @@ impl Fields {
             method: self.method,
             method_span: self.method_span,
             target: self.target,
+            path: self.path,
             version: self.version,
             headers: self.headers,
             host: self.host,
@@ -347,6 +361,7 @@ fn parse_into<'b>(
         method,
         method_span: Span::of(base, method_str.as_bytes()),
         target: Span::of(base, target_str.as_bytes()),
+        path: Span::of(base, path_in_target(target_str).as_bytes()),
         version,
         headers: SmallVec::new(),
         host: None,

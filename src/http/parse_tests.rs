@@ -227,6 +227,9 @@ fn request_line_rules() {
     assert_eq!((abs.path(), abs.query()), ("/p/q", Some("z")));
     let bare = parse_ok(b"GET HTTP://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
     assert_eq!(bare.path(), "/");
+    let query_only = parse_ok(b"GET https://example.com?a=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert_eq!((query_only.path(), query_only.query()), ("/", Some("a=1")));
+    assert_eq!(opts.path(), "*");
     let other = parse_ok(b"PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(
         (other.method(), other.method_str()),
