@@ -108,17 +108,45 @@ impl fmt::Debug for Body {
 
 /// An HTTP response. Framing headers (`Content-Length`, `Transfer-Encoding`,
 /// `Connection`), `Date` and `Server` are the server's to write.
+///
+/// Kept within 128 bytes: responses move through several async frames per
+/// request, and past that size each move becomes a `memcpy` call.
 #[derive(Debug)]
 pub struct Response {
     status: StatusCode,
-    content_type: Option<Bytes>,
-    headers: Vec<(Bytes, Bytes)>,
-    /// Whole header lines (`Name: value\r\n`…) the server built and checked,
-    /// written as they are: static files' preformatted heads.
-    preformatted: Option<Bytes>,
-    body: Body,
     close: bool,
-    invalid: Option<&'static str>,
+    invalid: Option<Invalid>,
+    lines: Lines,
+    headers: Vec<(Bytes, Bytes)>,
+    body: Body,
+}
+
+/// The content type, or whole header lines the server formatted in advance
+/// (static files), which start with the `Content-Type` line when they have one.
+#[derive(Debug, Clone)]
+enum Lines {
+    None,
+    ContentType(Bytes),
+    /// `Name: value\r\n`…, built and checked by the server.
+    Preformatted(Bytes),
+}
+
+/// Why a handler's header was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Invalid {
+    Name,
+    Value,
+    Owned,
+}
+
+impl Invalid {
+    fn reason(self) -> &'static str {
+        match self {
+            Invalid::Name => "invalid header name",
+            Invalid::Value => "header value contains CR, LF or NUL",
+            Invalid::Owned => "framing and Date/Server headers are written by the server",
+        }
+    }
 }
 
 impl Response {
@@ -126,12 +154,11 @@ impl Response {
     pub fn new(status: StatusCode) -> Response {
         Response {
             status,
-            content_type: None,
-            headers: Vec::new(),
-            preformatted: None,
-            body: Body::Empty,
             close: false,
             invalid: None,
+            lines: Lines::None,
+            headers: Vec::new(),
+            body: Body::Empty,
         }
     }
 
@@ -148,7 +175,7 @@ impl Response {
 
     /// Sets the body and its content type.
     pub fn with_body(mut self, content_type: &'static str, body: impl Into<Bytes>) -> Response {
-        self.content_type = Some(Bytes::from_static(content_type.as_bytes()));
+        self.lines = Lines::ContentType(Bytes::from_static(content_type.as_bytes()));
         self.body = Body::Full(body.into());
         self
     }
@@ -159,7 +186,7 @@ impl Response {
         content_type: &'static str,
         stream: impl Stream<Item = Bytes> + 'static,
     ) -> Response {
-        self.content_type = Some(Bytes::from_static(content_type.as_bytes()));
+        self.lines = Lines::ContentType(Bytes::from_static(content_type.as_bytes()));
         self.body = Body::Stream(Box::pin(stream));
         self
     }
@@ -174,16 +201,10 @@ impl Response {
             return self;
         }
         if name.eq_ignore_ascii_case(b"content-type") {
-            self.content_type = Some(value);
+            self.lines = Lines::ContentType(value);
         } else {
             self.headers.push((name, value));
         }
-        self
-    }
-
-    /// Sets the content type from bytes the server built.
-    pub(crate) fn with_content_type(mut self, content_type: Bytes) -> Response {
-        self.content_type = Some(content_type);
         self
     }
 
@@ -193,17 +214,21 @@ impl Response {
         self
     }
 
-    /// Adds header lines that the server formatted itself (each
-    /// `Name: value\r\n`, checked when they were built), written after the
-    /// content type and before any [`Response::with_header`] headers.
+    /// Replaces the content type with header lines that the server
+    /// formatted itself (each `Name: value\r\n`, checked when they were
+    /// built; a `Content-Type` line first if there is one). They are written
+    /// before `Content-Length` and any [`Response::with_header`] headers.
     pub(crate) fn with_preformatted(mut self, lines: Bytes) -> Response {
-        self.preformatted = Some(lines);
+        self.lines = Lines::Preformatted(lines);
         self
     }
 
-    /// The preformatted header lines, if any.
+    /// The preformatted header lines, if any (empty otherwise).
     pub fn preformatted(&self) -> &[u8] {
-        self.preformatted.as_deref().unwrap_or(&[])
+        match &self.lines {
+            Lines::Preformatted(b) => b,
+            _ => &[],
+        }
     }
 
     /// Closes the connection after this response.
@@ -219,7 +244,25 @@ impl Response {
 
     /// The content type, if set.
     pub fn content_type(&self) -> Option<&[u8]> {
-        self.content_type.as_deref()
+        match &self.lines {
+            Lines::None => None,
+            Lines::ContentType(ct) => Some(ct),
+            Lines::Preformatted(lines) => {
+                let rest = lines.strip_prefix(b"Content-Type: ")?;
+                rest.iter()
+                    .position(|&b| b == b'\r')
+                    .map(|end| &rest[..end])
+            }
+        }
+    }
+
+    /// The content type to write as its own line (`None` when it is part of
+    /// the preformatted lines).
+    pub(crate) fn content_type_line(&self) -> Option<&[u8]> {
+        match &self.lines {
+            Lines::ContentType(ct) => Some(ct),
+            _ => None,
+        }
     }
 
     /// Extra headers, in order.
@@ -243,17 +286,17 @@ impl Response {
 
     /// Why the response is invalid, if a header was rejected.
     pub fn invalid(&self) -> Option<&'static str> {
-        self.invalid
+        self.invalid.map(Invalid::reason)
     }
 }
 
-fn check_header(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
+fn check_header(name: &[u8], value: &[u8]) -> Result<(), Invalid> {
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if name.is_empty() || !name.iter().all(|&b| token(b)) {
-        return Err("invalid header name");
+        return Err(Invalid::Name);
     }
     if value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err("header value contains CR, LF or NUL");
+        return Err(Invalid::Value);
     }
     const OWNED: [&[u8]; 6] = [
         b"content-length",
@@ -264,7 +307,7 @@ fn check_header(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
         b"keep-alive",
     ];
     if OWNED.iter().any(|o| name.eq_ignore_ascii_case(o)) {
-        return Err("framing and Date/Server headers are written by the server");
+        return Err(Invalid::Owned);
     }
     Ok(())
 }
@@ -345,6 +388,27 @@ mod tests {
         assert!(matches!(r.body(), Body::Full(b) if &b[..] == b"404 Not Found\n"));
         let r = StatusCode::NO_CONTENT.into_response();
         assert!(matches!(r.body(), Body::Empty));
+    }
+
+    #[test]
+    fn a_response_fits_in_128_bytes() {
+        assert!(
+            std::mem::size_of::<Response>() <= 128,
+            "{}",
+            std::mem::size_of::<Response>()
+        );
+    }
+
+    #[test]
+    fn preformatted_lines_carry_the_content_type() {
+        let r = Response::new(StatusCode::OK).with_preformatted(Bytes::from_static(
+            b"Content-Type: text/css\r\nETag: \"x\"\r\n",
+        ));
+        assert_eq!(r.content_type(), Some(&b"text/css"[..]));
+        assert_eq!(r.content_type_line(), None);
+        let r = Response::new(StatusCode::NOT_MODIFIED)
+            .with_preformatted(Bytes::from_static(b"ETag: \"x\"\r\n"));
+        assert_eq!(r.content_type(), None);
     }
 
     #[test]

@@ -23,9 +23,9 @@ fn hello_fixture() -> (Fixture, String) {
 fn hello_head(status: &str, etag: &str, length: usize, extra: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\nServer: edgeshard\r\nDate: <date>\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {length}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
          Accept-Ranges: bytes\r\nLast-Modified: {MTIME_TEXT}\r\nETag: {etag}\r\n\
-         Cache-Control: no-cache\r\n{extra}\r\n"
+         Cache-Control: no-cache\r\nContent-Length: {length}\r\n{extra}\r\n"
     )
 }
 
@@ -163,9 +163,10 @@ fn single_ranges_if_range_and_416() {
         let (head, body) = srv.get("/data.bin", &format!("Range: {range}\r\n"));
         let want = format!(
             "HTTP/1.1 206 Partial Content\r\nServer: edgeshard\r\nDate: <date>\r\n\
-             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\
+             Content-Type: application/octet-stream\r\n\
              Accept-Ranges: bytes\r\nLast-Modified: {MTIME_TEXT}\r\nETag: {etag}\r\n\
-             Cache-Control: no-cache\r\nContent-Range: bytes {from}-{}/100\r\n\r\n",
+             Cache-Control: no-cache\r\nContent-Length: {}\r\n\
+             Content-Range: bytes {from}-{}/100\r\n\r\n",
             to - from,
             to - 1
         );
@@ -305,9 +306,10 @@ fn precompressed_variants_follow_accept_encoding() {
         head,
         format!(
             "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\n\
-             Content-Type: text/javascript; charset=utf-8\r\nContent-Length: 12\r\n\
+             Content-Type: text/javascript; charset=utf-8\r\n\
              Content-Encoding: br\r\nAccept-Ranges: bytes\r\nLast-Modified: {MTIME_TEXT}\r\n\
-             ETag: {}\r\nCache-Control: no-cache\r\nVary: Accept-Encoding\r\n\r\n",
+             ETag: {}\r\nCache-Control: no-cache\r\nVary: Accept-Encoding\r\n\
+             Content-Length: 12\r\n\r\n",
             etag_of(&br)
         )
     );

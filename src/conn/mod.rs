@@ -299,7 +299,7 @@ impl<S: Transport> Conn<S> {
         close |= length == BodyLength::UntilClose && !head_only;
         let meta = HeadMeta {
             status,
-            content_type: resp.content_type(),
+            content_type: resp.content_type_line(),
             length,
             close,
             keep_alive_header: !close && version == Version::Http10,

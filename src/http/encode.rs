@@ -30,7 +30,8 @@ pub struct HeadMeta<'a> {
     pub close: bool,
     /// Send `Connection: keep-alive` (an HTTP/1.0 client asked for it).
     pub keep_alive_header: bool,
-    /// Header lines formatted in advance (`Name: value\r\n`…), copied as they are.
+    /// Header lines formatted in advance (`Name: value\r\n`…), copied as
+    /// they are after the content type and before the length.
     pub preformatted: &'a [u8],
 }
 
@@ -59,6 +60,7 @@ pub fn encode_head<'h>(
         out.extend_from_slice(ct);
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(meta.preformatted);
     match meta.length {
         BodyLength::Known(n) => {
             out.extend_from_slice(b"Content-Length: ");
@@ -68,7 +70,6 @@ pub fn encode_head<'h>(
         BodyLength::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         BodyLength::Forbidden | BodyLength::UntilClose => {}
     }
-    out.extend_from_slice(meta.preformatted);
     for (name, value) in headers {
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");

@@ -130,9 +130,6 @@ where
     F: Handler,
 {
     async fn call(&self, mut req: Request) -> Response {
-        if has_encoded_dot_segment(req.path()) {
-            return encoded_dot_segment();
-        }
         let mut params = Params::new();
         let decision = {
             let head = req.head();
@@ -151,6 +148,9 @@ where
                 req.set_params(RouteParams::new(names, params));
                 (self.dispatch)(r, req, self.state.clone()).await
             }
+            // A decoded `.`/`..` segment makes the path unclean, so it always
+            // lands here; checking only here keeps the check off the hot path.
+            Decision::Redirect(_) if has_encoded_dot_segment(req.path()) => encoded_dot_segment(),
             Decision::Redirect(location) => redirect(req.method(), location),
             Decision::MethodNotAllowed(allow) => method_not_allowed(allow),
             Decision::NotFound => self.fallback.call(req).await,

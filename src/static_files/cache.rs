@@ -49,9 +49,11 @@ pub struct Rep {
     pub content: Content,
     /// Header lines for 304s: Last-Modified, ETag, Cache-Control, Vary.
     pub lines_304: Bytes,
-    /// Header lines for 200/206: Content-Encoding and Accept-Ranges, then
-    /// the 304's lines.
+    /// Header lines for 200/206: Content-Type, Content-Encoding and
+    /// Accept-Ranges, then the 304's lines.
     pub lines_200: Bytes,
+    /// Length of the Content-Type line that starts `lines_200`.
+    pub content_type_len: usize,
 }
 
 /// What a path names.
@@ -103,14 +105,16 @@ impl Entry {
     }
 }
 
-/// Builds a representation's header lines.
+/// A representation's header lines: (`lines_200`, `lines_304`, length of
+/// the Content-Type line that starts `lines_200`).
 pub fn rep_lines(
+    content_type: &[u8],
     modified: u64,
     etag: &[u8],
     coding: Option<Coding>,
     policy: CachePolicy,
     vary: bool,
-) -> (Bytes, Bytes) {
+) -> (Bytes, Bytes, usize) {
     let mut l304 = Vec::with_capacity(160);
     l304.extend_from_slice(b"Last-Modified: ");
     l304.extend_from_slice(&format_imf_fixdate(modified));
@@ -122,7 +126,11 @@ pub fn rep_lines(
     if vary {
         l304.extend_from_slice(b"Vary: Accept-Encoding\r\n");
     }
-    let mut l200 = Vec::with_capacity(l304.len() + 48);
+    let mut l200 = Vec::with_capacity(l304.len() + 96);
+    l200.extend_from_slice(b"Content-Type: ");
+    l200.extend_from_slice(content_type);
+    l200.extend_from_slice(b"\r\n");
+    let content_type_len = l200.len();
     if let Some(c) = coding {
         l200.extend_from_slice(b"Content-Encoding: ");
         l200.extend_from_slice(c.token().as_bytes());
@@ -130,7 +138,7 @@ pub fn rep_lines(
     }
     l200.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     l200.extend_from_slice(&l304);
-    (Bytes::from(l200), Bytes::from(l304))
+    (Bytes::from(l200), Bytes::from(l304), content_type_len)
 }
 
 /// `Content-Type` for a file name, from its extension; text types get
@@ -262,17 +270,18 @@ impl DirSource {
             }
         }
         let vary = variants.iter().any(Option::is_some);
-        let Ok(identity) = self.rep(fd, meta, None, vary) else {
+        let content_type = content_type_for(rel);
+        let Ok(identity) = self.rep(&content_type, fd, meta, None, vary) else {
             return Kind::Failed;
         };
         let mut reps: [Option<Rep>; 3] = [None, None, None];
         for (c, v) in Coding::ALL.into_iter().zip(variants) {
             if let Some((fd, m)) = v {
-                reps[c.index()] = self.rep(fd, m, Some(c), vary).ok();
+                reps[c.index()] = self.rep(&content_type, fd, m, Some(c), vary).ok();
             }
         }
         Kind::File(Box::new(FileReps {
-            content_type: content_type_for(rel),
+            content_type,
             identity,
             variants: reps,
         }))
@@ -280,6 +289,7 @@ impl DirSource {
 
     fn rep(
         &self,
+        content_type: &[u8],
         fd: OwnedFd,
         meta: FileMeta,
         coding: Option<Coding>,
@@ -301,7 +311,8 @@ impl DirSource {
         } else {
             Content::File(Rc::new(fd))
         };
-        let (lines_200, lines_304) = rep_lines(modified, &etag, coding, self.policy, vary);
+        let (lines_200, lines_304, content_type_len) =
+            rep_lines(content_type, modified, &etag, coding, self.policy, vary);
         Ok(Rep {
             len: meta.size,
             modified,
@@ -309,6 +320,7 @@ impl DirSource {
             content,
             lines_304,
             lines_200,
+            content_type_len,
         })
     }
 

@@ -42,12 +42,14 @@ pub fn entries() -> HashMap<&'static [u8], Rc<Entry>> {
     map.insert(&b""[..], Entry::permanent(Kind::Dir));
     for f in FILES {
         let vary = f.variants.iter().any(Option::is_some);
+        let content_type = content_type_for(f.path.as_bytes());
         let rep = |body: &'static [u8], coding: Option<Coding>| {
             let etag = match coding {
                 None => format!("\"{:016x}\"", f.hash),
                 Some(c) => format!("\"{:016x}-{}\"", f.hash, c.token()),
             };
-            let (lines_200, lines_304) = rep_lines(
+            let (lines_200, lines_304, content_type_len) = rep_lines(
+                &content_type,
                 f.modified,
                 etag.as_bytes(),
                 coding,
@@ -61,13 +63,14 @@ pub fn entries() -> HashMap<&'static [u8], Rc<Entry>> {
                 content: Content::Memory(Bytes::from_static(body)),
                 lines_304,
                 lines_200,
+                content_type_len,
             }
         };
         let variants = [0, 1, 2].map(|i| f.variants[i].map(|b| rep(b, Some(Coding::ALL[i]))));
         map.insert(
             f.path.as_bytes(),
             Entry::permanent(Kind::File(Box::new(FileReps {
-                content_type: content_type_for(f.path.as_bytes()),
+                content_type: content_type.clone(),
                 identity: rep(f.body, None),
                 variants,
             }))),

@@ -310,7 +310,7 @@ impl StaticFiles {
                     || n.eq_ignore_ascii_case("range"))
         });
         if !conditional {
-            return whole(content_type, rep);
+            return whole(rep);
         }
         match cond::evaluate(head, v) {
             Outcome::Proceed => {}
@@ -327,7 +327,7 @@ impl StaticFiles {
             _ => Ranges::Whole,
         };
         match ranges {
-            Ranges::Whole => whole(content_type, rep),
+            Ranges::Whole => whole(rep),
             Ranges::Unsatisfiable => {
                 error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable")
                     .with_header("Content-Range", format!("bytes */{}", rep.len))
@@ -336,7 +336,6 @@ impl StaticFiles {
             Ranges::Some(list) if list.len() == 1 => {
                 let (a, b) = list[0];
                 Response::new(StatusCode::PARTIAL_CONTENT)
-                    .with_content_type(content_type.clone())
                     .with_preformatted(rep.lines_200.clone())
                     .with_header("Content-Range", format!("bytes {a}-{}/{}", b - 1, rep.len))
                     .with_raw_body(body_of(rep, a, b - a))
@@ -378,10 +377,10 @@ impl StaticFiles {
             }
         }
         let tail = format!("\r\n--{boundary}--\r\n");
-        let ct = format!("multipart/byteranges; boundary={boundary}");
-        let resp = Response::new(StatusCode::PARTIAL_CONTENT)
-            .with_content_type(Bytes::from(ct))
-            .with_preformatted(rep.lines_200.clone());
+        let mut lines =
+            format!("Content-Type: multipart/byteranges; boundary={boundary}\r\n").into_bytes();
+        lines.extend_from_slice(&rep.lines_200[rep.content_type_len..]);
+        let resp = Response::new(StatusCode::PARTIAL_CONTENT).with_preformatted(Bytes::from(lines));
         match &rep.content {
             Content::Memory(_) => {
                 memory.extend_from_slice(tail.as_bytes());
@@ -406,9 +405,8 @@ impl StaticFiles {
 }
 
 /// `200 OK` with the whole representation.
-fn whole(content_type: &Bytes, rep: &Rep) -> Response {
+fn whole(rep: &Rep) -> Response {
     Response::new(StatusCode::OK)
-        .with_content_type(content_type.clone())
         .with_preformatted(rep.lines_200.clone())
         .with_raw_body(body_of(rep, 0, rep.len))
 }
