@@ -465,8 +465,13 @@ fn unreadable_files_are_403_and_the_shard_keeps_serving() {
         std::fs::Permissions::from_mode(0o000),
     )
     .unwrap();
+    // The build directory may sit under a home that nobody cannot enter.
+    let bin = dir.join("edgeshard-bin");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
         .args(["--listen", "127.0.0.1:0", "--shards", "1", "--root"])
         .arg(&dir)
         .stdin(Stdio::null())

@@ -369,6 +369,11 @@ fn directories_redirect_and_serve_index() {
     assert_eq!(srv.get("/docs", "").0, redirect("/docs/"));
     assert_eq!(srv.get("/docs?x=1", "").0, redirect("/docs/?x=1"));
     assert_eq!(srv.get("/docs/index.html", "").0, redirect("/docs/"));
+    assert_eq!(
+        srv.get("/docs/index.html?v=2", "").0,
+        redirect("/docs/?v=2")
+    );
+    assert_eq!(srv.get("/docs/index%2ehtml", "").1, b"<h1>docs</h1>\n");
     let (head, body) = srv.get("/docs/", "");
     assert_eq!(&head[9..12], "200");
     assert_eq!(

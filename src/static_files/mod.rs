@@ -220,7 +220,9 @@ impl StaticFiles {
             let entry = self.lookup(mount, rel);
             match &entry.kind {
                 Kind::Dir => redirect_to(head, "/"),
-                Kind::File(_) if rel == b"index.html" || rel.ends_with(b"/index.html") => {
+                // `/dir/index.html` → `/dir/` (as sent: an encoded spelling
+                // such as `index%2ehtml` is just served).
+                Kind::File(_) if head.path().ends_with("/index.html") => {
                     let path = head.path();
                     let dir = &path[..path.len() - "index.html".len()];
                     redirect_with_query(head, dir.to_string())
