@@ -354,7 +354,11 @@ impl IntoResponse for StatusCode {
         if self.as_u16() < 400 {
             return Response::new(self);
         }
-        Response::new(self).with_body(TEXT_PLAIN, format!("{self}\n"))
+        // Registered codes: a static body, so a flood of 404s allocates nothing.
+        match self.plain_body() {
+            Some(body) => Response::new(self).with_body(TEXT_PLAIN, body),
+            None => Response::new(self).with_body(TEXT_PLAIN, format!("{self}\n")),
+        }
     }
 }
 

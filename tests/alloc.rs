@@ -189,3 +189,45 @@ fn routed_requests_with_params_allocate_nothing_per_request() {
     let last = String::from_utf8_lossy(&conn.last[..conn.last_len]).into_owned();
     assert!(last.ends_with("\r\n\r\nuser 42"), "{last}");
 }
+
+const FILE_1K: &[u8] = b"GET /1k.bin HTTP/1.1\r\nHost: bench\r\n\r\n";
+const MISSING: &[u8] = b"GET /missing.txt HTTP/1.1\r\nHost: bench\r\n\r\n";
+
+/// Static files through a router's fallback: a small cached file and a
+/// cached miss (404). The cache reloads an entry every 900 ms, which does
+/// allocate, so the check allows a few reloads' worth, far below one
+/// allocation per request.
+#[test]
+fn static_files_and_404s_allocate_nothing_per_request() {
+    use clap::Parser;
+    let dir = std::env::temp_dir().join(format!("edgeshard-alloc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("1k.bin"), vec![b'x'; 1024]).unwrap();
+    let args = edgeshard::config::Args::parse_from(["x", "--root", dir.to_str().unwrap()]);
+    let config = Config::from_args(args).unwrap();
+    let app = || {
+        routes! {
+            "GET /healthz" => healthz,
+        }
+        .fallback(edgeshard::static_files::StaticFiles::new(
+            &config.static_files,
+            None,
+        ))
+    };
+    for (request, status) in [(FILE_1K, "200 OK"), (MISSING, "404 Not Found")] {
+        serve_with(app(), request, 10);
+        let (few, _) = serve_with(app(), request, 100);
+        let (many, conn) = serve_with(app(), request, 10_100);
+        assert!(
+            many.saturating_sub(few) < 200,
+            "10 000 extra requests made {} extra allocations ({status})",
+            many as i64 - few as i64
+        );
+        let last = String::from_utf8_lossy(&conn.last[..conn.last_len]).into_owned();
+        assert!(
+            last.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{last}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,6 +22,15 @@ macro_rules! codes {
                 }
             }
 
+            /// `<code> <reason>\n`, the body of a bare error status, for
+            /// registered codes, built at compile time.
+            pub(crate) fn plain_body(self) -> Option<&'static str> {
+                match self.0 {
+                    $($code => Some(concat!($code, " ", $reason, "\n")),)*
+                    _ => None,
+                }
+            }
+
             /// `HTTP/1.1 <code> <reason>\r\n` for registered codes, built at compile time.
             pub(crate) fn preformatted_line(self) -> Option<&'static [u8]> {
                 match self.0 {
@@ -121,5 +130,18 @@ mod tests {
         );
         assert_eq!(StatusCode::from_u16(99), None);
         assert_eq!(StatusCode::from_u16(1000), None);
+    }
+
+    #[test]
+    fn plain_bodies_match_display() {
+        for code in 100..600 {
+            let Some(status) = StatusCode::from_u16(code) else {
+                continue;
+            };
+            match status.plain_body() {
+                Some(body) => assert_eq!(body, format!("{status}\n")),
+                None => assert_eq!(status.reason(), "", "{code} is registered"),
+            }
+        }
     }
 }
