@@ -31,7 +31,7 @@
 //! | [`json`] | [`Json`] responses and [`Request::json`] bodies |
 //! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
 //! | [`static_files`] | mounts, path safety, file cache, conditionals, ranges, precompressed variants, the embedded site |
-//! | [`sys`] | the only `unsafe`, and the syscalls no safe crate wraps for us: rlimits, fd hand-offs, openat2, sendfile |
+//! | [`sys`] | the only `unsafe`, and every syscall wrapper: rlimits, fd hand-offs, openat2, sendfile, `MSG_MORE` |
 //!
 //! Nothing on the request path is shared between shards: each owns its
 //! listeners, buffers, Date cache, connection table and counters.

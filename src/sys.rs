@@ -1,6 +1,7 @@
-//! The only `unsafe` in edgeshard, plus the thin syscall wrappers around it:
-//! resource limits and fd hand-offs that the safe crates we use do not cover.
-//! Each `unsafe` block says why it is sound.
+//! The only `unsafe` in edgeshard, and every syscall wrapper: resource
+//! limits, fd hand-offs to glommio, and the static-file calls (openat2,
+//! fstat, pread, getdents, `send` with `MSG_MORE`, sendfile, `FIONBIO`),
+//! mostly through rustix's safe API. Each `unsafe` block says why it is sound.
 
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd};
