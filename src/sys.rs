@@ -79,6 +79,7 @@ pub fn glommio_listener(socket: socket2::Socket) -> glommio::net::TcpListener {
 pub struct CountingAllocator;
 
 static TOTAL_ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LIVE_BYTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 std::thread_local! {
     // Const-initialised and without a destructor: safe to touch from inside
@@ -97,9 +98,19 @@ impl CountingAllocator {
         THREAD_ALLOCATIONS.try_with(|c| c.get()).unwrap_or(0)
     }
 
+    /// Bytes allocated and not yet freed, by every thread (requested
+    /// sizes, without the allocator's own rounding and overhead).
+    pub fn live_bytes() -> i64 {
+        LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn count() {
         TOTAL_ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    }
+
+    fn live(delta: i64) {
+        LIVE_BYTES.fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -109,23 +120,27 @@ impl CountingAllocator {
 unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         Self::count();
+        Self::live(layout.size() as i64);
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
         unsafe { std::alloc::System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         Self::count();
+        Self::live(layout.size() as i64);
         // SAFETY: as for `alloc`.
         unsafe { std::alloc::System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        Self::live(-(layout.size() as i64));
         // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         Self::count();
+        Self::live(new_size as i64 - layout.size() as i64);
         // SAFETY: `ptr`/`layout` came from `System` through us; the caller
         // upholds `realloc`'s contract for `new_size`.
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
