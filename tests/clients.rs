@@ -68,7 +68,7 @@ fn curl_ranges_time_conditions_and_compression() {
         return;
     }
     let (fx, numbers) = fixture();
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let url = |p: &str| format!("http://{}{p}", srv.addr);
 
     let (body, code) = curl(&[&url("/hello.txt")]);
@@ -168,7 +168,7 @@ fn httpx_sees_conditionals_ranges_and_gzip() {
         return;
     }
     let (fx, _) = fixture();
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let out = Command::new("python3")
         .args(["-c", HTTPX_SCRIPT])
         .arg(format!("http://{}", srv.addr))

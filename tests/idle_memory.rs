@@ -19,7 +19,7 @@ const CONNS: usize = 1000;
 
 #[test]
 fn an_idle_keep_alive_connection_holds_a_bounded_amount_of_heap() {
-    let srv = Server::start(&[]);
+    let srv = Server::with_flags(&[]);
     // Warm-up: one-time lazy state is not a connection's cost.
     for _ in 0..16 {
         common::assert_healthz(&mut srv.connect());

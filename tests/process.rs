@@ -86,7 +86,13 @@ fn command(args: &[&str], prlimit: &[&str]) -> Command {
 
 /// Starts the binary (optionally under `prlimit`) and waits for its start-up lines.
 fn spawn(args: &[&str], prlimit: &[&str], shards: usize) -> Proc {
-    let mut child = command(args, prlimit)
+    spawn_command(command(args, prlimit), shards)
+}
+
+/// Starts `cmd` (the binary, perhaps behind a wrapper) and waits for its
+/// `shards` "listening on" lines; other start-up lines are skipped.
+fn spawn_command(mut cmd: Command, shards: usize) -> Proc {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -104,7 +110,8 @@ fn spawn(args: &[&str], prlimit: &[&str], shards: usize) -> Proc {
     let mut lines = Vec::new();
     while lines.len() < shards {
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(l) => lines.push(l),
+            Ok(l) if l.contains(" listening on ") => lines.push(l),
+            Ok(_) => {}
             Err(_) => {
                 let _ = child.kill();
                 let mut err = String::new();
@@ -469,41 +476,15 @@ fn unreadable_files_are_403_and_the_shard_keeps_serving() {
     let bin = dir.join("edgeshard-bin");
     std::fs::copy(BIN, &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut child = Command::new("setpriv")
+    let mut setpriv = Command::new("setpriv");
+    setpriv
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin)
         .args(["--listen", "127.0.0.1:0", "--shards", "1", "--root"])
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn edgeshard under setpriv");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = None;
-    for line in stdout.lines().map_while(Result::ok) {
-        if let Some(a) = line.strip_prefix("edgeshard: shard 0 on core ") {
-            addr = a
-                .rsplit(' ')
-                .next()
-                .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
-            break;
-        }
-    }
-    let Some(addr) = addr else {
-        let _ = child.kill();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        panic!("edgeshard did not start as nobody: {err}");
-    };
+        .arg(&dir);
+    let mut p = spawn_command(setpriv, 1);
     let get = |path: &str| {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = p.connect();
         write!(
             s,
             "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -525,10 +506,8 @@ fn unreadable_files_are_403_and_the_shard_keeps_serving() {
         ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.ends_with("readable\n"),
         "{ok}"
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    p.signal("-TERM");
+    let _ = p.wait_exit(Duration::from_secs(10));
     let _ = std::fs::set_permissions(
         dir.join("closed.txt"),
         std::fs::Permissions::from_mode(0o600),

@@ -32,7 +32,7 @@ fn hello_head(status: &str, etag: &str, length: usize, extra: &str) -> String {
 #[test]
 fn get_and_head_send_exact_heads() {
     let (fx, etag) = hello_fixture();
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let (head, body) = srv.get("/hello.txt", "");
     assert_eq!(head, hello_head("200 OK", &etag, HELLO.len(), ""));
     assert_eq!(body, HELLO);
@@ -63,7 +63,7 @@ fn read_response_head_only(s: &mut std::net::TcpStream) -> Vec<u8> {
 #[test]
 fn other_methods_get_405_with_allow() {
     let (fx, _) = hello_fixture();
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
         let (head, body) = srv.request(method, "/hello.txt", "Content-Length: 0\r\n");
         assert_eq!(
@@ -83,7 +83,7 @@ fn routes_win_over_files() {
     fx.file("healthz", b"a file called healthz\n");
     fx.file("api/stats", b"a file\n");
     fx.file("other", b"reachable\n");
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     assert_eq!(srv.get("/healthz", "").1, b"ok");
     assert!(srv.get("/api/stats", "").1.starts_with(b"{\"shards\""));
     assert_eq!(srv.get("/other", "").1, b"reachable\n");
@@ -92,7 +92,7 @@ fn routes_win_over_files() {
 #[test]
 fn conditionals_follow_rfc_9110_order() {
     let (fx, etag) = hello_fixture();
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let not_modified = format!(
         "HTTP/1.1 304 Not Modified\r\nServer: edgeshard\r\nDate: <date>\r\n\
          Last-Modified: {MTIME_TEXT}\r\nETag: {etag}\r\nCache-Control: no-cache\r\n\r\n"
@@ -158,7 +158,7 @@ fn single_ranges_if_range_and_416() {
     let data: Vec<u8> = (0..100u8).collect();
     let path = fx.file("data.bin", &data);
     let etag = etag_of(&path);
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let partial = |range: &str, from: usize, to: usize| {
         let (head, body) = srv.get("/data.bin", &format!("Range: {range}\r\n"));
         let want = format!(
@@ -262,7 +262,7 @@ fn several_ranges_are_multipart_from_memory_and_from_sendfile() {
     fx.file("small.bin", &small);
     fx.file("big.bin", &big);
     // Inline up to 1 KiB: small.bin comes from memory, big.bin with sendfile.
-    let srv = Server::start(&[
+    let srv = Server::with_flags(&[
         "--root",
         fx.dir.to_str().unwrap(),
         "--file-inline-max",
@@ -297,7 +297,7 @@ fn precompressed_variants_follow_accept_encoding() {
     let gz = fx.file("app.js.gz", b"GZIP-BYTES");
     let br = fx.file("app.js.br", b"BROTLI-BYTES");
     fx.file("only.css", b"body{}\n");
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let get = |ae: &str| srv.get("/app.js", &format!("Accept-Encoding: {ae}\r\n"));
 
     let (head, body) = get("gzip, deflate, br");
@@ -357,7 +357,7 @@ fn directories_redirect_and_serve_index() {
     fx.file("list/<a&b>.txt", b"x");
     fx.file("list/sub/x", b"x");
     let root = fx.dir.to_str().unwrap();
-    let srv = Server::start(&["--root", root]);
+    let srv = Server::with_flags(&["--root", root]);
     let redirect = |loc: &str| {
         format!(
             "HTTP/1.1 301 Moved Permanently\r\nServer: edgeshard\r\nDate: <date>\r\n\
@@ -389,7 +389,7 @@ fn directories_redirect_and_serve_index() {
     assert_eq!(&srv.get("/list/b.txt/", "").0[9..12], "404");
     drop(srv);
 
-    let srv = Server::start(&["--root", root, "--autoindex"]);
+    let srv = Server::with_flags(&["--root", root, "--autoindex"]);
     let (head, body) = srv.get("/list/", "");
     assert_eq!(&head[9..12], "200");
     let html = String::from_utf8(body).unwrap();
@@ -413,7 +413,7 @@ fn dotfiles_are_hidden_unless_enabled() {
     fx.file(".git/config", b"[core]\n");
     fx.file(".well-known/security.txt", b"Contact: x\n");
     let root = fx.dir.to_str().unwrap();
-    let srv = Server::start(&["--root", root]);
+    let srv = Server::with_flags(&["--root", root]);
     for p in ["/.env", "/.git/config", "/.git/"] {
         let (head, body) = srv.get(p, "");
         assert_eq!(&head[9..12], "404", "{p}");
@@ -421,7 +421,7 @@ fn dotfiles_are_hidden_unless_enabled() {
     }
     assert_eq!(srv.get("/.well-known/security.txt", "").1, b"Contact: x\n");
     drop(srv);
-    let srv = Server::start(&["--root", root, "--dotfiles"]);
+    let srv = Server::with_flags(&["--root", root, "--dotfiles"]);
     assert_eq!(srv.get("/.env", "").1, b"SECRET=1\n");
 }
 
@@ -431,7 +431,7 @@ fn traversal_attempts_never_reach_the_file_system() {
     fx.file("www/index.html", b"home\n");
     fx.file("secret.txt", b"outside the root\n");
     let www = fx.path("www");
-    let srv = Server::start(&["--root", www.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", www.to_str().unwrap()]);
     let before = srv.file_opens();
     let cases: &[(&str, &str)] = &[
         ("/%2e%2e/secret.txt", "400"),
@@ -481,7 +481,7 @@ fn symlinks_inside_the_root_work_and_escapes_are_refused() {
         std::os::unix::fs::symlink("..", www.join("up")).unwrap();
         let mut config = config_from(&["--root", www.to_str().unwrap()]);
         config.static_files.resolver = resolver;
-        let srv = Server::with_config(config);
+        let srv = Server::app(config);
         assert_eq!(srv.get("/link.txt", "").1, b"real\n", "{resolver:?}");
         assert_eq!(
             srv.get("/dirlink/inner.txt", "").1,
@@ -506,7 +506,7 @@ fn fifos_and_devices_are_refused_without_blocking() {
         .status()
         .expect("mkfifo runs");
     assert!(status.success());
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let started = Instant::now();
     assert_eq!(&srv.get("/pipe", "").0[9..12], "403");
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -518,7 +518,7 @@ fn changed_and_deleted_files_are_noticed_within_a_second() {
     let fx = Fixture::new("fresh");
     let path = fx.file("page.txt", b"version 1\n");
     fx.file("big.bin", &vec![7u8; 100_000]);
-    let srv = Server::start(&[
+    let srv = Server::with_flags(&[
         "--root",
         fx.dir.to_str().unwrap(),
         "--file-inline-max",
@@ -569,7 +569,7 @@ fn sendfile_bodies_pipeline_in_order_with_small_responses() {
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
     fx.file("big.bin", &big);
     fx.file("small.txt", b"small\n");
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let mut s = srv.connect();
     s.write_all(
         b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n\
@@ -598,7 +598,7 @@ fn mounts_use_the_longest_prefix_and_their_own_cache_policy() {
     site.file("assets/app.css", b"from the site\n");
     let assets = Fixture::new("mount-assets");
     assets.file("app.css", b"fingerprinted\n");
-    let srv = Server::start(&[
+    let srv = Server::with_flags(&[
         "--root",
         site.dir.to_str().unwrap(),
         "--mount",
@@ -644,7 +644,7 @@ fn bad_mount_flags_name_the_flag() {
 
 #[test]
 fn the_embedded_site_has_real_headers() {
-    let srv = Server::start(&[]);
+    let srv = Server::with_flags(&[]);
     let (head, body) = srv.get("/", "");
     assert_eq!(&head[9..12], "200");
     assert_eq!(
@@ -682,7 +682,7 @@ fn the_file_cache_is_bounded_and_keeps_recently_used_entries() {
     for i in 0..12 {
         fx.file(&format!("f{i}.txt"), format!("file {i}\n").as_bytes());
     }
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap(), "--file-cache", "4"]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap(), "--file-cache", "4"]);
     // f0 is used between every other file, so it stays while the others churn.
     let mut opens_for_f0 = 0;
     srv.get("/f0.txt", "");
@@ -706,7 +706,7 @@ fn the_file_cache_is_bounded_and_keeps_recently_used_entries() {
 fn a_file_truncated_while_it_is_sent_ends_the_connection_not_the_shard() {
     let fx = Fixture::new("truncate");
     let path = fx.file("big.bin", &vec![1u8; 8_000_000]);
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let mut s = srv.connect();
     socket2::SockRef::from(&s)
         .set_recv_buffer_size(16 * 1024)

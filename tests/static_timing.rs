@@ -28,7 +28,7 @@ fn a_slow_reader_costs_no_cpu_and_does_not_block_the_shard() {
     let fx = Fixture::new("slow");
     let big: Vec<u8> = (0..16_000_000u32).map(|i| (i % 241) as u8).collect();
     fx.file("big.bin", &big);
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let mut slow = srv.connect();
     // A small receive buffer so the server's socket fills quickly.
     let sock = socket2::SockRef::from(&slow);
@@ -83,7 +83,7 @@ fn a_fast_reader_of_a_large_file_does_not_monopolise_the_shard() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let fx = Fixture::new("fair");
     fx.file("huge.bin", &vec![3u8; 64 * 1024 * 1024]);
-    let srv = Server::start(&["--root", fx.dir.to_str().unwrap()]);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
     let addr = srv.addr;
     let reader = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).unwrap();

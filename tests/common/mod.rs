@@ -26,7 +26,16 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut config);
-        let handle = edgeshard::start(config, |_shard| test_handler).expect("server starts");
+        TestServer::with_handler(config, |_shard| test_handler)
+    }
+
+    /// `config` with the handlers `make_handler` builds on each shard.
+    pub fn with_handler<F, H>(config: Config, make_handler: F) -> TestServer
+    where
+        F: Fn(&edgeshard::ShardContext) -> H + Send + Sync + 'static,
+        H: edgeshard::Handler,
+    {
+        let handle = edgeshard::start(config, make_handler).expect("server starts");
         TestServer {
             addr: handle.local_addrs()[0],
             handle: Some(handle),

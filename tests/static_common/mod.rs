@@ -4,13 +4,12 @@
 #![allow(dead_code, unused_imports)]
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use edgeshard::config::Args;
-use edgeshard::{Config, ServerHandle};
+use edgeshard::Config;
 
 pub use crate::common::{normalize, read_response, read_to_close};
 
@@ -77,12 +76,9 @@ pub fn etag_of(path: &Path) -> String {
     )
 }
 
-/// A running server: the binary's app with `flags` (plus one shard on an
-/// ephemeral loopback port).
-pub struct Server {
-    pub addr: SocketAddr,
-    handle: Option<ServerHandle>,
-}
+/// The server the static tests run: the binary's app (routes, then static
+/// files) on one shard at an ephemeral loopback port.
+pub use crate::common::TestServer as Server;
 
 pub fn config_from(flags: &[&str]) -> Config {
     let mut argv = vec!["edgeshard", "--listen", "127.0.0.1:0", "--shards", "1"];
@@ -91,22 +87,14 @@ pub fn config_from(flags: &[&str]) -> Config {
 }
 
 impl Server {
-    pub fn start(flags: &[&str]) -> Server {
-        Server::with_config(config_from(flags))
+    /// The binary's app with these command-line flags.
+    pub fn with_flags(flags: &[&str]) -> Server {
+        Server::app(config_from(flags))
     }
 
-    pub fn with_config(config: Config) -> Server {
-        let handle = edgeshard::start(config, edgeshard::builtin::app).expect("server starts");
-        Server {
-            addr: handle.local_addrs()[0],
-            handle: Some(handle),
-        }
-    }
-
-    pub fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s
+    /// The binary's app with `config`.
+    pub fn app(config: Config) -> Server {
+        Server::with_handler(config, edgeshard::builtin::app)
     }
 
     /// Sends `GET path` with extra header lines on a new connection;
@@ -131,15 +119,6 @@ impl Server {
             .iter()
             .map(|s| s["file_opens"].as_u64().unwrap())
             .sum()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown();
-            let _ = h.join();
-        }
     }
 }
 
