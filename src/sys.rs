@@ -242,9 +242,7 @@ pub struct FileMeta {
     pub is_dir: bool,
     /// Size in bytes.
     pub size: u64,
-    /// Device and inode: with size and mtime, the file's identity.
-    pub dev: u64,
-    /// Inode number.
+    /// Inode number: with size and mtime, what the ETag is made of.
     pub ino: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
@@ -260,7 +258,6 @@ pub fn file_meta(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<FileMeta> {
         is_file: kind == rustix::fs::FileType::RegularFile,
         is_dir: kind == rustix::fs::FileType::Directory,
         size: st.st_size.max(0) as u64,
-        dev: st.st_dev,
         ino: st.st_ino,
         mtime: st.st_mtime as i64,
         mtime_nsec: st.st_mtime_nsec as u32,

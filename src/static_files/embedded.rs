@@ -31,11 +31,6 @@ pub struct EmbeddedFile {
 
 include!(concat!(env!("OUT_DIR"), "/embedded_site.rs"));
 
-/// The embedded files.
-pub fn files() -> &'static [EmbeddedFile] {
-    FILES
-}
-
 /// Cache entries for every embedded file and the directories that hold them.
 pub fn entries() -> HashMap<&'static [u8], Rc<Entry>> {
     let mut map = HashMap::new();
