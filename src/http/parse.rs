@@ -338,7 +338,7 @@ fn parse_into<'b>(
         }
     };
     let head = &buf[..len];
-    let line_len = check_line_endings(head)?;
+    let line_len = check_line_endings(head, &req)?;
     if line_len > limits.max_uri {
         return Err(ParseError::UriTooLong);
     }
@@ -412,20 +412,31 @@ fn check_partial_limits(buf: &[u8], limits: &Limits) -> Result<(), ParseError> {
 }
 
 /// Every LF must follow a CR: httparse tolerates a bare LF as a line end.
-/// (A CR not followed by LF it rejects itself.) Returns the request line's
-/// length including its CRLF.
-fn check_line_endings(head: &[u8]) -> Result<usize, ParseError> {
-    let mut first_line = None;
-    for i in memchr::memchr_iter(b'\n', head) {
-        if i == 0 || head[i - 1] != b'\r' {
-            return Err(ParseError::BareLineFeed);
-        }
-        // Skip the empty lines httparse allows before the request line.
-        if first_line.is_none() && i > 1 {
-            first_line = Some(i + 1);
-        }
+/// (A CR not followed by LF it rejects itself.) httparse ends a line at
+/// any LF and accepts no LF inside a line, so LFs can only sit before the
+/// request line (the empty lines it skips), before each header name and in
+/// the head's last two lines: checking those places checks them all,
+/// without a scan. Returns the request line's length including its CRLF.
+fn check_line_endings(head: &[u8], req: &httparse::Request<'_, '_>) -> Result<usize, ParseError> {
+    let base = head.as_ptr() as usize;
+    let offset = |s: &str| s.as_ptr() as usize - base;
+    let crlf_before = |at: usize| at >= 2 && head[at - 2..at] == *b"\r\n";
+    let start = req.method.map_or(0, offset);
+    let leading = &head[..start];
+    if leading
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || leading[i - 1] != b'\r'))
+    {
+        return Err(ParseError::BareLineFeed);
     }
-    Ok(first_line.unwrap_or(head.len()))
+    if !head.ends_with(b"\r\n\r\n") || !req.headers.iter().all(|h| crlf_before(offset(h.name))) {
+        return Err(ParseError::BareLineFeed);
+    }
+    Ok(req
+        .headers
+        .first()
+        .map_or(head.len() - 2, |h| offset(h.name)))
 }
 
 fn check_target(method: Method, target: &[u8]) -> Result<(), ParseError> {

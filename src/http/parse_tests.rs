@@ -173,6 +173,25 @@ fn line_ending_rules() {
     assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\n\r\n"), E::BareLineFeed);
     assert_eq!(err(b"GET / HTTP/1.1\nHost: a\r\n\r\n"), E::BareLineFeed);
     assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\n\n"), E::BareLineFeed);
+    // Every place a line can end: before the request line, after it with
+    // and without headers, between headers, and the empty line.
+    assert_eq!(err(b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), E::BareLineFeed);
+    assert_eq!(
+        err(b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        E::BareLineFeed
+    );
+    assert_eq!(err(b"GET / HTTP/1.0\n\r\n"), E::BareLineFeed);
+    assert_eq!(err(b"GET / HTTP/1.0\r\n\n"), E::BareLineFeed);
+    assert_eq!(err(b"GET / HTTP/1.0\n\n"), E::BareLineFeed);
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nHost: a\r\nX: b\nY: c\r\n\r\n"),
+        E::BareLineFeed
+    );
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nHost: a\r\nX: b \nY: c\r\n\r\n"),
+        E::BareLineFeed
+    );
+    parse_ok(b"\r\nGET / HTTP/1.1\r\nHost: a\r\nX: b \r\nY:\r\n\r\n");
     assert_eq!(
         err(b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"),
         E::BareCarriageReturn
