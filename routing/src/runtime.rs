@@ -213,6 +213,9 @@ impl Matcher for RuntimeTrie {
         tail: bool,
         params: &mut Params,
     ) -> Option<u32> {
+        if path.len() > crate::MAX_PATH {
+            return None;
+        }
         let segs = segments(path, tail);
         for node in self.node_for(host) {
             let mut caps = Vec::new();
@@ -228,8 +231,11 @@ impl Matcher for RuntimeTrie {
     }
 
     fn methods_for(&self, host: Option<&str>, path: &str) -> (Vec<String>, bool) {
-        let segs = segments(path, false);
         let (mut out, mut any) = (Vec::new(), false);
+        if path.len() > crate::MAX_PATH {
+            return (out, any);
+        }
+        let segs = segments(path, false);
         for node in self.node_for(host) {
             node.methods(&segs, &mut out, &mut any);
         }

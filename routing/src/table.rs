@@ -547,7 +547,9 @@ impl Walk<'_, '_, '_> {
             if self.routes[r as usize].multi_named {
                 // The rest after its leading slash; empty when only the virtual slash is left.
                 let pos = rest.as_ptr() as usize - self.path.as_ptr() as usize;
-                params.push((pos + 1).min(pos + rest.len()), pos + rest.len());
+                if !params.push((pos + 1).min(pos + rest.len()), pos + rest.len()) {
+                    break None;
+                }
             }
             break Some(r);
         };
@@ -592,7 +594,7 @@ impl<'d> Table<'d> {
             leaf_methods: &self.leaf_methods,
             routes: &self.routes,
             path,
-            encoded: memchr::memchr(b'%', path.as_bytes()).is_some(),
+            encoded: crate::find_byte(b'%', path.as_bytes()).is_some(),
             method: Method::new(method),
         }
     }
@@ -619,6 +621,9 @@ impl Matcher for Table<'_> {
         tail: bool,
         params: &mut Params,
     ) -> Option<u32> {
+        if path.len() > crate::MAX_PATH {
+            return None;
+        }
         let w = self.walker(method, path);
         self.roots(host).find_map(|root| {
             params.clear();
@@ -627,8 +632,11 @@ impl Matcher for Table<'_> {
     }
 
     fn methods_for(&self, host: Option<&str>, path: &str) -> (Vec<String>, bool) {
-        let w = self.walker("", path);
         let (mut out, mut any) = (Vec::new(), false);
+        if path.len() > crate::MAX_PATH {
+            return (out, any);
+        }
+        let w = self.walker("", path);
         for root in self.roots(host) {
             w.collect_methods(root, path, &mut out, &mut any);
         }

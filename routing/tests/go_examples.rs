@@ -212,3 +212,19 @@ fn exact_end_marker() {
     assert_eq!(pat(&ps, None, "GET", "/a/q/r"), "404");
     assert_eq!(pat(&ps, None, "GET", "/a"), "redirect /a/");
 }
+
+#[test]
+fn paths_past_the_capture_offset_limit_match_nothing() {
+    use edgeshard_routing::MAX_PATH;
+    let ps = ["/f/{rest...}", "GET /g/{x}"];
+    // At the limit the capture fits and both matchers agree on it.
+    let at = format!("/f/{}", "a".repeat(MAX_PATH - 3));
+    let (what, caps) = route(&ps, None, "GET", &at);
+    assert_eq!(what, "/f/{rest...}");
+    assert_eq!(caps[0].len(), MAX_PATH - 3);
+    // One byte more: no route, not a capture cut short; a 404, not a 405.
+    let past = format!("{at}a");
+    assert_eq!(route(&ps, None, "GET", &past), ("404".to_string(), vec![]));
+    let past_g = format!("/g/{}", "a".repeat(MAX_PATH));
+    assert_eq!(pat(&ps, None, "POST", &past_g), "404");
+}

@@ -183,8 +183,9 @@ impl RequestHead {
 
     /// The query string after `?`, if any.
     pub fn query(&self) -> Option<&str> {
-        let t = self.target();
-        memchr::memchr(b'?', t.as_bytes()).map(|q| &t[q + 1..])
+        // The path ends at the query's `?`, when there is one.
+        let (q, end) = (self.path.end as usize, self.target.end as usize);
+        (q < end && self.raw[q] == b'?').then(|| ascii(&self.raw[q + 1..end]))
     }
 
     /// The protocol version.
@@ -252,7 +253,7 @@ fn path_in_target(t: &str) -> &str {
             }
         }
     }
-    match memchr::memchr(b'?', rest.as_bytes()) {
+    match edgeshard_routing::find_byte(b'?', rest.as_bytes()) {
         Some(q) => &rest[..q],
         None => rest,
     }

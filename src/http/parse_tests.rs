@@ -249,6 +249,17 @@ fn request_line_rules() {
     let query_only = parse_ok(b"GET https://example.com?a=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
     assert_eq!((query_only.path(), query_only.query()), ("/", Some("a=1")));
     assert_eq!(opts.path(), "*");
+    assert_eq!((opts.query(), bare.query()), (None, None));
+    let twice = parse_ok(b"GET /a?b?c HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!((twice.path(), twice.query()), ("/a", Some("b?c")));
+    let empty = parse_ok(b"GET /a? HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!((empty.path(), empty.query()), ("/a", Some("")));
+    let long =
+        parse_ok(b"GET /a/very/long/path/past/thirty-two/bytes?q HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        (long.path(), long.query()),
+        ("/a/very/long/path/past/thirty-two/bytes", Some("q"))
+    );
     let other = parse_ok(b"PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(
         (other.method(), other.method_str()),
