@@ -147,7 +147,7 @@ where
     Fut: Future<Output = R>,
     R: IntoResponse,
 {
-    async fn call(&self, req: Request) -> Response {
-        self(req).await.into_response()
+    fn call(&self, req: Request) -> impl Future<Output = Response> {
+        crate::route::IntoResponseFuture::new(self(req))
     }
 }

@@ -101,25 +101,41 @@ fn expand(input: Routes) -> syn::Result<Tokens> {
         syn::Error::new(at, e.to_string())
     })?;
     let table = emit_table(&table);
-    let arms = input.routes.iter().enumerate().map(|(i, r)| {
-        let i = i as u32;
-        let h = &r.handler;
-        quote! { #i => ::edgeshard::route::RouteHandler::call_route(&#h, __req, __state).await, }
-    });
+    let handlers: Vec<&Path> = input.routes.iter().map(|r| &r.handler).collect();
+    let dispatch = if handlers.is_empty() {
+        quote!(::std::future::ready(::edgeshard::route::unknown_route()))
+    } else {
+        dispatch_tree(&handlers, 0)
+    };
     let state = input.state.map_or_else(|| quote!(()), |e| quote!(#e));
     Ok(quote! {{
         static __EDGESHARD_ROUTES: ::edgeshard::route::Table<'static> = #table;
         ::edgeshard::route::Router::new(
             &__EDGESHARD_ROUTES,
             #state,
-            move |__route: u32, __req: ::edgeshard::Request, __state| async move {
-                match __route {
-                    #(#arms)*
-                    _ => ::edgeshard::route::unknown_route(),
-                }
-            },
+            move |__route: u32, __req: ::edgeshard::Request, __state| #dispatch,
         )
     }})
+}
+
+/// The call of route `first + i` for `handlers[i]`, as a balanced tree of
+/// `Either`s split on `__route`: the handler's own future comes back,
+/// not an `async` block that would hold the request once more.
+fn dispatch_tree(handlers: &[&Path], first: u32) -> Tokens {
+    if let [h] = handlers {
+        return quote!(::edgeshard::route::RouteHandler::call_route(&#h, __req, __state));
+    }
+    let mid = handlers.len() / 2;
+    let split = first + mid as u32;
+    let left = dispatch_tree(&handlers[..mid], first);
+    let right = dispatch_tree(&handlers[mid..], split);
+    quote! {
+        if __route < #split {
+            ::edgeshard::route::Either::Left { inner: #left }
+        } else {
+            ::edgeshard::route::Either::Right { inner: #right }
+        }
+    }
 }
 
 fn cow_str(s: &str) -> Tokens {

@@ -4,9 +4,13 @@
 //! live in the `edgeshard-routing` crate, shared with the macro and with
 //! [`RuntimeTrie`] for routes that come from configuration.
 
+mod future;
+
 use std::future::Future;
 
 use bytes::Bytes;
+
+pub use future::{Either, IntoResponseFuture};
 
 use crate::handler::{Handler, Request, RouteParams};
 use crate::http::{Method, StatusCode};
@@ -32,8 +36,8 @@ where
     Fut: Future<Output = R>,
     R: IntoResponse,
 {
-    async fn call_route(&self, req: Request, _state: S) -> Response {
-        self(req).await.into_response()
+    fn call_route(&self, req: Request, _state: S) -> impl Future<Output = Response> {
+        IntoResponseFuture::new(self(req))
     }
 }
 
@@ -43,8 +47,8 @@ where
     Fut: Future<Output = R>,
     R: IntoResponse,
 {
-    async fn call_route(&self, req: Request, state: S) -> Response {
-        self(req, state).await.into_response()
+    fn call_route(&self, req: Request, state: S) -> impl Future<Output = Response> {
+        IntoResponseFuture::new(self(req, state))
     }
 }
 
@@ -129,7 +133,10 @@ where
     Fut: Future<Output = Response>,
     F: Handler,
 {
-    async fn call(&self, mut req: Request) -> Response {
+    /// Not `async`: the decision is made here, and the future returned is
+    /// the route's or the fallback's own, so no layer holds another copy
+    /// of the request.
+    fn call(&self, mut req: Request) -> impl Future<Output = Response> {
         let mut params = Params::new();
         let decision = {
             let head = req.head();
@@ -142,18 +149,31 @@ where
                 &mut params,
             )
         };
-        match decision {
+        let answer = match decision {
             Decision::Route(r) => {
                 let names = &self.table.routes[r as usize].params;
                 req.set_params(RouteParams::new(names, params));
-                (self.dispatch)(r, req, self.state.clone()).await
+                return Either::Left {
+                    inner: (self.dispatch)(r, req, self.state.clone()),
+                };
+            }
+            Decision::NotFound => {
+                return Either::Right {
+                    inner: Either::Left {
+                        inner: self.fallback.call(req),
+                    },
+                }
             }
             // A decoded `.`/`..` segment makes the path unclean, so it always
             // lands here; checking only here keeps the check off the hot path.
             Decision::Redirect(_) if has_encoded_dot_segment(req.path()) => encoded_dot_segment(),
             Decision::Redirect(location) => redirect(req.method(), location),
             Decision::MethodNotAllowed(allow) => method_not_allowed(allow),
-            Decision::NotFound => self.fallback.call(req).await,
+        };
+        Either::Right {
+            inner: Either::Right {
+                inner: std::future::ready(answer),
+            },
         }
     }
 }
