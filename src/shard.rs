@@ -16,6 +16,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::Socket;
 
 use crate::config::{Config, Limits, Timeouts};
+use crate::conn::io::ReadPool;
 use crate::conn::table::ConnTable;
 use crate::handler::Handler;
 use crate::http::date::DateCache;
@@ -58,6 +59,8 @@ pub struct ShardState {
     pub date: DateCache,
     /// Live connections, their deadlines and shutdown state.
     pub conns: Rc<ConnTable>,
+    /// Read buffers lent to connections waiting for a request.
+    pub(crate) read_pool: ReadPool,
     requests: Cell<u64>,
     file_opens: Cell<u64>,
     reported_invalid: Cell<bool>,
@@ -74,6 +77,7 @@ impl ShardState {
             timeouts: config.timeouts,
             date: DateCache::new(),
             conns: Rc::new(ConnTable::new(&config.timeouts)),
+            read_pool: ReadPool::new(crate::conn::INITIAL_READ),
             requests: Cell::new(0),
             file_opens: Cell::new(0),
             reported_invalid: Cell::new(false),

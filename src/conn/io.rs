@@ -2,6 +2,7 @@
 //! or the drain deadline can cut short. Data that is already there is always
 //! taken first: an interrupt only ends a wait.
 
+use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -54,6 +55,106 @@ pub async fn read_into<S: AsyncRead + Unpin>(
     res
 }
 
+/// Read buffers for connections between requests. A connection waiting
+/// for its next request holds none: each poll of the wait borrows one, and
+/// gives it back unless data arrived. glommio's `poll_read` leaves the
+/// buffer alone while its readiness poll is pending, so a borrowed buffer
+/// is only written when there is something to read.
+///
+/// Pooled buffers are kept at full length (zero-filled once), so borrowing
+/// one costs no `memset`; a buffer comes back empty from a connection and
+/// is refilled once, which is the `memset` every read paid before.
+#[derive(Debug)]
+pub(crate) struct ReadPool {
+    bufs: RefCell<Vec<BytesMut>>,
+    size: usize,
+}
+
+/// Most buffers a shard keeps (64 × 4 KiB): the rest are freed.
+const POOL_MAX: usize = 64;
+
+impl ReadPool {
+    /// A pool of buffers of `size` bytes.
+    pub(crate) fn new(size: usize) -> ReadPool {
+        ReadPool {
+            bufs: RefCell::new(Vec::new()),
+            size,
+        }
+    }
+
+    /// The size of every pooled buffer.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// A buffer of `size` initialised bytes.
+    fn take(&self) -> BytesMut {
+        self.bufs
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| BytesMut::zeroed(self.size))
+    }
+
+    /// Returns a buffer `take` gave out, unchanged.
+    fn put_full(&self, buf: BytesMut) {
+        let mut bufs = self.bufs.borrow_mut();
+        if bufs.len() < POOL_MAX {
+            bufs.push(buf);
+        }
+    }
+
+    /// Takes a connection's emptied read buffer. Large ones (grown for big
+    /// bodies) are freed; the others are refilled to `size`, reusing their
+    /// memory unless a request still holds part of it.
+    pub(crate) fn put_empty(&self, mut buf: BytesMut) {
+        if !buf.is_empty() || buf.capacity() > 2 * self.size || self.bufs.borrow().len() >= POOL_MAX
+        {
+            return;
+        }
+        buf.reserve(self.size);
+        buf.resize(self.size, 0);
+        self.put_full(buf);
+    }
+}
+
+/// Waits for the next request's first bytes with no buffer of its own:
+/// see [`ReadPool`]. The bytes read become `buf` (empty before).
+pub(crate) async fn read_pooled<S: AsyncRead + Unpin>(
+    io: &mut S,
+    slot: &SlotHandle,
+    pool: &ReadPool,
+    buf: &mut BytesMut,
+) -> Result<usize, Stop> {
+    if slot.closing() {
+        return Err(Stop::Interrupted(Interrupt::Close));
+    }
+    poll_fn(|cx| {
+        let mut b = pool.take();
+        match Pin::new(&mut *io).poll_read(cx, &mut b) {
+            Poll::Ready(Ok(n)) => {
+                b.truncate(n);
+                *buf = b;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => {
+                pool.put_full(b);
+                Poll::Ready(Err(Stop::Io(e)))
+            }
+            Poll::Pending => {
+                pool.put_full(b);
+                match slot.take_interrupt() {
+                    Some(i) => Poll::Ready(Err(Stop::Interrupted(i))),
+                    None => {
+                        slot.park(cx.waker());
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
 /// Writes all of `buf`. The caller has entered [`Phase::Write`]; every bit of
 /// progress restarts the `write_timeout` clock, so only a stalled write times out.
 pub async fn write_all<S: AsyncWrite + Unpin>(
@@ -89,4 +190,47 @@ pub async fn write_all<S: AsyncWrite + Unpin>(
 /// Shuts down the write side (FIN after all queued data).
 pub async fn shutdown_write<S: AsyncWrite + Unpin>(io: &mut S) -> io::Result<()> {
     poll_fn(|cx| Pin::new(&mut *io).poll_close(cx)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_lends_full_buffers_and_keeps_only_small_ones() {
+        let pool = ReadPool::new(4096);
+        let mut a = pool.take();
+        assert_eq!(a.len(), 4096, "lent at full length: nothing to zero");
+        let base = a.as_ptr();
+        a.truncate(100);
+        let head = a.split_to(60).freeze();
+        // A request still holds the front: the pooled buffer is new memory.
+        a.clear();
+        pool.put_empty(a);
+        let b = pool.take();
+        assert_eq!(b.len(), 4096);
+        assert_ne!(b.as_ptr(), base);
+        drop(head);
+        // Emptied and unshared: the same memory comes back, refilled.
+        let mut c = b;
+        let base = c.as_ptr();
+        c.clear();
+        pool.put_empty(c);
+        let d = pool.take();
+        assert_eq!((d.len(), d.as_ptr()), (4096, base));
+        // Grown for a large body: freed, not pooled.
+        let mut big = BytesMut::with_capacity(64 * 1024);
+        big.extend_from_slice(b"x");
+        big.clear();
+        pool.put_empty(big);
+        assert!(pool.bufs.borrow().is_empty());
+        // Not empty: unsafe to lend, dropped.
+        pool.put_empty(BytesMut::from(&b"left over"[..]));
+        assert!(pool.bufs.borrow().is_empty());
+        // Bounded.
+        for _ in 0..POOL_MAX + 10 {
+            pool.put_full(BytesMut::zeroed(4096));
+        }
+        assert_eq!(pool.bufs.borrow().len(), POOL_MAX);
+    }
 }

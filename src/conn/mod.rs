@@ -22,11 +22,11 @@ use crate::http::{parse_head, Framing, Method, RequestHead, StatusCode, Version}
 use crate::json::{is_json_content_type, json_error};
 use crate::response::{Body, FileBody, FilePart, Response, TEXT_PLAIN};
 use crate::shard::ShardState;
-use io::{read_into, shutdown_write, write_all, Stop};
+use io::{read_into, read_pooled, shutdown_write, write_all, Stop};
 use table::{Interrupt, Phase, SlotHandle};
 
 /// First read size (bytes); a typical request head is a few hundred.
-const INITIAL_READ: usize = 4 * 1024;
+pub(crate) const INITIAL_READ: usize = 4 * 1024;
 /// Largest single read (bytes), reached by doubling while reads fill up.
 const MAX_READ: usize = 64 * 1024;
 /// Flush the write buffer once it holds this much, even mid-batch (bytes).
@@ -152,7 +152,19 @@ impl<S: Transport> Conn<S> {
         } else if self.slot.phase() != Phase::Head {
             self.slot.enter(Phase::Head, Some(t.header));
         }
-        match self.read(self.read_size).await {
+        // Between requests, unless reads have grown past the pool's size,
+        // the connection lends its buffer to the pool and waits without one.
+        let idle = self.rbuf.is_empty() && self.read_size == shard.read_pool.size();
+        let got = if idle {
+            let pool = &shard.read_pool;
+            pool.put_empty(std::mem::take(&mut self.rbuf));
+            read_pooled(&mut self.io, &self.slot, pool, &mut self.rbuf)
+                .await
+                .inspect(|&n| self.adapt_read_size(n, pool.size()))
+        } else {
+            self.read(self.read_size).await
+        };
+        match got {
             Ok(0) => Err(End::Quiet),
             Ok(_) => {
                 if self.slot.phase() == Phase::Idle {
@@ -479,12 +491,17 @@ impl<S: Transport> Conn<S> {
 
     async fn read(&mut self, want: usize) -> Result<usize, Stop> {
         let n = read_into(&mut self.io, &self.slot, &mut self.rbuf, want).await?;
+        self.adapt_read_size(n, want);
+        Ok(n)
+    }
+
+    /// Reads that fill up double the next one; small ones halve it.
+    fn adapt_read_size(&mut self, n: usize, want: usize) {
         if n == want {
             self.read_size = (self.read_size * 2).min(MAX_READ);
         } else if n < self.read_size / 4 {
             self.read_size = (self.read_size / 2).max(INITIAL_READ);
         }
-        Ok(n)
     }
 
     async fn flush(&mut self, shard: &ShardState) -> Result<(), End> {
