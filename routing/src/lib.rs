@@ -151,6 +151,20 @@ pub trait Matcher {
         tail: bool,
         params: &mut Params,
     ) -> Option<u32>;
+    /// [`Matcher::find`] with `tail` false, and whether the search reached a
+    /// place where some pattern ends: the path's end, or a `{name...}`.
+    /// When it did not, no route matches the path under any method, nor the
+    /// path with a slash added, so [`decide`] skips asking. The default
+    /// always says `true`, which is never wrong, only slower.
+    fn find_reaching(
+        &self,
+        host: Option<&str>,
+        method: &str,
+        path: &str,
+        params: &mut Params,
+    ) -> (Option<u32>, bool) {
+        (self.find(host, method, path, false, params), true)
+    }
     /// Methods of every route whose path matches, and whether an any-method route does.
     fn methods_for(&self, host: Option<&str>, path: &str) -> (Vec<String>, bool);
     /// A route's shape: (path segments, ends in `{name...}` or a trailing slash).
@@ -187,8 +201,12 @@ pub fn decide<M: Matcher>(
         let target = slash_redirect(m, host, method, &cleaned).unwrap_or(cleaned);
         return Decision::Redirect(with_query(target, query));
     }
-    // One lookup; the trailing-slash probe runs only when it is not exact.
-    let found = m.find(host, method, path, false, params);
+    // One lookup; the trailing-slash probe runs only when it is not exact,
+    // and with the 405 probe not at all when the lookup hit a dead end.
+    let (found, reached) = m.find_reaching(host, method, path, params);
+    if !reached {
+        return Decision::NotFound;
+    }
     let exact = found.is_some_and(|r| is_exact(m.shape(r), path, false));
     if !exact {
         if let Some(target) = slash_target(m, host, method, path) {

@@ -10,6 +10,7 @@
 //! in Go's ServeMux. Nothing is allocated.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::pattern::{Pattern, Segment};
@@ -454,6 +455,8 @@ struct Walk<'t, 'd, 'r> {
     /// The path holds a `%` somewhere: segments may need decoding.
     encoded: bool,
     method: Method<'r>,
+    /// The walk got to the path's end at some node, or to a `{name...}`.
+    reached: Cell<bool>,
 }
 
 impl Walk<'_, '_, '_> {
@@ -512,6 +515,7 @@ impl Walk<'_, '_, '_> {
                 break None;
             };
             let Some(next) = next_segment(rest, tail) else {
+                self.reached.set(true);
                 break self.pick(node.end);
             };
             let seg = next.seg;
@@ -540,6 +544,9 @@ impl Walk<'_, '_, '_> {
                     }
                     params.truncate(before);
                 }
+            }
+            if node.multi != NONE {
+                self.reached.set(true);
             }
             let Some(r) = self.pick(node.multi) else {
                 break None;
@@ -596,6 +603,7 @@ impl<'d> Table<'d> {
             path,
             encoded: crate::find_byte(b'%', path.as_bytes()).is_some(),
             method: Method::new(method),
+            reached: Cell::new(false),
         }
     }
 
@@ -629,6 +637,24 @@ impl Matcher for Table<'_> {
             params.clear();
             w.walk(root, path, tail, params)
         })
+    }
+
+    fn find_reaching(
+        &self,
+        host: Option<&str>,
+        method: &str,
+        path: &str,
+        params: &mut Params,
+    ) -> (Option<u32>, bool) {
+        if path.len() > crate::MAX_PATH {
+            return (None, false);
+        }
+        let w = self.walker(method, path);
+        let found = self.roots(host).find_map(|root| {
+            params.clear();
+            w.walk(root, path, false, params)
+        });
+        (found, w.reached.get())
     }
 
     fn methods_for(&self, host: Option<&str>, path: &str) -> (Vec<String>, bool) {
