@@ -16,7 +16,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::Socket;
 
 use crate::config::{Config, Limits, Timeouts};
-use crate::conn::io::ReadPool;
+use crate::conn::io::{ReadPool, WritePool};
 use crate::conn::table::ConnTable;
 use crate::handler::Handler;
 use crate::http::date::DateCache;
@@ -61,6 +61,8 @@ pub struct ShardState {
     pub conns: Rc<ConnTable>,
     /// Read buffers lent to connections waiting for a request.
     pub(crate) read_pool: ReadPool,
+    /// Write buffers of connections between responses.
+    pub(crate) write_pool: WritePool,
     requests: Cell<u64>,
     file_opens: Cell<u64>,
     reported_invalid: Cell<bool>,
@@ -78,6 +80,7 @@ impl ShardState {
             date: DateCache::new(),
             conns: Rc::new(ConnTable::new(&config.timeouts)),
             read_pool: ReadPool::new(crate::conn::INITIAL_READ),
+            write_pool: WritePool::default(),
             requests: Cell::new(0),
             file_opens: Cell::new(0),
             reported_invalid: Cell::new(false),

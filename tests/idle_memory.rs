@@ -45,11 +45,11 @@ fn an_idle_keep_alive_connection_holds_a_bounded_amount_of_heap() {
         (after - before) / 1024,
         settle.elapsed()
     );
-    // Measured 8.9 KiB when this test was written, 3.1 KiB since idle
-    // connections lend their 4 KiB read buffer to the shard's pool and the
-    // router stopped holding extra copies of the request: what is left is
-    // the connection's task and future (1.6 KiB), its write buffer and
-    // glommio's per-socket state. Holding a read buffer again would cross
+    // Measured 8.9 KiB when this test was written, 3.0 KiB since idle
+    // connections lend their read and write buffers to the shard's pools
+    // and the router stopped holding extra copies of the request: what is
+    // left is the connection's task and future (1.6 KiB) and glommio's
+    // per-socket state. Holding a read buffer again would cross
     // the bound; nginx holds ~0.5 KiB.
     assert!(per_conn > 0, "the connections must be counted");
     assert!(per_conn < 4 * 1024, "{per_conn} bytes per idle connection");

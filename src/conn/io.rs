@@ -117,6 +117,35 @@ impl ReadPool {
     }
 }
 
+/// Write buffers for connections between requests: a connection gives its
+/// emptied buffer back when it goes idle and takes one when it encodes its
+/// next response. Without this, a connection that once sent a 16 KiB file
+/// from memory would keep 16 KiB while idle.
+#[derive(Debug, Default)]
+pub(crate) struct WritePool {
+    bufs: RefCell<Vec<Vec<u8>>>,
+}
+
+/// Largest write buffer worth keeping (bytes): an inline file with its head.
+const WRITE_KEEP_MAX: usize = 32 * 1024;
+
+impl WritePool {
+    /// A buffer, empty, usually with room from an earlier response.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        self.bufs.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Takes back a connection's buffer; large or surplus ones are freed.
+    pub(crate) fn put(&self, mut buf: Vec<u8>) {
+        let mut bufs = self.bufs.borrow_mut();
+        if buf.capacity() == 0 || buf.capacity() > WRITE_KEEP_MAX || bufs.len() >= POOL_MAX {
+            return;
+        }
+        buf.clear();
+        bufs.push(buf);
+    }
+}
+
 /// Waits for the next request's first bytes with no buffer of its own:
 /// see [`ReadPool`]. The bytes read become `buf` (empty before).
 pub(crate) async fn read_pooled<S: AsyncRead + Unpin>(
@@ -230,6 +259,32 @@ mod tests {
         // Bounded.
         for _ in 0..POOL_MAX + 10 {
             pool.put_full(BytesMut::zeroed(4096));
+        }
+        assert_eq!(pool.bufs.borrow().len(), POOL_MAX);
+    }
+
+    #[test]
+    fn the_write_pool_keeps_emptied_buffers_up_to_a_size() {
+        let pool = WritePool::default();
+        assert_eq!(pool.take().capacity(), 0, "an empty pool gives a new Vec");
+        let mut used = Vec::with_capacity(1024);
+        used.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        let base = used.as_ptr();
+        pool.put(used);
+        let again = pool.take();
+        assert_eq!(
+            (again.len(), again.as_ptr()),
+            (0, base),
+            "emptied and reused"
+        );
+        pool.put(Vec::with_capacity(WRITE_KEEP_MAX + 1));
+        pool.put(Vec::new());
+        assert!(
+            pool.bufs.borrow().is_empty(),
+            "too large, or nothing to keep"
+        );
+        for _ in 0..POOL_MAX + 10 {
+            pool.put(Vec::with_capacity(64));
         }
         assert_eq!(pool.bufs.borrow().len(), POOL_MAX);
     }

@@ -156,6 +156,8 @@ impl<S: Transport> Conn<S> {
         // the connection lends its buffer to the pool and waits without one.
         let idle = self.rbuf.is_empty() && self.read_size == shard.read_pool.size();
         let got = if idle {
+            // `flush` left it empty.
+            shard.write_pool.put(std::mem::take(&mut self.wbuf));
             let pool = &shard.read_pool;
             pool.put_empty(std::mem::take(&mut self.rbuf));
             read_pooled(&mut self.io, &self.slot, pool, &mut self.rbuf)
@@ -317,6 +319,9 @@ impl<S: Transport> Conn<S> {
             keep_alive_header: !close && version == Version::Http10,
             preformatted: resp.preformatted(),
         };
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = shard.write_pool.take();
+        }
         encode_head(&mut self.wbuf, &meta, &shard.date.get(), resp.headers());
         if head_only || length == BodyLength::Forbidden {
             return self.after_response(close, shard).await;
