@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::*;
+use edgeshard::{Request, Response};
 
 #[test]
 fn healthz_exact_bytes_and_keep_alive_reuse() {
@@ -295,6 +296,38 @@ fn large_bodies_arrive_whole() {
 fn handler_panic_is_a_500_and_the_shard_keeps_serving() {
     let server = TestServer::start(|_| {});
     let got = exchange_to_close(&server, b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        got,
+        error_response("500 Internal Server Error", "the handler failed")
+    );
+    let mut s = server.connect();
+    assert_healthz(&mut s);
+}
+
+/// A handler whose `call` panics before it returns a future: routing runs
+/// there now (the router is no longer an `async fn`), so creating the
+/// future must be guarded like polling it.
+struct PanicsInCall;
+
+impl edgeshard::Handler for PanicsInCall {
+    #[allow(clippy::manual_async_fn)]
+    fn call(&self, req: Request) -> impl std::future::Future<Output = Response> {
+        if req.path() == "/panic-in-call" {
+            panic!("test handler panics on purpose, before its future exists");
+        }
+        async move { test_handler(req).await }
+    }
+}
+
+#[test]
+fn handler_panic_while_making_its_future_is_a_500_too() {
+    let config = edgeshard::Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        shards: std::num::NonZeroUsize::new(1),
+        ..edgeshard::Config::default()
+    };
+    let server = TestServer::with_handler(config, |_| PanicsInCall);
+    let got = exchange_to_close(&server, b"GET /panic-in-call HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(
         got,
         error_response("500 Internal Server Error", "the handler failed")

@@ -270,8 +270,14 @@ impl<S: Transport> Conn<S> {
         let version = head.version();
         let keep_alive = head.keep_alive();
         self.slot.enter(Phase::Handler, None);
-        let call = AssertUnwindSafe(handler.call(Request::new(head, body)));
-        let response = match call.catch_unwind().await {
+        // `call` does work before its future exists (the router decides
+        // there), so making the future is guarded as well as polling it.
+        let request = Request::new(head, body);
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request))) {
+            Ok(call) => AssertUnwindSafe(call).catch_unwind().await,
+            Err(panic) => Err(panic),
+        };
+        let response = match outcome {
             Ok(r) => match r.invalid() {
                 None => r,
                 Some(why) => {
