@@ -7,6 +7,8 @@
 //! `.ci/run` installs Debian's `chromium`; elsewhere the test is skipped
 //! with a message when it is missing (and fails when `CI` is set).
 
+mod common;
+
 use std::num::NonZeroUsize;
 use std::process::Command;
 use std::rc::Rc;
@@ -19,12 +21,9 @@ use edgeshard::{Config, Handler, Request};
 type Log = Arc<Mutex<Vec<(String, u16, bool)>>>;
 
 fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"].into_iter().find(|p| {
-        Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|p| common::runs(p, &["--version"]))
 }
 
 /// Loads `url` in headless Chromium with `profile`, lets its scripts run
@@ -63,11 +62,7 @@ fn text_of<'a>(dom: &'a str, id: &str) -> &'a str {
 #[test]
 fn chromium_renders_live_stats_and_revalidates_with_304s() {
     let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is missing; .ci/run installs it"
-        );
-        eprintln!("skipping: chromium is not installed");
+        common::missing("chromium");
         return;
     };
     let log: Log = Arc::default();

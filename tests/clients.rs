@@ -7,23 +7,8 @@ mod static_common;
 
 use std::process::Command;
 
+use common::have;
 use static_common::*;
-
-/// Whether `program --version` runs; with `CI` set, a missing program fails the test.
-fn have(program: &str, args: &[&str]) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{program} is missing; .ci/run installs it"
-        );
-        eprintln!("skipping: {program} is not installed");
-    }
-    ok
-}
 
 fn fixture() -> (Fixture, Vec<u8>) {
     let fx = Fixture::new("clients");

@@ -449,16 +449,7 @@ fn drain_deadline_closes_what_is_left_and_exits_0() {
 #[test]
 fn unreadable_files_are_403_and_the_shard_keeps_serving() {
     use std::os::unix::fs::PermissionsExt;
-    let have_setpriv = Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_setpriv {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "setpriv (util-linux) is missing"
-        );
-        eprintln!("skipping: setpriv is not installed");
+    if !common::have("setpriv", &["--version"]) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("edgeshard-perm-{}", std::process::id()));

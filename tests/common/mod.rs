@@ -11,6 +11,34 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use edgeshard::{Config, IntoResponse, Request, Response, ServerHandle, StatusCode};
 
+/// Whether `program` runs and succeeds with `args` (a probe like `--version`).
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether a test that needs `program` can run. `.ci/run` installs every
+/// such program, so with `CI` set a missing one fails the test; elsewhere
+/// the test is skipped with a message.
+pub fn have(program: &str, args: &[&str]) -> bool {
+    let ok = runs(program, args);
+    if !ok {
+        missing(program);
+    }
+    ok
+}
+
+/// Says `program` is missing: a failure under CI, else a skipped test.
+pub fn missing(program: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{program} is missing; .ci/run installs it"
+    );
+    eprintln!("skipping: {program} is not installed");
+}
+
 /// A server on 127.0.0.1 with an ephemeral port; shut down and joined on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
