@@ -620,6 +620,29 @@ impl<'d> Table<'d> {
     }
 }
 
+impl Table<'_> {
+    /// The lookup behind `find` and `find_reaching`: the route found, and
+    /// whether the walk reached a place where some pattern ends.
+    fn search(
+        &self,
+        host: Option<&str>,
+        method: &str,
+        path: &str,
+        tail: bool,
+        params: &mut Params,
+    ) -> (Option<u32>, bool) {
+        if path.len() > crate::MAX_PATH {
+            return (None, false);
+        }
+        let w = self.walker(method, path);
+        let found = self.roots(host).find_map(|root| {
+            params.clear();
+            w.walk(root, path, tail, params)
+        });
+        (found, w.reached.get())
+    }
+}
+
 impl Matcher for Table<'_> {
     fn find(
         &self,
@@ -629,14 +652,7 @@ impl Matcher for Table<'_> {
         tail: bool,
         params: &mut Params,
     ) -> Option<u32> {
-        if path.len() > crate::MAX_PATH {
-            return None;
-        }
-        let w = self.walker(method, path);
-        self.roots(host).find_map(|root| {
-            params.clear();
-            w.walk(root, path, tail, params)
-        })
+        self.search(host, method, path, tail, params).0
     }
 
     fn find_reaching(
@@ -646,15 +662,7 @@ impl Matcher for Table<'_> {
         path: &str,
         params: &mut Params,
     ) -> (Option<u32>, bool) {
-        if path.len() > crate::MAX_PATH {
-            return (None, false);
-        }
-        let w = self.walker(method, path);
-        let found = self.roots(host).find_map(|root| {
-            params.clear();
-            w.walk(root, path, false, params)
-        });
-        (found, w.reached.get())
+        self.search(host, method, path, false, params)
     }
 
     fn methods_for(&self, host: Option<&str>, path: &str) -> (Vec<String>, bool) {
