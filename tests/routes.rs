@@ -240,35 +240,17 @@ fn compiled_and_runtime_tries_agree_on_a_grid() {
 fn every_route_reaches_its_own_handler() {
     // Dispatch is a balanced tree of `Either`s split on the route index;
     // an odd count (7: splits of 3 and 4, then 1 and 2) checks its arithmetic.
-    async fn r0(_: Request) -> &'static str {
-        "r0"
-    }
-    async fn r1(_: Request) -> &'static str {
-        "r1"
-    }
-    async fn r2(_: Request) -> &'static str {
-        "r2"
-    }
-    async fn r3(_: Request) -> &'static str {
-        "r3"
-    }
-    async fn r4(_: Request) -> &'static str {
-        "r4"
-    }
-    async fn r5(_: Request) -> &'static str {
-        "r5"
-    }
-    async fn r6(_: Request) -> &'static str {
-        "r6"
+    async fn nth<const N: usize>(_: Request) -> String {
+        format!("r{N}")
     }
     let r = routes! {
-        "/r0" => r0,
-        "/r1" => r1,
-        "/r2" => r2,
-        "/r3" => r3,
-        "/r4" => r4,
-        "/r5" => r5,
-        "/r6" => r6,
+        "/r0" => nth::<0>,
+        "/r1" => nth::<1>,
+        "/r2" => nth::<2>,
+        "/r3" => nth::<3>,
+        "/r4" => nth::<4>,
+        "/r5" => nth::<5>,
+        "/r6" => nth::<6>,
     };
     for i in 0..7 {
         assert_eq!(
@@ -276,7 +258,7 @@ fn every_route_reaches_its_own_handler() {
             format!("r{i}")
         );
     }
-    let one = routes! { "/only" => r0 };
+    let one = routes! { "/only" => nth::<0> };
     assert_eq!(body(&get(&one, "GET", "/only", "x")), "r0");
     assert_eq!(get(&one, "GET", "/other", "x").status().as_u16(), 404);
 }
