@@ -58,6 +58,7 @@ pub mod http;
 pub mod json;
 pub mod listener;
 pub mod mesh;
+pub mod poller;
 pub mod response;
 pub mod route;
 pub mod shard;

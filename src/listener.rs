@@ -11,13 +11,13 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use glommio::net::TcpListener;
 use glommio::sync::Semaphore;
 use glommio::timer::Timer;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 
 use crate::conn::serve_connection;
 use crate::handler::Handler;
+use crate::poller::Socket;
 use crate::shard::ShardState;
 
 /// Pause after accept fails for lack of file descriptors or memory: long
@@ -53,9 +53,9 @@ pub fn bind_all(
     addrs: &[SocketAddr],
     shards: usize,
     backlog: u32,
-) -> Result<(Vec<SocketAddr>, Vec<Vec<Socket>>), BindError> {
+) -> Result<(Vec<SocketAddr>, Vec<Vec<RawSocket>>), BindError> {
     let mut bound = Vec::with_capacity(addrs.len());
-    let mut per_shard: Vec<Vec<Socket>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut per_shard: Vec<Vec<RawSocket>> = (0..shards).map(|_| Vec::new()).collect();
     for &addr in addrs {
         let addr = probe(addr)?;
         for sockets in per_shard.iter_mut() {
@@ -88,9 +88,9 @@ fn probe(addr: SocketAddr) -> Result<SocketAddr, BindError> {
         })
 }
 
-fn new_socket(addr: SocketAddr) -> Result<Socket, BindError> {
+fn new_socket(addr: SocketAddr) -> Result<RawSocket, BindError> {
     let domain = Domain::for_address(addr);
-    let sock = Socket::new(domain, Type::STREAM.cloexec(), Some(Protocol::TCP))
+    let sock = RawSocket::new(domain, Type::STREAM.cloexec(), Some(Protocol::TCP))
         .map_err(|e| BindError::Io(addr, "create a socket for", e))?;
     // Lets a restarted server bind while old connections sit in TIME_WAIT.
     sock.set_reuse_address(true)
@@ -98,7 +98,7 @@ fn new_socket(addr: SocketAddr) -> Result<Socket, BindError> {
     Ok(sock)
 }
 
-fn reuseport_listener(addr: SocketAddr, backlog: u32) -> Result<Socket, BindError> {
+fn reuseport_listener(addr: SocketAddr, backlog: u32) -> Result<RawSocket, BindError> {
     let sock = new_socket(addr)?;
     sock.set_reuse_port(true)
         .map_err(|e| BindError::Io(addr, "set SO_REUSEPORT on", e))?;
@@ -116,7 +116,7 @@ fn reuseport_listener(addr: SocketAddr, backlog: u32) -> Result<Socket, BindErro
 /// Accepts connections until the task is cancelled, one connection task per
 /// accepted socket, at most `slots`' worth at once.
 pub async fn accept_loop<H: Handler>(
-    listener: TcpListener,
+    listener: Socket,
     shard: Rc<ShardState>,
     handler: Rc<H>,
     slots: Rc<Semaphore>,
@@ -130,8 +130,6 @@ pub async fn accept_loop<H: Handler>(
         match listener.accept().await {
             Ok(stream) => {
                 starved = false;
-                // Best effort: a socket that refuses NODELAY still works.
-                let _ = stream.set_nodelay(true);
                 let (shard, handler) = (shard.clone(), handler.clone());
                 glommio::spawn_local(async move {
                     serve_connection(stream, shard, handler).await;
@@ -141,7 +139,6 @@ pub async fn accept_loop<H: Handler>(
             }
             Err(e) => {
                 drop(permit);
-                let e = io::Error::from(e);
                 if is_transient(&e) {
                     continue;
                 }

@@ -22,6 +22,7 @@ use crate::handler::Handler;
 use crate::http::date::DateCache;
 use crate::listener::{accept_loop, bind_all, BindError};
 use crate::mesh::{new_mesh, Mesh, ShardStats};
+use crate::poller::{Poller, Socket as Registered};
 use crate::shutdown::ShutdownTrigger;
 use crate::sys;
 
@@ -353,10 +354,19 @@ async fn run_shard<H: Handler>(
     let handler = Rc::new(handler);
     let max_conns = config.max_conns.get() as u64;
     let slots = Rc::new(Semaphore::new(max_conns));
-    let accepting: Vec<_> = sockets
+    let listeners = match register_listeners(sockets) {
+        Ok(l) => l,
+        Err(why) => {
+            let _ = ready.send(Err((state.id, why)));
+            return;
+        }
+    };
+    let ticker = glommio::spawn_local(tick(state.clone(), listeners.0.clone()));
+    let poller = glommio::spawn_local(listeners.0.run());
+    let accepting: Vec<_> = listeners
+        .1
         .into_iter()
-        .map(|s| {
-            let listener = sys::glommio_listener(s);
+        .map(|listener| {
             glommio::spawn_local(accept_loop(
                 listener,
                 state.clone(),
@@ -365,7 +375,6 @@ async fn run_shard<H: Handler>(
             ))
         })
         .collect();
-    let ticker = glommio::spawn_local(tick(state.clone()));
     let _ = ready.send(Ok(()));
     drop(ready);
 
@@ -395,14 +404,28 @@ async fn run_shard<H: Handler>(
         closed.or(grace).await;
     }
     ticker.cancel().await;
+    poller.cancel().await;
+}
+
+/// The shard's poller, with its listening sockets registered.
+fn register_listeners(sockets: Vec<Socket>) -> Result<(Rc<Poller>, Vec<Registered>), String> {
+    let poller = Poller::new().map_err(|e| format!("cannot create an epoll instance: {e}"))?;
+    let listeners = sockets
+        .into_iter()
+        .map(|s| poller.register(s.into()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("cannot register a listening socket with epoll: {e}"))?;
+    Ok((poller, listeners))
 }
 
 /// The shard's clock: advances the connection table's deadlines and the
-/// cached Date.
-async fn tick(state: Rc<ShardState>) {
+/// cached Date. Socket events that have come in are delivered first, so a
+/// connection whose data has arrived is not taken for a stalled one.
+async fn tick(state: Rc<ShardState>, poller: Rc<Poller>) {
     let period = state.conns.tick_period();
     loop {
         Timer::new(period).await;
+        poller.catch_up();
         state.conns.tick(Instant::now());
         state.date.refresh();
     }

@@ -1,10 +1,12 @@
 //! The only `unsafe` in edgeshard, and every syscall wrapper: resource
-//! limits, fd hand-offs to glommio, and the static-file calls (openat2,
-//! fstat, pread, getdents, `send` with `MSG_MORE`, sendfile, `FIONBIO`),
-//! mostly through rustix's safe API. Each `unsafe` block says why it is sound.
+//! limits, the socket calls (epoll, accept, recv, send, sendfile) and the
+//! static-file calls (openat2, fstat, pread, getdents), mostly through
+//! rustix's safe API. Each `unsafe` block says why it is sound.
 
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use rustix::event::epoll;
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit as RawRlimit};
 
@@ -60,16 +62,6 @@ pub fn ascii_str(bytes: &[u8]) -> &str {
     } else {
         ""
     }
-}
-
-/// Wraps a bound, listening socket as glommio's listener. Must be called on
-/// the glommio executor that will accept from it.
-pub fn glommio_listener(socket: socket2::Socket) -> glommio::net::TcpListener {
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` was just released by `socket`, so we own it exclusively;
-    // it is a bound, listening TCP socket, which is what glommio expects,
-    // and glommio's listener closes it on drop.
-    unsafe { glommio::net::TcpListener::from_raw_fd(fd) }
 }
 
 /// A global allocator that counts allocations (per thread and in total) and
@@ -307,47 +299,125 @@ pub fn read_dir_names(
     Ok(out)
 }
 
-/// A socket descriptor borrowed from a transport that owns it.
-fn socket(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: callers pass the descriptor of a transport (glommio's
-    // `TcpStream`) that they hold a borrow of for the whole call, so it
-    // stays open for as long as this `BorrowedFd` is used (within one
-    // syscall below); the `'static` never escapes these wrappers.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+/// A new epoll instance (close-on-exec).
+pub fn epoll_create() -> io::Result<OwnedFd> {
+    Ok(epoll::create(epoll::CreateFlags::CLOEXEC)?)
 }
 
-/// Makes a socket non-blocking (`FIONBIO`, one syscall). glommio's own
-/// sends and receives pass `MSG_DONTWAIT`, so its sockets may be left
-/// blocking; `sendfile` has no such flag and would block the whole shard.
-pub fn set_nonblocking(sock: std::os::fd::RawFd) -> io::Result<()> {
-    Ok(rustix::io::ioctl_fionbio(socket(sock), true)?)
-}
-
-/// `send(sock, buf, MSG_MORE)` on a non-blocking socket: the kernel holds
-/// a partial segment back because more (a sendfile body) follows at once.
-pub fn send_more(sock: std::os::fd::RawFd, buf: &[u8]) -> io::Result<usize> {
-    use rustix::net::SendFlags;
-    Ok(rustix::net::send(
-        socket(sock),
-        buf,
-        SendFlags::MORE | SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+/// Registers `fd` with `epoll`, edge-triggered, for input, output, the
+/// peer's half-close and errors; events carry `token`.
+pub fn epoll_add(epoll_fd: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+    use epoll::EventFlags as F;
+    let flags = F::IN | F::OUT | F::RDHUP | F::ET;
+    Ok(epoll::add(
+        epoll_fd,
+        fd,
+        epoll::EventData::new_u64(token),
+        flags,
     )?)
+}
+
+/// What one epoll event says about a registered descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The `token` it was registered with.
+    pub token: u64,
+    /// Input, an error, or a hang-up: a read will not wait.
+    pub read: bool,
+    /// Room to send, an error, or a hang-up: a write will not wait.
+    pub write: bool,
+    /// The peer has shut down its side, or the socket failed: after the
+    /// data already queued, reads return end of stream (or the error)
+    /// without a further edge.
+    pub closed: bool,
+}
+
+/// Takes the events ready now (never waits) into `events`, replacing what it held.
+pub fn epoll_poll(epoll_fd: BorrowedFd<'_>, events: &mut epoll::EventVec) -> io::Result<()> {
+    Ok(epoll::wait(epoll_fd, events, 0)?)
+}
+
+/// The readiness an event reports.
+pub fn readiness(event: &epoll::Event) -> Readiness {
+    use epoll::EventFlags as F;
+    let flags = event.flags;
+    let closed = flags.intersects(F::RDHUP | F::HUP | F::ERR);
+    Readiness {
+        token: event.data.u64(),
+        read: closed || flags.contains(F::IN),
+        write: flags.intersects(F::OUT | F::HUP | F::ERR),
+        closed,
+    }
+}
+
+/// A second descriptor for the same open file (close-on-exec).
+pub fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
+}
+
+/// glommio's stream over `fd`, which it takes. glommio arms an io_uring
+/// readiness poll on the descriptor as the stream is made; the poller uses
+/// that to park on its epoll (see [`crate::poller`]). Must be called on a
+/// glommio executor.
+pub fn glommio_stream(fd: OwnedFd) -> glommio::net::TcpStream {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` was just released by an `OwnedFd`, so it is open and
+    // owned by nothing else; the stream now owns it and closes it on drop.
+    // glommio assumes a socket but only ever polls it, calls `recv` on it
+    // (which fails with ENOTSOCK on anything else: an error, not UB) and
+    // closes it.
+    unsafe { glommio::net::TcpStream::from_raw_fd(raw) }
+}
+
+/// Accepts a connection: non-blocking, close-on-exec.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    use rustix::net::SocketFlags;
+    Ok(rustix::net::accept_with(
+        listener,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+    )?)
+}
+
+/// Turns off Nagle's algorithm: responses leave as soon as they are written.
+pub fn set_nodelay(sock: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::net::sockopt::set_tcp_nodelay(sock, true)?)
+}
+
+/// `recv` without waiting.
+pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::net::recv(
+        sock,
+        buf,
+        rustix::net::RecvFlags::DONTWAIT,
+    )?)
+}
+
+/// `send` without waiting or SIGPIPE; with `more`, `MSG_MORE`: the kernel
+/// holds a partial segment back because more (a sendfile body) follows.
+pub fn send(sock: BorrowedFd<'_>, buf: &[u8], more: bool) -> io::Result<usize> {
+    use rustix::net::SendFlags;
+    let mut flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+    if more {
+        flags |= SendFlags::MORE;
+    }
+    Ok(rustix::net::send(sock, buf, flags)?)
+}
+
+/// Shuts down the write side (FIN after all queued data).
+pub fn shutdown_write(sock: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::net::shutdown(sock, rustix::net::Shutdown::Write)?)
 }
 
 /// `sendfile(sock, file, &offset, count)` on a non-blocking socket; the
 /// offset advances by what was sent. `WouldBlock` when the socket is full.
 pub fn sendfile(
-    sock: std::os::fd::RawFd,
-    file: std::os::fd::BorrowedFd<'_>,
+    sock: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
     offset: &mut u64,
     count: usize,
 ) -> io::Result<usize> {
-    Ok(rustix::fs::sendfile(
-        socket(sock),
-        file,
-        Some(offset),
-        count,
-    )?)
+    Ok(rustix::fs::sendfile(sock, file, Some(offset), count)?)
 }
 
 /// A cheap monotonic clock in milliseconds (`CLOCK_MONOTONIC_COARSE`,

@@ -6,13 +6,14 @@ use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncWrite};
 
 use super::table::{Interrupt, Phase, SlotHandle};
+use super::Transport;
 
 /// Why a read or write did not complete.
 #[derive(Debug)]
@@ -40,15 +41,9 @@ pub async fn read_into<S: AsyncRead + Unpin>(
     // first, adaptive after) is cheaper than a syscall.
     buf.resize(start + want, 0);
     let dst = &mut buf[start..];
-    let res = poll_fn(|cx| match Pin::new(&mut *io).poll_read(cx, dst) {
-        Poll::Ready(r) => Poll::Ready(r.map_err(Stop::Io)),
-        Poll::Pending => match slot.take_interrupt() {
-            Some(i) => Poll::Ready(Err(Stop::Interrupted(i))),
-            None => {
-                slot.park(cx.waker());
-                Poll::Pending
-            }
-        },
+    let res = poll_fn(|cx| {
+        let p = Pin::new(&mut *io).poll_read(cx, dst);
+        interruptible(slot, cx, p)
     })
     .await;
     buf.truncate(start + *res.as_ref().unwrap_or(&0));
@@ -57,9 +52,9 @@ pub async fn read_into<S: AsyncRead + Unpin>(
 
 /// Read buffers for connections between requests. A connection waiting
 /// for its next request holds none: each poll of the wait borrows one, and
-/// gives it back unless data arrived. glommio's `poll_read` leaves the
-/// buffer alone while its readiness poll is pending, so a borrowed buffer
-/// is only written when there is something to read.
+/// gives it back unless data arrived. A socket's `poll_read` leaves the
+/// buffer alone while it waits for readiness, so a borrowed buffer is only
+/// written when there is something to read.
 ///
 /// Pooled buffers are kept at full length (zero-filled once), so borrowing
 /// one costs no `memset`; a buffer comes back empty from a connection and
@@ -171,41 +166,38 @@ pub(crate) async fn read_pooled<S: AsyncRead + Unpin>(
             }
             Poll::Pending => {
                 pool.put_full(b);
-                match slot.take_interrupt() {
-                    Some(i) => Poll::Ready(Err(Stop::Interrupted(i))),
-                    None => {
-                        slot.park(cx.waker());
-                        Poll::Pending
-                    }
-                }
+                interruptible(slot, cx, Poll::Pending)
             }
         }
     })
     .await
 }
 
-/// Writes all of `buf`. The caller has entered [`Phase::Write`]; every bit of
-/// progress restarts the `write_timeout` clock, so only a stalled write times out.
-pub async fn write_all<S: AsyncWrite + Unpin>(
+/// Writes all of `buf`; with `more`, tells the transport that more data
+/// (a file body) follows at once. The caller has entered [`Phase::Write`];
+/// every bit of progress restarts the `write_timeout` clock, so only a
+/// stalled write times out.
+pub async fn write_all<S: Transport>(
     io: &mut S,
     slot: &SlotHandle,
     mut buf: &[u8],
     write_timeout: Duration,
+    more: bool,
 ) -> Result<(), Stop> {
     while !buf.is_empty() {
         if slot.closing() {
             return Err(Stop::Interrupted(Interrupt::Close));
         }
-        let n = poll_fn(|cx| match Pin::new(&mut *io).poll_write(cx, buf) {
-            Poll::Ready(Ok(0)) => Poll::Ready(Err(Stop::Io(io::ErrorKind::WriteZero.into()))),
-            Poll::Ready(r) => Poll::Ready(r.map_err(Stop::Io)),
-            Poll::Pending => match slot.take_interrupt() {
-                Some(i) => Poll::Ready(Err(Stop::Interrupted(i))),
-                None => {
-                    slot.park(cx.waker());
-                    Poll::Pending
-                }
-            },
+        let n = poll_fn(|cx| {
+            let p = if more {
+                io.poll_write_more(cx, buf)
+            } else {
+                Pin::new(&mut *io).poll_write(cx, buf)
+            };
+            match p {
+                Poll::Ready(Ok(0)) => Poll::Ready(Err(Stop::Io(io::ErrorKind::WriteZero.into()))),
+                p => interruptible(slot, cx, p),
+            }
         })
         .await?;
         buf = &buf[n..];
@@ -214,6 +206,26 @@ pub async fn write_all<S: AsyncWrite + Unpin>(
         }
     }
     Ok(())
+}
+
+/// A transport's poll as a wait that a deadline, a drain or a close can
+/// end: when the transport has nothing yet, the interrupt (if any) is the
+/// answer; else the slot holds the waker for one.
+pub(crate) fn interruptible<T>(
+    slot: &SlotHandle,
+    cx: &Context<'_>,
+    poll: Poll<io::Result<T>>,
+) -> Poll<Result<T, Stop>> {
+    match poll {
+        Poll::Ready(r) => Poll::Ready(r.map_err(Stop::Io)),
+        Poll::Pending => match slot.take_interrupt() {
+            Some(i) => Poll::Ready(Err(Stop::Interrupted(i))),
+            None => {
+                slot.park(cx.waker());
+                Poll::Pending
+            }
+        },
+    }
 }
 
 /// Shuts down the write side (FIN after all queued data).

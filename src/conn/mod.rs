@@ -8,8 +8,11 @@
 pub mod io;
 pub mod table;
 
+use std::os::fd::BorrowedFd;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -22,7 +25,7 @@ use crate::http::{parse_head, Framing, Method, RequestHead, StatusCode, Version}
 use crate::json::{is_json_content_type, json_error};
 use crate::response::{Body, FileBody, FilePart, Response, TEXT_PLAIN};
 use crate::shard::ShardState;
-use io::{read_into, read_pooled, shutdown_write, write_all, Stop};
+use io::{interruptible, read_into, read_pooled, shutdown_write, write_all, Stop};
 use table::{Interrupt, Phase, SlotHandle};
 
 /// First read size (bytes); a typical request head is a few hundred.
@@ -43,25 +46,41 @@ const LINGER_MAX: usize = 256 * 1024;
 /// other tasks on the shard run: a client on a fast link cannot hold the
 /// shard for a whole large file.
 const SENDFILE_CHUNK: usize = 512 * 1024;
-/// When the socket is full mid-file, this much of the file is read and
-/// handed to the transport's awaited write, which waits for room.
-const WAIT_CHUNK: usize = 16 * 1024;
+/// Transports without `sendfile` get file bodies read and written in
+/// pieces of this size.
+const COPY_CHUNK: usize = 16 * 1024;
 
-/// A connection's byte stream. The socket's descriptor, when there is one,
-/// lets file bodies go out with `sendfile`; transports without one (tests'
-/// in-memory streams) get file bytes copied through `poll_write`.
+/// A connection's byte stream. Sockets send file bodies with `sendfile`
+/// and a head before one with `MSG_MORE`; other transports (tests'
+/// in-memory streams) keep the defaults, which copy through `poll_write`.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin {
-    /// The socket descriptor, if this transport is a socket.
-    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+    /// Like `poll_write`, but more data follows at once (a file body):
+    /// a socket may hold a partial segment back for it.
+    fn poll_write_more(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(self).poll_write(cx, buf)
+    }
+
+    /// Sends up to `count` bytes of `file` from `*offset`, which advances
+    /// by what was sent, waiting for room like `poll_write`. `None`: this
+    /// transport cannot, and the bytes are read and copied instead.
+    fn poll_sendfile(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _file: BorrowedFd<'_>,
+        _offset: &mut u64,
+        _count: usize,
+    ) -> Option<Poll<std::io::Result<usize>>> {
         None
     }
 }
 
-impl Transport for glommio::net::TcpStream {
-    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
-        Some(std::os::fd::AsRawFd::as_raw_fd(self))
-    }
-}
+/// glommio's stream works as a transport, without `sendfile`; the server
+/// itself uses [`crate::poller::Socket`].
+impl Transport for glommio::net::TcpStream {}
 
 /// How a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +96,7 @@ enum End {
 }
 
 /// Serves HTTP/1.x on one connection until it closes. Runs on any
-/// `AsyncRead + AsyncWrite` transport; the shard passes glommio's `TcpStream`.
+/// [`Transport`]; the shard passes its [`crate::poller::Socket`]s.
 pub async fn serve_connection<S, H>(io: S, shard: Rc<ShardState>, handler: Rc<H>)
 where
     S: Transport,
@@ -91,7 +110,6 @@ where
         read_size: INITIAL_READ,
         served: 0,
         json_errors: false,
-        nonblocking: false,
     };
     let end = conn.run(&shard, &*handler).await;
     // Boxed: a connection ends once, and its ending (an error response,
@@ -112,8 +130,6 @@ struct Conn<S> {
     served: u64,
     /// The current request declared a JSON body: errors answer in JSON.
     json_errors: bool,
-    /// The socket has been made non-blocking (done before its first sendfile).
-    nonblocking: bool,
 }
 
 impl<S: Transport> Conn<S> {
@@ -392,13 +408,12 @@ impl<S: Transport> Conn<S> {
         Ok(())
     }
 
-    /// Sends `len` bytes of `file` from `offset`. On a socket: what is
-    /// pending goes first with `MSG_MORE` (so the head and the first body
-    /// bytes share a packet), then `sendfile` in chunks of at most
-    /// [`SENDFILE_CHUNK`], yielding to the shard between them. When the
-    /// socket is full, one [`WAIT_CHUNK`] of the file is read and given to
-    /// the transport's write, which parks on io_uring until there is room:
-    /// a slow client costs no CPU while it waits, and nothing spins.
+    /// Sends `len` bytes of `file` from `offset`. What is pending goes
+    /// first with "more follows" (so the head and the first body bytes
+    /// share a packet), then `sendfile` in chunks of at most
+    /// [`SENDFILE_CHUNK`], yielding to the shard between them. A full socket
+    /// parks the connection until there is room: a slow client costs no CPU
+    /// while it waits. Transports without `sendfile` get the bytes copied.
     async fn send_file_range(
         &mut self,
         file: &std::os::fd::OwnedFd,
@@ -408,41 +423,39 @@ impl<S: Transport> Conn<S> {
     ) -> Result<(), End> {
         use std::os::fd::AsFd;
         let end = offset + len;
-        let Some(sock) = self.io.socket_fd() else {
-            return self.copy_file_range(file, offset, len, shard).await;
-        };
-        if !self.nonblocking {
-            crate::sys::set_nonblocking(sock).map_err(|_| End::Abort)?;
-            self.nonblocking = true;
-        }
-        self.flush_more(sock, shard).await?;
-        self.slot.enter(Phase::Write, Some(shard.timeouts.write));
+        self.flush_with(true, shard).await?;
         while offset < end {
             if self.slot.closing() {
                 return Err(End::Abort);
             }
             let want = (end - offset).min(SENDFILE_CHUNK as u64) as usize;
-            match crate::sys::sendfile(sock, file.as_fd(), &mut offset, want) {
+            let (io, slot) = (&mut self.io, &self.slot);
+            let sent = std::future::poll_fn(|cx| {
+                match io.poll_sendfile(cx, file.as_fd(), &mut offset, want) {
+                    None => Poll::Ready(None),
+                    Some(p) => interruptible(slot, cx, p).map(Some),
+                }
+            })
+            .await;
+            match sent {
+                None => {
+                    return self
+                        .copy_file_range(file, offset, end - offset, shard)
+                        .await
+                }
                 // The file shrank under us: the promised length cannot be kept.
-                Ok(0) => return Err(End::Abort),
-                Ok(_) => {
+                Some(Ok(0)) | Some(Err(_)) => return Err(End::Abort),
+                Some(Ok(_)) => {
                     self.slot.enter(Phase::Write, Some(shard.timeouts.write));
                     glommio::yield_if_needed().await;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let n = (end - offset).min(WAIT_CHUNK as u64);
-                    self.copy_file_range(file, offset, n, shard).await?;
-                    offset += n;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(End::Abort),
             }
         }
         Ok(())
     }
 
-    /// Copies file bytes through the transport's own write: transports
-    /// without a descriptor, and the wait for room on a full socket.
+    /// Copies file bytes through the transport's own write, for transports
+    /// without `sendfile`.
     async fn copy_file_range(
         &mut self,
         file: &std::os::fd::OwnedFd,
@@ -453,7 +466,7 @@ impl<S: Transport> Conn<S> {
         use std::os::fd::AsFd;
         let end = offset + len;
         while offset < end {
-            let n = (end - offset).min(WAIT_CHUNK as u64) as usize;
+            let n = (end - offset).min(COPY_CHUNK as u64) as usize;
             let start = self.wbuf.len();
             self.wbuf.resize(start + n, 0);
             let got = crate::sys::pread_full(file.as_fd(), &mut self.wbuf[start..], offset);
@@ -467,29 +480,6 @@ impl<S: Transport> Conn<S> {
             }
             self.flush(shard).await?;
         }
-        Ok(())
-    }
-
-    /// Flushes `wbuf` with `MSG_MORE`: a file body follows at once.
-    async fn flush_more(
-        &mut self,
-        sock: std::os::fd::RawFd,
-        shard: &ShardState,
-    ) -> Result<(), End> {
-        if self.wbuf.is_empty() {
-            return Ok(());
-        }
-        let sent = match crate::sys::send_more(sock, &self.wbuf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-            Err(_) => return Err(End::Abort),
-        };
-        if sent < self.wbuf.len() {
-            self.wbuf.drain(..sent);
-            return self.flush(shard).await;
-        }
-        self.wbuf.clear();
         Ok(())
     }
 
@@ -516,11 +506,23 @@ impl<S: Transport> Conn<S> {
     }
 
     async fn flush(&mut self, shard: &ShardState) -> Result<(), End> {
+        self.flush_with(false, shard).await
+    }
+
+    /// Sends `wbuf`; with `more`, a file body follows at once.
+    async fn flush_with(&mut self, more: bool, shard: &ShardState) -> Result<(), End> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
         self.slot.enter(Phase::Write, Some(shard.timeouts.write));
-        let res = write_all(&mut self.io, &self.slot, &self.wbuf, shard.timeouts.write).await;
+        let res = write_all(
+            &mut self.io,
+            &self.slot,
+            &self.wbuf,
+            shard.timeouts.write,
+            more,
+        )
+        .await;
         self.wbuf.clear();
         if self.wbuf.capacity() > 4 * FLUSH_AT {
             self.wbuf.shrink_to(FLUSH_AT);
@@ -530,7 +532,7 @@ impl<S: Transport> Conn<S> {
 
     async fn write_direct(&mut self, data: &[u8], shard: &ShardState) -> Result<(), End> {
         self.slot.enter(Phase::Write, Some(shard.timeouts.write));
-        write_all(&mut self.io, &self.slot, data, shard.timeouts.write)
+        write_all(&mut self.io, &self.slot, data, shard.timeouts.write, false)
             .await
             .map_err(|_| End::Abort)
     }

@@ -1,0 +1,385 @@
+//! Socket readiness for one shard: one edge-triggered epoll, every socket
+//! registered with it once, one task that reads its events.
+//!
+//! glommio's `TcpStream` arms a fresh io_uring poll each time a socket must
+//! wait, with a new reference-counted source, a submission, a completion
+//! and two clock reads: about 2,700 instructions per keep-alive request,
+//! as much as parsing, routing and encoding it. Here a socket that must
+//! wait stores its waker in a slab; the shard's [`Poller::run`] task takes
+//! the epoll's events without blocking and wakes who they concern, as long
+//! as there are any. Only when the epoll has nothing does the shard park,
+//! and it parks on the epoll descriptor itself through glommio: one
+//! io_uring poll per idle period, not one per wait.
+//!
+//! Edge-triggered means an event comes when something changes, so a socket
+//! is only marked "not ready" to read when a call says so: `EAGAIN`, or a
+//! read that returned less than asked (the queue was empty at that moment;
+//! new data brings a new edge). A short read is not trusted once the peer's
+//! FIN or an error has been seen, since those bring no further edge.
+//! Writes always try the call first and wait only after `EAGAIN`.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
+use rustix::event::epoll::EventVec;
+use slab::Slab;
+
+use crate::conn::Transport;
+use crate::sys;
+
+/// Most events taken per `epoll_wait`.
+const EVENTS: usize = 256;
+/// Out of descriptors to park with, how often the epoll is looked at.
+const DEGRADED_WAIT: Duration = Duration::from_millis(1);
+
+/// A shard's epoll and the wakers of the sockets registered with it.
+pub struct Poller {
+    epoll: OwnedFd,
+    /// Where `epoll_wait` puts events.
+    events: RefCell<EventVec>,
+    /// A duplicate of `epoll` for the next [`Poller::park`].
+    spare: RefCell<Option<OwnedFd>>,
+    entries: RefCell<Slab<Entry>>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("epoll", &self.epoll)
+            .field("sockets", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One registered socket's readiness, each way.
+#[derive(Debug)]
+struct Entry {
+    read: Side,
+    write: Side,
+    /// FIN or an error was seen: reads never wait again.
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Side {
+    /// The last call did not say "would block" (or an edge came since).
+    ready: bool,
+    /// The task waiting for an edge.
+    waker: Option<Waker>,
+}
+
+impl Side {
+    const READY: Side = Side {
+        ready: true,
+        waker: None,
+    };
+
+    fn wake(&mut self) {
+        self.ready = true;
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn park(&mut self, waker: &Waker) {
+        match &self.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.waker = Some(waker.clone()),
+        }
+    }
+}
+
+/// Which way a call goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Read,
+    Write,
+}
+
+impl Poller {
+    /// A poller with a new epoll instance.
+    pub fn new() -> io::Result<Rc<Poller>> {
+        let epoll = sys::epoll_create()?;
+        Ok(Rc::new(Poller {
+            spare: RefCell::new(Some(sys::dup(epoll.as_fd())?)),
+            epoll,
+            events: RefCell::new(EventVec::with_capacity(EVENTS)),
+            entries: RefCell::new(Slab::new()),
+        }))
+    }
+
+    /// Registers a non-blocking socket; it is deregistered (and closed)
+    /// when the returned [`Socket`] is dropped.
+    pub fn register(self: &Rc<Self>, fd: OwnedFd) -> io::Result<Socket> {
+        let token = self.entries.borrow_mut().insert(Entry {
+            read: Side::READY,
+            write: Side::READY,
+            closed: false,
+        });
+        if let Err(e) = sys::epoll_add(self.epoll.as_fd(), fd.as_fd(), token as u64) {
+            self.entries.borrow_mut().remove(token);
+            return Err(e);
+        }
+        Ok(Socket {
+            fd,
+            token,
+            poller: self.clone(),
+        })
+    }
+
+    /// Sockets registered now.
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    /// Whether no socket is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Delivers the epoll's events until cancelled: while there are any,
+    /// between rounds of the tasks they woke; when there are none, parked
+    /// on the epoll descriptor. Runs as one task per shard.
+    pub async fn run(self: Rc<Self>) {
+        loop {
+            if self.catch_up() > 0 {
+                futures_lite::future::yield_now().await;
+            } else {
+                self.park().await;
+            }
+        }
+    }
+
+    /// Takes the events ready now, without waiting, and wakes the sockets
+    /// they concern; returns how many there were. The shard's tick calls
+    /// this before it checks deadlines, so that a request which has
+    /// arrived is read rather than timed out.
+    pub fn catch_up(&self) -> usize {
+        let mut events = self.events.borrow_mut();
+        loop {
+            match sys::epoll_poll(self.epoll.as_fd(), &mut events) {
+                Ok(()) => return self.deliver(&events),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // With a valid epoll and buffer this does not happen; if
+                // it did, parking would report the epoll ready again.
+                Err(_) => return 0,
+            }
+        }
+    }
+
+    /// Marks and wakes what `events` concern; returns how many there were.
+    fn deliver(&self, events: &EventVec) -> usize {
+        let mut entries = self.entries.borrow_mut();
+        let mut n = 0;
+        for event in events {
+            n += 1;
+            let r = sys::readiness(&event);
+            // A socket closed since the event was queued: its token may
+            // even be another socket's now, which then wakes for nothing
+            // and finds nothing: harmless.
+            let Some(entry) = entries.get_mut(r.token as usize) else {
+                continue;
+            };
+            entry.closed |= r.closed;
+            if r.read {
+                entry.read.wake();
+            }
+            if r.write {
+                entry.write.wake();
+            }
+        }
+        n
+    }
+
+    /// Waits, through glommio, until the epoll has events.
+    ///
+    /// glommio has no public way to await an arbitrary descriptor, but its
+    /// `TcpStream`, made from a descriptor, arms an io_uring readiness poll
+    /// on it at once, and a read waits for that poll first. On an epoll
+    /// descriptor the read then fails (it is not a socket), which is our
+    /// signal. The stream takes a duplicate of the epoll descriptor and
+    /// closes it when dropped.
+    ///
+    /// The duplicate for the next wait is made as soon as this one's is
+    /// closed, before any other task of the shard runs: out of file
+    /// descriptors (EMFILE), the accept loop cannot take the slot just
+    /// freed. Should it fail anyway, the shard looks at the epoll again
+    /// after [`DEGRADED_WAIT`] instead of parking, and keeps serving.
+    async fn park(&self) {
+        let Some(fd) = self
+            .spare
+            .take()
+            .or_else(|| sys::dup(self.epoll.as_fd()).ok())
+        else {
+            glommio::timer::Timer::new(DEGRADED_WAIT).await;
+            return;
+        };
+        let mut waiter = sys::glommio_stream(fd);
+        let mut byte = [0u8; 1];
+        // Either result means the poll fired; the next `epoll_wait` tells.
+        let _ = waiter.read(&mut byte).await;
+        drop(waiter);
+        *self.spare.borrow_mut() = sys::dup(self.epoll.as_fd()).ok();
+    }
+
+    fn poll_io<T>(
+        &self,
+        token: usize,
+        way: Way,
+        cx: &Context<'_>,
+        mut call: impl FnMut() -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        let mut entries = self.entries.borrow_mut();
+        let Some(entry) = entries.get_mut(token) else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let side = match way {
+            Way::Read => &mut entry.read,
+            Way::Write => &mut entry.write,
+        };
+        loop {
+            // Writes always try: the kernel signals room only once a third
+            // of the send buffer is free, and a write woken by its deadline
+            // should still take what room there is.
+            if !side.ready && way == Way::Read {
+                side.park(cx.waker());
+                return Poll::Pending;
+            }
+            match call() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    side.ready = false;
+                    side.park(cx.waker());
+                    return Poll::Pending;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    /// After a read of `n` bytes into `asked`: a short read emptied the
+    /// queue, so the next one would block (unless FIN or an error came,
+    /// which bring no new edge).
+    fn after_read(&self, token: usize, n: usize, asked: usize) {
+        if n > 0 && n < asked {
+            if let Some(entry) = self.entries.borrow_mut().get_mut(token) {
+                if !entry.closed {
+                    entry.read.ready = false;
+                }
+            }
+        }
+    }
+}
+
+/// A non-blocking socket registered with its shard's [`Poller`]: a
+/// connection, or a listener to [`Socket::accept`] from.
+#[derive(Debug)]
+pub struct Socket {
+    fd: OwnedFd,
+    token: usize,
+    poller: Rc<Poller>,
+}
+
+impl Socket {
+    /// Accepts a connection (non-blocking, `TCP_NODELAY` set), registered
+    /// with the same poller; waits while there is none.
+    pub async fn accept(&self) -> io::Result<Socket> {
+        let fd = poll_fn(|cx| {
+            self.poller
+                .poll_io(self.token, Way::Read, cx, || sys::accept(self.fd.as_fd()))
+        })
+        .await?;
+        // Best effort: a socket that refuses NODELAY still works.
+        let _ = sys::set_nodelay(fd.as_fd());
+        self.poller.register(fd)
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // The descriptor closes after this, which takes it out of the
+        // epoll (nothing else holds it open).
+        self.poller.entries.borrow_mut().try_remove(self.token);
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &*self;
+        let res = this.poller.poll_io(this.token, Way::Read, cx, || {
+            sys::recv(this.fd.as_fd(), buf)
+        });
+        if let Poll::Ready(Ok(n)) = res {
+            this.poller.after_read(this.token, n, buf.len());
+        }
+        res
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, buf, false)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(sys::shutdown_write(self.fd.as_fd()))
+    }
+}
+
+impl Socket {
+    fn poll_send(&self, cx: &Context<'_>, buf: &[u8], more: bool) -> Poll<io::Result<usize>> {
+        self.poller.poll_io(self.token, Way::Write, cx, || {
+            sys::send(self.fd.as_fd(), buf, more)
+        })
+    }
+}
+
+impl Transport for Socket {
+    fn poll_write_more(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, buf, true)
+    }
+
+    fn poll_sendfile(
+        &mut self,
+        cx: &mut Context<'_>,
+        file: BorrowedFd<'_>,
+        offset: &mut u64,
+        count: usize,
+    ) -> Option<Poll<io::Result<usize>>> {
+        let sock = self.fd.as_fd();
+        Some(self.poller.poll_io(self.token, Way::Write, cx, || {
+            sys::sendfile(sock, file, offset, count)
+        }))
+    }
+}
