@@ -385,3 +385,31 @@ fn date_header_advances_with_the_clock() {
     let later = date(&read_response(&mut s));
     assert_ne!(first, later, "the Date header did not move in 2.1 s");
 }
+
+#[test]
+fn request_with_fin_right_behind_is_answered_then_closed_at_once() {
+    // The request and the FIN arrive before the shard looks, so the read
+    // that takes the request is short and no further readiness edge will
+    // come for the FIN: the shard must still see the end of the stream now,
+    // not at the idle timeout.
+    let server = TestServer::start(|c| c.timeouts.idle = Duration::from_secs(30));
+    let ok = text_response("200 OK", "ok", "");
+    for round in 0..10 {
+        // On a new connection, and on one that has already been served.
+        let mut s = server.connect();
+        if round % 2 == 1 {
+            s.write_all(HEALTHZ).unwrap();
+            assert_eq!(normalize(&read_response(&mut s)), ok);
+        }
+        s.write_all(HEALTHZ).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let start = std::time::Instant::now();
+        let got = read_to_close(&mut s);
+        assert_eq!(normalize(&got), ok, "round {round}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "round {round}: closed only after {:?}",
+            start.elapsed()
+        );
+    }
+}
