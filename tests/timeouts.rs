@@ -190,3 +190,35 @@ fn slow_streamed_body_is_not_cut_off_by_the_write_timeout() {
     );
     assert_healthz(&mut s);
 }
+
+#[test]
+fn a_connection_asleep_between_requests_wakes_for_the_next_and_keeps_its_deadline() {
+    // A 400 ms write timeout makes the tick 100 ms: idle for 350 ms, the
+    // connection has put its request machinery away (see idle_memory.rs).
+    let server = TestServer::start(|c| {
+        c.timeouts.write = ms(400);
+        c.timeouts.idle = ms(1500);
+    });
+    let mut s = server.connect();
+    assert_healthz(&mut s);
+    std::thread::sleep(ms(350));
+    assert_healthz(&mut s);
+    std::thread::sleep(ms(350));
+    // A pipelined pair, and a head split across the wake-up.
+    let mut two = HEALTHZ.to_vec();
+    two.extend_from_slice(HEALTHZ);
+    s.write_all(&two).unwrap();
+    let ok = text_response("200 OK", "ok", "");
+    assert_eq!(normalize(&read_response(&mut s)), ok);
+    assert_eq!(normalize(&read_response(&mut s)), ok);
+    std::thread::sleep(ms(350));
+    s.write_all(&HEALTHZ[..10]).unwrap();
+    std::thread::sleep(ms(50));
+    s.write_all(&HEALTHZ[10..]).unwrap();
+    assert_eq!(normalize(&read_response(&mut s)), ok);
+    // Asleep, the idle timeout still closes it.
+    let start = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    let took = start.elapsed();
+    assert!(took >= ms(1400) && took < ms(2500), "closed after {took:?}");
+}

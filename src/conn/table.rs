@@ -41,6 +41,9 @@ pub enum Interrupt {
     Drain,
     /// The drain deadline passed: close now.
     Close,
+    /// Idle at a tick: the connection may put its request machinery away
+    /// and wait small (see `serve_connection`).
+    Sleep,
 }
 
 /// One connection's entry.
@@ -51,6 +54,8 @@ pub struct Slot {
     body_started: Cell<Instant>,
     body_bytes: Cell<u64>,
     interrupt: Cell<Option<Interrupt>>,
+    /// [`Interrupt::Sleep`] was sent in this idle period.
+    sleep_sent: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
@@ -62,18 +67,29 @@ impl Slot {
             body_started: Cell::new(now),
             body_bytes: Cell::new(0),
             interrupt: Cell::new(None),
+            sleep_sent: Cell::new(false),
             waker: RefCell::new(None),
         }
     }
 
     fn fire(&self, why: Interrupt) {
         self.deadline.set(None);
+        self.signal(why);
+    }
+
+    /// Interrupts the wait, keeping the deadline.
+    fn signal(&self, why: Interrupt) {
         self.interrupt.set(Some(why));
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
     }
 }
+
+/// Longest tick. It also bounds how long an idle connection keeps its
+/// request machinery (see [`Interrupt::Sleep`]); four wake-ups a second of
+/// an otherwise idle shard cost nothing worth saving.
+pub const MAX_TICK: Duration = Duration::from_millis(250);
 
 /// Per-shard table of connections.
 #[derive(Debug)]
@@ -89,10 +105,9 @@ pub struct ConnTable {
 
 impl ConnTable {
     /// A table whose tick suits these timeouts: a quarter of the shortest,
-    /// between 5 ms and 1 s (1 s with the defaults).
+    /// between 5 ms and [`MAX_TICK`] (that, with the defaults).
     pub fn new(timeouts: &Timeouts) -> ConnTable {
-        let tick =
-            (timeouts.shortest() / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        let tick = (timeouts.shortest() / 4).clamp(Duration::from_millis(5), MAX_TICK);
         ConnTable {
             slots: RefCell::new(Slab::new()),
             now: Cell::new(Instant::now()),
@@ -134,7 +149,11 @@ impl ConnTable {
     }
 
     /// Advances the clock and interrupts every connection past its deadline
-    /// or, in a body, below the minimum rate after the grace period.
+    /// or, in a body, below the minimum rate after the grace period. A
+    /// connection found idle is told once that it may sleep
+    /// ([`Interrupt::Sleep`]); its deadline stands. A busy keep-alive
+    /// connection is idle at some ticks too, and then pays one allocation
+    /// for its next request: at most once per tick.
     pub fn tick(&self, now: Instant) {
         self.now.set(now);
         for (_, slot) in self.slots.borrow().iter() {
@@ -145,6 +164,8 @@ impl ConnTable {
             let expired = slot.deadline.get().is_some_and(|d| now >= d);
             if expired || (phase == Phase::Body && self.body_too_slow(slot, now)) {
                 slot.fire(Interrupt::Timeout(phase));
+            } else if phase == Phase::Idle && !slot.sleep_sent.replace(true) {
+                slot.signal(Interrupt::Sleep);
             }
         }
     }
@@ -205,6 +226,7 @@ impl SlotHandle {
     pub fn enter(&self, phase: Phase, limit: Option<Duration>) {
         let slot = &self.slot;
         slot.phase.set(phase);
+        slot.sleep_sent.set(false);
         slot.deadline
             .set(limit.map(|d| self.table.now.get() + d + self.table.tick));
         if let Some(Interrupt::Timeout(_)) = slot.interrupt.get() {
@@ -248,7 +270,7 @@ impl SlotHandle {
         match i {
             Interrupt::Close => return Some(i),
             Interrupt::Timeout(p) if p == phase => {}
-            Interrupt::Drain if phase == Phase::Idle => {}
+            Interrupt::Drain | Interrupt::Sleep if phase == Phase::Idle => {}
             _ => {
                 self.slot.interrupt.set(None);
                 return None;
@@ -341,6 +363,34 @@ mod tests {
         assert_eq!(h.take_interrupt(), None);
         t.tick(start + BODY_RATE_GRACE + Duration::from_secs(1));
         assert_eq!(h.take_interrupt(), Some(Interrupt::Timeout(Phase::Body)));
+    }
+
+    #[test]
+    fn idle_connections_are_told_to_sleep_once_per_idle_period() {
+        let t = table(100);
+        let idle = t.register();
+        let busy = t.register();
+        let start = t.now.get();
+        idle.enter(Phase::Idle, Some(Duration::from_millis(100)));
+        busy.enter(Phase::Handler, None);
+        t.tick(start + Duration::from_millis(10));
+        assert_eq!(idle.take_interrupt(), Some(Interrupt::Sleep));
+        assert_eq!(busy.take_interrupt(), None);
+        // Once per idle period, and the idle deadline still stands.
+        t.tick(start + Duration::from_millis(20));
+        assert_eq!(idle.take_interrupt(), None);
+        t.tick(start + Duration::from_millis(100) + t.tick_period());
+        assert_eq!(idle.take_interrupt(), Some(Interrupt::Timeout(Phase::Idle)));
+        // A new idle period (after a request) sleeps again.
+        idle.enter(Phase::Head, None);
+        idle.enter(Phase::Idle, None);
+        t.tick(start + Duration::from_secs(1));
+        assert_eq!(idle.take_interrupt(), Some(Interrupt::Sleep));
+        // Outside Idle a Sleep is stale.
+        idle.enter(Phase::Idle, None);
+        t.tick(start + Duration::from_secs(2));
+        idle.enter(Phase::Head, None);
+        assert_eq!(idle.take_interrupt(), None);
     }
 
     #[test]
