@@ -472,6 +472,8 @@ impl<S: Transport> Conn<S> {
         use std::os::fd::AsFd;
         let end = offset + len;
         self.flush_with(true, shard).await?;
+        // Even with nothing flushed: a stalled client times out here too.
+        self.slot.enter(Phase::Write, Some(shard.timeouts.write));
         while offset < end {
             if self.slot.closing() {
                 return Err(End::Abort);
