@@ -58,41 +58,30 @@ impl std::fmt::Debug for Poller {
     }
 }
 
-/// One registered socket's readiness, each way.
+/// One registered socket's readiness and waiters.
 #[derive(Debug)]
 struct Entry {
-    read: Side,
-    write: Side,
+    /// No read has said "would block" (or drained the queue) since the
+    /// last edge. Writes keep no such flag: they always try the call.
+    readable: bool,
     /// FIN or an error was seen: reads never wait again.
     closed: bool,
+    /// The task waiting to read (or accept).
+    reader: Option<Waker>,
+    /// The task waiting for room to send.
+    writer: Option<Waker>,
 }
 
-#[derive(Debug)]
-struct Side {
-    /// The last call did not say "would block" (or an edge came since).
-    ready: bool,
-    /// The task waiting for an edge.
-    waker: Option<Waker>,
-}
-
-impl Side {
-    const READY: Side = Side {
-        ready: true,
-        waker: None,
-    };
-
-    fn wake(&mut self) {
-        self.ready = true;
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
+fn wake(waiter: &mut Option<Waker>) {
+    if let Some(w) = waiter.take() {
+        w.wake();
     }
+}
 
-    fn park(&mut self, waker: &Waker) {
-        match &self.waker {
-            Some(w) if w.will_wake(waker) => {}
-            _ => self.waker = Some(waker.clone()),
-        }
+fn park(waiter: &mut Option<Waker>, waker: &Waker) {
+    match waiter {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *waiter = Some(waker.clone()),
     }
 }
 
@@ -119,9 +108,10 @@ impl Poller {
     /// when the returned [`Socket`] is dropped.
     pub fn register(self: &Rc<Self>, fd: OwnedFd) -> io::Result<Socket> {
         let token = self.entries.borrow_mut().insert(Entry {
-            read: Side::READY,
-            write: Side::READY,
+            readable: true,
             closed: false,
+            reader: None,
+            writer: None,
         });
         if let Err(e) = sys::epoll_add(self.epoll.as_fd(), fd.as_fd(), token as u64) {
             self.entries.borrow_mut().remove(token);
@@ -189,10 +179,11 @@ impl Poller {
             };
             entry.closed |= r.closed;
             if r.read {
-                entry.read.wake();
+                entry.readable = true;
+                wake(&mut entry.reader);
             }
             if r.write {
-                entry.write.wake();
+                wake(&mut entry.writer);
             }
         }
         n
@@ -229,50 +220,47 @@ impl Poller {
         *self.spare.borrow_mut() = sys::dup(self.epoll.as_fd()).ok();
     }
 
+    /// Makes `call` on a registered socket, waiting on `way`'s edge when
+    /// it would block. Reads wait without calling while the socket is known
+    /// drained; a read result that `drained` says emptied the queue marks
+    /// it so (unless FIN or an error came, which bring no new edge). Writes
+    /// always try: the kernel signals room only once a third of the send
+    /// buffer is free, and a write woken by its deadline should still take
+    /// what room there is.
     fn poll_io<T>(
         &self,
         token: usize,
         way: Way,
         cx: &Context<'_>,
         mut call: impl FnMut() -> io::Result<T>,
+        drained: impl Fn(&T) -> bool,
     ) -> Poll<io::Result<T>> {
         let mut entries = self.entries.borrow_mut();
         let Some(entry) = entries.get_mut(token) else {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
-        let side = match way {
-            Way::Read => &mut entry.read,
-            Way::Write => &mut entry.write,
-        };
+        let reading = way == Way::Read;
         loop {
-            // Writes always try: the kernel signals room only once a third
-            // of the send buffer is free, and a write woken by its deadline
-            // should still take what room there is.
-            if !side.ready && way == Way::Read {
-                side.park(cx.waker());
+            if reading && !entry.readable {
+                park(&mut entry.reader, cx.waker());
                 return Poll::Pending;
             }
             match call() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    side.ready = false;
-                    side.park(cx.waker());
+                    if reading {
+                        entry.readable = false;
+                        park(&mut entry.reader, cx.waker());
+                    } else {
+                        park(&mut entry.writer, cx.waker());
+                    }
                     return Poll::Pending;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return Poll::Ready(r),
-            }
-        }
-    }
-
-    /// After a read of `n` bytes into `asked`: a short read emptied the
-    /// queue, so the next one would block (unless FIN or an error came,
-    /// which bring no new edge).
-    fn after_read(&self, token: usize, n: usize, asked: usize) {
-        if n > 0 && n < asked {
-            if let Some(entry) = self.entries.borrow_mut().get_mut(token) {
-                if !entry.closed {
-                    entry.read.ready = false;
+                Ok(v) if reading && !entry.closed && drained(&v) => {
+                    entry.readable = false;
+                    return Poll::Ready(Ok(v));
                 }
+                r => return Poll::Ready(r),
             }
         }
     }
@@ -292,8 +280,13 @@ impl Socket {
     /// with the same poller; waits while there is none.
     pub async fn accept(&self) -> io::Result<Socket> {
         let fd = poll_fn(|cx| {
-            self.poller
-                .poll_io(self.token, Way::Read, cx, || sys::accept(self.fd.as_fd()))
+            self.poller.poll_io(
+                self.token,
+                Way::Read,
+                cx,
+                || sys::accept(self.fd.as_fd()),
+                |_| false,
+            )
         })
         .await?;
         // Best effort: a socket that refuses NODELAY still works.
@@ -328,14 +321,15 @@ impl AsyncRead for Socket {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &*self;
-        let res = this.poller.poll_io(this.token, Way::Read, cx, || {
-            sys::recv(this.fd.as_fd(), buf)
-        });
-        if let Poll::Ready(Ok(n)) = res {
-            this.poller.after_read(this.token, n, buf.len());
-        }
-        res
+        let (this, asked) = (&*self, buf.len());
+        // A short read took all there was: the next one would block.
+        this.poller.poll_io(
+            this.token,
+            Way::Read,
+            cx,
+            || sys::recv(this.fd.as_fd(), buf),
+            |&n| n > 0 && n < asked,
+        )
     }
 }
 
@@ -359,9 +353,13 @@ impl AsyncWrite for Socket {
 
 impl Socket {
     fn poll_send(&self, cx: &Context<'_>, buf: &[u8], more: bool) -> Poll<io::Result<usize>> {
-        self.poller.poll_io(self.token, Way::Write, cx, || {
-            sys::send(self.fd.as_fd(), buf, more)
-        })
+        self.poller.poll_io(
+            self.token,
+            Way::Write,
+            cx,
+            || sys::send(self.fd.as_fd(), buf, more),
+            |_| false,
+        )
     }
 }
 
@@ -378,8 +376,12 @@ impl Transport for Socket {
         count: usize,
     ) -> Option<Poll<io::Result<usize>>> {
         let sock = self.fd.as_fd();
-        Some(self.poller.poll_io(self.token, Way::Write, cx, || {
-            sys::sendfile(sock, file, offset, count)
-        }))
+        Some(self.poller.poll_io(
+            self.token,
+            Way::Write,
+            cx,
+            || sys::sendfile(sock, file, offset, count),
+            |_| false,
+        ))
     }
 }
