@@ -53,10 +53,10 @@ fn an_idle_keep_alive_connection_holds_a_bounded_amount_of_heap() {
     // connections lent their read and write buffers to the shard's pools
     // and the router stopped holding extra copies of the request; 0.9 KiB
     // since a connection found idle by the tick frees its request machinery
-    // (1.6 KiB) and waits in a small future. That includes this test's
-    // share of the read pool (64 × 4 KiB over 1000 connections). A
-    // connection that kept its machinery while asleep would cross the
-    // bound; nginx holds ~0.5 KiB.
+    // (1.6 KiB) and waits in a small future; 0.5 KiB since a new
+    // connection no longer fills the read pool with a fresh buffer it does
+    // not need. A connection that kept its machinery while asleep would
+    // cross the bound; nginx holds ~0.5 KiB.
     assert!(per_conn > 0, "the connections must be counted");
     assert!(per_conn < 1536, "{per_conn} bytes per idle connection");
     drop(conns);

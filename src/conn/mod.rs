@@ -196,10 +196,8 @@ impl<S: Transport> Conn<S> {
         // the connection lends its buffer to the pool and waits without one.
         let idle = self.rbuf.is_empty() && self.read_size == shard.read_pool.size();
         let got = if idle {
-            // `flush` left it empty.
-            shard.write_pool.put(std::mem::take(&mut self.wbuf));
+            self.lend_buffers(shard);
             let pool = &shard.read_pool;
-            pool.put_empty(std::mem::take(&mut self.rbuf));
             read_pooled(&mut self.io, &self.slot, pool, &mut self.rbuf)
                 .await
                 .inspect(|&n| self.adapt_read_size(n, pool.size()))
@@ -212,17 +210,24 @@ impl<S: Transport> Conn<S> {
     /// Waits, outside the boxed request machinery, for the next request's
     /// first bytes: the tick found the connection idle (phase `Idle`).
     async fn sleep(&mut self, shard: &ShardState) -> Result<(), End> {
-        let pool = &shard.read_pool;
         // Already done unless reads had grown past the pool's size.
-        shard.write_pool.put(std::mem::take(&mut self.wbuf));
-        if self.rbuf.capacity() > 0 {
-            pool.put_empty(std::mem::take(&mut self.rbuf));
-        }
+        self.lend_buffers(shard);
+        let pool = &shard.read_pool;
         loop {
             let got = read_pooled(&mut self.io, &self.slot, pool, &mut self.rbuf).await;
             if !matches!(got, Err(Stop::Interrupted(Interrupt::Sleep))) {
                 return self.after_wait(got, shard);
             }
+        }
+    }
+
+    /// Gives the emptied read and write buffers to the shard's pools while
+    /// the connection waits for a request (`flush` has emptied `wbuf`).
+    fn lend_buffers(&mut self, shard: &ShardState) {
+        shard.write_pool.put(std::mem::take(&mut self.wbuf));
+        // A buffer with no memory (already lent) would only be refilled anew.
+        if self.rbuf.capacity() > 0 {
+            shard.read_pool.put_empty(std::mem::take(&mut self.rbuf));
         }
     }
 
