@@ -70,7 +70,8 @@ impl ShutdownTrigger {
 
 /// A whole `main`: parses the command line ([`crate::config::Args`]),
 /// prints `route_table()` for `--print-routes`, validates the flags (exit
-/// 2 with the flag's name if one is wrong) and runs until a signal. The
+/// 2 with the flag's name if one is wrong), turns transparent huge pages
+/// off ([`crate::sys::disable_huge_pages`]) and runs until a signal. The
 /// `edgeshard` binary and `examples/bench.rs` are this call.
 pub fn main<F, H>(
     name: &str,
@@ -89,6 +90,9 @@ where
     }
     match crate::Config::from_args(args) {
         Ok(config) => {
+            if let Err(e) = crate::sys::disable_huge_pages() {
+                eprintln!("{name}: could not turn transparent huge pages off: {e}");
+            }
             let files = &config.static_files;
             for m in &files.mounts {
                 println!("{name}: serving {} at {}", m.real_dir.display(), m.prefix);

@@ -51,6 +51,16 @@ pub fn raise_nofile() -> io::Result<Option<u64>> {
     raise_soft_to_hard(Resource::Nofile).map(|l| l.soft)
 }
 
+/// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`).
+/// A server's heap is many small objects; with 2 MiB pages one touched byte
+/// makes 2 MiB resident, so idle connections would cost whatever page the
+/// allocator last touched rather than what they hold. mimalloc is also built
+/// without its own `MADV_HUGEPAGE` calls (the `no_thp` feature); this covers
+/// hosts whose THP mode is `always`.
+pub fn disable_huge_pages() -> io::Result<()> {
+    rustix::thread::disable_transparent_huge_pages(true).map_err(io::Error::from)
+}
+
 /// The bytes as a `str` if they are ASCII, else `""`. A SIMD `is_ascii`
 /// check is far cheaper than `str::from_utf8` on the short fields of a
 /// request head, which the parser has already checked to be ASCII.

@@ -227,6 +227,20 @@ fn starts_one_line_per_shard_serves_and_exits_0_on_sigterm() {
 }
 
 #[test]
+fn runs_with_transparent_huge_pages_off() {
+    // One touched byte of a 2 MiB page would make all of it resident: idle
+    // connections would cost whatever page the allocator last touched.
+    let mut p = spawn(&["--listen", "127.0.0.1:0", "--shards", "1"], &[], 1);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let thp = status.lines().find(|l| l.starts_with("THP_enabled:"));
+    p.serve_once_then_stop("-TERM");
+    // The line exists since Linux 5.0; older kernels have nothing to check.
+    if let Some(line) = thp {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
+}
+
+#[test]
 fn sigint_also_drains_and_exits_0() {
     let mut p = spawn(&["--listen", "127.0.0.1:0", "--shards", "1"], &[], 1);
     p.serve_once_then_stop("-INT");
