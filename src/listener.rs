@@ -15,7 +15,7 @@ use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 
-use crate::conn::serve_connection;
+use crate::conn::serve_holding;
 use crate::handler::Handler;
 use crate::poller::Socket;
 use crate::shard::ShardState;
@@ -131,11 +131,7 @@ pub async fn accept_loop<H: Handler>(
             Ok(stream) => {
                 starved = false;
                 let (shard, handler) = (shard.clone(), handler.clone());
-                glommio::spawn_local(async move {
-                    serve_connection(stream, shard, handler).await;
-                    drop(permit);
-                })
-                .detach();
+                glommio::spawn_local(serve_holding(stream, shard, handler, permit)).detach();
             }
             Err(e) => {
                 drop(permit);

@@ -47,6 +47,8 @@ pub struct Poller {
     /// A duplicate of `epoll` for the next [`Poller::park`].
     spare: RefCell<Option<OwnedFd>>,
     entries: RefCell<Slab<Entry>>,
+    /// Sleeping connections an event concerns, kept for its capacity.
+    sleepers: RefCell<Vec<Rc<dyn LocalWake>>>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -66,10 +68,58 @@ struct Entry {
     readable: bool,
     /// FIN or an error was seen: reads never wait again.
     closed: bool,
-    /// The task waiting to read (or accept).
-    reader: Option<Waker>,
+    /// The task waiting to read (or accept), or a sleeping connection's slot.
+    reader: Reader,
     /// The task waiting for room to send.
     writer: Option<Waker>,
+}
+
+/// What a read edge wakes.
+enum Reader {
+    None,
+    Task(Waker),
+    /// A connection asleep without a task (see [`Socket::wake_on_readable`]).
+    Sleeper(Rc<dyn LocalWake>),
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reader::None => "None",
+            Reader::Task(_) => "Task",
+            Reader::Sleeper(_) => "Sleeper",
+        })
+    }
+}
+
+impl Reader {
+    /// Wakes a task; a sleeper is handed back, to be woken once the
+    /// entries are no longer borrowed (its task runs at once).
+    #[must_use]
+    fn wake(&mut self) -> Option<Rc<dyn LocalWake>> {
+        match std::mem::replace(self, Reader::None) {
+            Reader::None => None,
+            Reader::Task(w) => {
+                w.wake();
+                None
+            }
+            Reader::Sleeper(s) => Some(s),
+        }
+    }
+
+    fn park(&mut self, waker: &Waker) {
+        match self {
+            Reader::Task(w) if w.will_wake(waker) => {}
+            _ => *self = Reader::Task(waker.clone()),
+        }
+    }
+}
+
+/// A wake-up that is not a task's waker: what a connection asleep without
+/// a task leaves with its socket. Shard-local, so it may hold `Rc`s.
+pub trait LocalWake {
+    /// Called once, on the socket's next read edge (or FIN or error).
+    fn wake(self: Rc<Self>);
 }
 
 fn wake(waiter: &mut Option<Waker>) {
@@ -101,6 +151,7 @@ impl Poller {
             epoll,
             events: RefCell::new(EventVec::with_capacity(EVENTS)),
             entries: RefCell::new(Slab::new()),
+            sleepers: RefCell::new(Vec::new()),
         }))
     }
 
@@ -110,7 +161,7 @@ impl Poller {
         let token = self.entries.borrow_mut().insert(Entry {
             readable: true,
             closed: false,
-            reader: None,
+            reader: Reader::None,
             writer: None,
         });
         if let Err(e) = sys::epoll_add(self.epoll.as_fd(), fd.as_fd(), token as u64) {
@@ -166,6 +217,20 @@ impl Poller {
 
     /// Marks and wakes what `events` concern; returns how many there were.
     fn deliver(&self, events: &EventVec) -> usize {
+        let mut sleepers = std::mem::take(&mut *self.sleepers.borrow_mut());
+        let n = self.mark(events, &mut sleepers);
+        // Each spawns its connection's task, which glommio runs at once:
+        // it reads, and may close its socket, so not under `entries`' borrow.
+        for s in sleepers.drain(..) {
+            s.wake();
+        }
+        *self.sleepers.borrow_mut() = sleepers;
+        n
+    }
+
+    /// Marks what `events` concern and wakes their tasks; sleepers go to
+    /// `sleepers`. Returns how many events there were.
+    fn mark(&self, events: &EventVec, sleepers: &mut Vec<Rc<dyn LocalWake>>) -> usize {
         let mut entries = self.entries.borrow_mut();
         let mut n = 0;
         for event in events {
@@ -180,7 +245,7 @@ impl Poller {
             entry.closed |= r.closed;
             if r.read {
                 entry.readable = true;
-                wake(&mut entry.reader);
+                sleepers.extend(entry.reader.wake());
             }
             if r.write {
                 wake(&mut entry.writer);
@@ -242,14 +307,14 @@ impl Poller {
         let reading = way == Way::Read;
         loop {
             if reading && !entry.readable {
-                park(&mut entry.reader, cx.waker());
+                entry.reader.park(cx.waker());
                 return Poll::Pending;
             }
             match call() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if reading {
                         entry.readable = false;
-                        park(&mut entry.reader, cx.waker());
+                        entry.reader.park(cx.waker());
                     } else {
                         park(&mut entry.writer, cx.waker());
                     }
@@ -383,5 +448,19 @@ impl Transport for Socket {
             || sys::sendfile(sock, file, offset, count),
             |_| false,
         ))
+    }
+
+    /// Sleeps on the socket's next read edge. Refused while the socket may
+    /// be readable already (no call has come back empty since the last
+    /// edge) or has seen FIN or an error: there is no edge to wait for.
+    fn wake_on_readable(&self, wake: Rc<dyn LocalWake>) -> bool {
+        let mut entries = self.poller.entries.borrow_mut();
+        match entries.get_mut(self.token) {
+            Some(e) if !e.readable && !e.closed => {
+                e.reader = Reader::Sleeper(wake);
+                true
+            }
+            _ => false,
+        }
     }
 }

@@ -68,6 +68,49 @@ fn shutdown_lets_a_running_handler_finish_with_connection_close() {
 }
 
 #[test]
+fn connections_asleep_between_requests_close_on_fin_and_on_shutdown() {
+    // A 400 ms write timeout makes the tick 100 ms: idle for 350 ms, a
+    // connection sleeps with no task, kept by its slot in the shard's table.
+    let server = TestServer::start(|c| {
+        c.timeouts.write = Duration::from_millis(400);
+        c.timeouts.idle = Duration::from_secs(60);
+        c.timeouts.drain = Duration::from_secs(5);
+    });
+    let mut conns: Vec<_> = (0..3).map(|_| server.connect()).collect();
+    for s in &mut conns {
+        assert_healthz(s);
+    }
+    std::thread::sleep(Duration::from_millis(350));
+    // The client's FIN is a read edge: the sleeper wakes, reads the end, closes.
+    let mut fin = conns.pop().unwrap();
+    fin.shutdown(std::net::Shutdown::Write).unwrap();
+    let start = Instant::now();
+    assert_eq!(read_to_close(&mut fin), b"");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // Shutdown interrupts the sleepers like idle tasks: closed at once,
+    // without a response, and the drain does not wait for its deadline.
+    let start = Instant::now();
+    let handle = server.shutdown();
+    for s in &mut conns {
+        assert_eq!(
+            read_to_close(s),
+            b"",
+            "asleep connection closed without a response"
+        );
+    }
+    handle.join().expect("shards exit cleanly");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "drain waited {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn shutdown_during_a_pipelined_batch_answers_the_batch_then_closes() {
     let server = TestServer::start(|_| {});
     let mut s = server.connect();

@@ -1,4 +1,6 @@
-//! One task per connection: read → parse → body → handler → encode → write.
+//! One task per busy connection: read → parse → body → handler → encode →
+//! write. Between requests a connection sleeps, with no task when it can
+//! (see [`serve_holding`]).
 //!
 //! Every complete request already in the read buffer is answered before the
 //! connection waits again, and their responses leave together: the write
@@ -23,6 +25,7 @@ use crate::http::body::ChunkedDecoder;
 use crate::http::encode::{encode_chunk, encode_head, BodyLength, HeadMeta, LAST_CHUNK};
 use crate::http::{parse_head, Framing, Method, RequestHead, StatusCode, Version};
 use crate::json::{is_json_content_type, json_error};
+use crate::poller::LocalWake;
 use crate::response::{Body, FileBody, FilePart, Response, TEXT_PLAIN};
 use crate::shard::ShardState;
 use io::{interruptible, read_into, read_pooled, shutdown_write, write_all, Stop};
@@ -76,6 +79,14 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin {
     ) -> Option<Poll<std::io::Result<usize>>> {
         None
     }
+
+    /// Leaves `wake` to be called when the transport next has bytes (or
+    /// EOF) to read, so a connection can sleep without a task. `false`:
+    /// this transport cannot, or may have bytes already; the connection
+    /// then waits in its task.
+    fn wake_on_readable(&self, _wake: Rc<dyn LocalWake>) -> bool {
+        false
+    }
 }
 
 /// glommio's stream works as a transport, without `sendfile`; the server
@@ -98,10 +109,11 @@ enum End {
 }
 
 /// Serves HTTP/1.x on one connection until it closes. Runs on any
-/// [`Transport`]; the shard passes its [`crate::poller::Socket`]s. The
-/// connection is registered with the shard's table at once; the future does
-/// the rest. (Not an `async fn`: its arguments would be stored twice in
-/// the future, as arguments and inside the connection.)
+/// [`Transport`]; the shard passes its [`crate::poller::Socket`]s (through
+/// [`serve_holding`], which can also sleep without a task). The connection
+/// is registered with the shard's table at once; the future does the rest.
+/// (Not an `async fn`: its arguments would be stored twice in the future,
+/// as arguments and inside the connection.)
 pub fn serve_connection<S, H>(
     io: S,
     shard: Rc<ShardState>,
@@ -111,34 +123,76 @@ where
     S: Transport,
     H: Handler,
 {
-    let mut conn = Conn {
-        io,
-        slot: shard.conns.register(),
-        rbuf: BytesMut::new(),
-        wbuf: Vec::new(),
-        read_size: INITIAL_READ,
-        served: 0,
-        json_errors: false,
-    };
+    let mut conn = Conn::new(io, &shard);
     async move {
         let end = loop {
-            // Answering requests takes a large state machine (the handler's
-            // future, the encoder's: 1.6 KiB with the bench app's routes).
-            // It lives in a box while the connection is busy; when the
-            // shard's tick finds the connection idle the box is freed, and
-            // the wait for the next request is this small future's.
-            match Box::pin(conn.run(&shard, &*handler)).await {
-                End::Sleep => {}
-                end => break end,
+            if let Err(end) = conn.busy(&shard, &*handler).await {
+                break end;
             }
             if let Err(end) = conn.sleep(&shard).await {
                 break end;
             }
         };
-        // Boxed: a connection ends once, and its ending (an error response,
-        // lingering) should not make every connection's future bigger.
-        Box::pin(conn.finish(end, &shard)).await;
+        conn.close(end, &shard).await;
     }
+}
+
+/// [`serve_connection`] for the shard's own connections: holds `guard`
+/// (the accept loop's permit) until the connection closes, and sleeps
+/// without a task when the transport can report a read edge to the
+/// connection's slot ([`Transport::wake_on_readable`]). The slot then keeps
+/// the connection, and spawns a task that carries on from [`serve_from`] on
+/// a read edge or an interrupt: an idle connection costs its state, about
+/// 160 bytes, rather than a task holding a future.
+pub(crate) fn serve_holding<S, H, G>(
+    io: S,
+    shard: Rc<ShardState>,
+    handler: Rc<H>,
+    guard: G,
+) -> impl std::future::Future<Output = ()>
+where
+    S: Transport + 'static,
+    H: Handler,
+    G: 'static,
+{
+    let conn = Conn::new(io, &shard);
+    serve_from(conn, shard, handler, guard, false)
+}
+
+/// A connection's life in [`serve_holding`], from its start or (`asleep`)
+/// from a wake-up.
+async fn serve_from<S, H, G>(
+    mut conn: Conn<S>,
+    shard: Rc<ShardState>,
+    handler: Rc<H>,
+    guard: G,
+    mut asleep: bool,
+) where
+    S: Transport + 'static,
+    H: Handler,
+    G: 'static,
+{
+    let end = loop {
+        if asleep {
+            if let Err(end) = conn.sleep(&shard).await {
+                break end;
+            }
+        }
+        if let Err(end) = conn.busy(&shard, &*handler).await {
+            break end;
+        }
+        let slot = conn.slot.shared();
+        if slot.may_sleep() && conn.io.wake_on_readable(slot.clone()) {
+            slot.sleep(Box::new(move || {
+                glommio::spawn_local(serve_from(conn, shard, handler, guard, true)).detach();
+            }));
+            return;
+        }
+        // The transport cannot, or bytes may be there: wait in the task.
+        asleep = true;
+    };
+    conn.close(end, &shard).await;
+    drop(guard);
 }
 
 struct Conn<S> {
@@ -157,6 +211,37 @@ struct Conn<S> {
 }
 
 impl<S: Transport> Conn<S> {
+    fn new(io: S, shard: &Rc<ShardState>) -> Conn<S> {
+        Conn {
+            io,
+            slot: shard.conns.register(),
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            read_size: INITIAL_READ,
+            served: 0,
+            json_errors: false,
+        }
+    }
+
+    /// Answers requests until the connection ends (`Err`) or the shard's
+    /// tick finds it idle (`Ok`: it may sleep). Answering takes a large
+    /// state machine (the handler's future, the encoder's: 1.6 KiB with the
+    /// bench app's routes); it lives in a box for the busy period only.
+    async fn busy<H: Handler>(&mut self, shard: &ShardState, handler: &H) -> Result<(), End> {
+        match Box::pin(self.run(shard, handler)).await {
+            End::Sleep if self.slot.draining() => Err(End::Quiet),
+            End::Sleep => Ok(()),
+            end => Err(end),
+        }
+    }
+
+    /// Sends what `end` calls for, then closes. Boxed: a connection ends
+    /// once, and its ending (an error response, lingering) should not make
+    /// every connection's future bigger.
+    async fn close(&mut self, end: End, shard: &ShardState) {
+        Box::pin(self.finish(end, shard)).await
+    }
+
     async fn run<H: Handler>(&mut self, shard: &ShardState, handler: &H) -> End {
         loop {
             let head = match parse_head(&mut self.rbuf, &shard.limits) {
@@ -596,7 +681,7 @@ impl<S: Transport> Conn<S> {
     async fn finish(&mut self, end: End, shard: &ShardState) {
         match end {
             End::Abort => {}
-            // `serve_connection` never finishes with it; as Quiet if it did.
+            // `busy` turns it into a sleep; as Quiet if it ever got here.
             End::Quiet | End::Sleep => {
                 let _ = self.flush(shard).await;
             }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::config::{Timeouts, BODY_RATE_GRACE};
+use crate::poller::LocalWake;
 
 /// Where a connection is, as far as deadlines and shutdown care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,7 @@ pub enum Interrupt {
     /// The drain deadline passed: close now.
     Close,
     /// Idle at a tick: the connection may put its request machinery away
-    /// and wait small (see `serve_connection`).
+    /// and sleep (see `serve_holding`).
     Sleep,
 }
 
@@ -56,7 +57,27 @@ pub struct Slot {
     interrupt: Cell<Option<Interrupt>>,
     /// [`Interrupt::Sleep`] was sent in this idle period.
     sleep_sent: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
+    waiter: RefCell<Waiter>,
+}
+
+/// Who an interrupt wakes.
+enum Waiter {
+    None,
+    /// The connection's task, parked in a wait.
+    Task(Waker),
+    /// A connection asleep without a task: called, it spawns one that
+    /// carries on (see [`SlotHandle::sleep`]).
+    Asleep(Box<dyn FnOnce()>),
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Waiter::None => "None",
+            Waiter::Task(_) => "Task",
+            Waiter::Asleep(_) => "Asleep",
+        })
+    }
 }
 
 impl Slot {
@@ -68,21 +89,66 @@ impl Slot {
             body_bytes: Cell::new(0),
             interrupt: Cell::new(None),
             sleep_sent: Cell::new(false),
-            waker: RefCell::new(None),
+            waiter: RefCell::new(Waiter::None),
         }
     }
 
-    fn fire(&self, why: Interrupt) {
+    /// Interrupts the wait and clears the deadline. A connection asleep
+    /// without a task is handed back, to be resumed once the table is no
+    /// longer borrowed (its task runs at once, and may close).
+    #[must_use]
+    fn fire(&self, why: Interrupt) -> Option<Box<dyn FnOnce()>> {
         self.deadline.set(None);
-        self.signal(why);
+        self.signal(why)
     }
 
-    /// Interrupts the wait, keeping the deadline.
-    fn signal(&self, why: Interrupt) {
+    /// Interrupts the wait, keeping the deadline; see [`Slot::fire`].
+    #[must_use]
+    fn signal(&self, why: Interrupt) -> Option<Box<dyn FnOnce()>> {
         self.interrupt.set(Some(why));
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
+        // Taken out first: the waiter's wake or drop must not happen under the borrow.
+        let waiter = std::mem::replace(&mut *self.waiter.borrow_mut(), Waiter::None);
+        match waiter {
+            Waiter::None => None,
+            Waiter::Task(w) => {
+                w.wake();
+                None
+            }
+            Waiter::Asleep(resume) => Some(resume),
         }
+    }
+
+    /// Whether no interrupt is waiting to be seen: the connection may sleep.
+    pub(crate) fn may_sleep(&self) -> bool {
+        self.interrupt.get().is_none()
+    }
+
+    /// Keeps `resume`, a connection asleep without a task, until the next
+    /// interrupt or read edge calls it (once). It spawns the task that
+    /// carries on; until then the slot owns the connection, and an
+    /// interrupt reaches it as it would a waiting task.
+    pub(crate) fn sleep(&self, resume: Box<dyn FnOnce()>) {
+        *self.waiter.borrow_mut() = Waiter::Asleep(resume);
+    }
+}
+
+/// A read edge on the socket of a connection asleep without a task.
+impl LocalWake for Slot {
+    fn wake(self: Rc<Self>) {
+        let waiter = std::mem::replace(&mut *self.waiter.borrow_mut(), Waiter::None);
+        match waiter {
+            Waiter::Asleep(resume) => resume(),
+            // Woken by an interrupt first; a task waits (or none does).
+            other => *self.waiter.borrow_mut() = other,
+        }
+    }
+}
+
+/// Resumes connections that were asleep without a task, after the table's
+/// borrow is over: each spawns its task, which glommio runs at once.
+fn resume_all(resumes: Vec<Box<dyn FnOnce()>>) {
+    for resume in resumes {
+        resume();
     }
 }
 
@@ -156,18 +222,23 @@ impl ConnTable {
     /// for its next request: at most once per tick.
     pub fn tick(&self, now: Instant) {
         self.now.set(now);
+        let mut resumes = Vec::new();
         for (_, slot) in self.slots.borrow().iter() {
             if slot.interrupt.get().is_some() {
                 continue;
             }
             let phase = slot.phase.get();
             let expired = slot.deadline.get().is_some_and(|d| now >= d);
-            if expired || (phase == Phase::Body && self.body_too_slow(slot, now)) {
-                slot.fire(Interrupt::Timeout(phase));
+            let resume = if expired || (phase == Phase::Body && self.body_too_slow(slot, now)) {
+                slot.fire(Interrupt::Timeout(phase))
             } else if phase == Phase::Idle && !slot.sleep_sent.replace(true) {
-                slot.signal(Interrupt::Sleep);
-            }
+                slot.signal(Interrupt::Sleep)
+            } else {
+                None
+            };
+            resumes.extend(resume);
         }
+        resume_all(resumes);
     }
 
     fn body_too_slow(&self, slot: &Slot, now: Instant) -> bool {
@@ -183,19 +254,23 @@ impl ConnTable {
     /// their current response.
     pub fn begin_drain(&self) {
         self.draining.set(true);
+        let mut resumes = Vec::new();
         for (_, slot) in self.slots.borrow().iter() {
             if slot.phase.get() == Phase::Idle {
-                slot.fire(Interrupt::Drain);
+                resumes.extend(slot.fire(Interrupt::Drain));
             }
         }
+        resume_all(resumes);
     }
 
     /// Interrupts every connection: the drain deadline has passed.
     pub fn close_all(&self) {
         self.draining.set(true);
+        let mut resumes = Vec::new();
         for (_, slot) in self.slots.borrow().iter() {
-            slot.fire(Interrupt::Close);
+            resumes.extend(slot.fire(Interrupt::Close));
         }
+        resume_all(resumes);
     }
 }
 
@@ -283,11 +358,17 @@ impl SlotHandle {
     /// Remembers the waker to call on an interrupt.
     #[inline]
     pub fn park(&self, waker: &Waker) {
-        let mut w = self.slot.waker.borrow_mut();
+        let mut w = self.slot.waiter.borrow_mut();
         match &*w {
-            Some(old) if old.will_wake(waker) => {}
-            _ => *w = Some(waker.clone()),
+            Waiter::Task(old) if old.will_wake(waker) => {}
+            _ => *w = Waiter::Task(waker.clone()),
         }
+    }
+
+    /// The slot itself, for a connection going to sleep without a task
+    /// ([`Slot::sleep`]) and its transport's read edge.
+    pub(crate) fn shared(&self) -> Rc<Slot> {
+        self.slot.clone()
     }
 }
 
