@@ -11,6 +11,10 @@
 //! and it parks on the epoll descriptor itself through glommio: one
 //! io_uring poll per idle period, not one per wait.
 //!
+//! A connection asleep between requests has no task to wake: its socket's
+//! entry holds the connection's slot instead ([`LocalWake`]), and a read
+//! edge makes the slot spawn the task that carries on.
+//!
 //! Edge-triggered means an event comes when something changes, so a socket
 //! is only marked "not ready" to read when a call says so: `EAGAIN`, or a
 //! read that returned less than asked (the queue was empty at that moment;

@@ -66,7 +66,7 @@ enum Waiter {
     /// The connection's task, parked in a wait.
     Task(Waker),
     /// A connection asleep without a task: called, it spawns one that
-    /// carries on (see [`SlotHandle::sleep`]).
+    /// carries on (see [`Slot::sleep`]).
     Asleep(Box<dyn FnOnce()>),
 }
 
