@@ -1,5 +1,5 @@
 //! The `Handler` abstraction: an async function from a [`Request`] to
-//! anything that converts into a [`Response`](crate::Response).
+//! anything that converts into a [`Response`].
 //!
 //! Handlers run on one shard and need not be `Send`: each shard builds its
 //! own instance, so per-shard state can live in `Rc`/`Cell` without locks.

@@ -1,11 +1,11 @@
 //! One task per busy connection: read → parse → body → handler → encode →
 //! write. Between requests a connection sleeps, with no task when it can
-//! (see [`serve_holding`]).
+//! (see `serve_holding`).
 //!
 //! Every complete request already in the read buffer is answered before the
 //! connection waits again, and their responses leave together: the write
 //! buffer is flushed only when more input is needed (or it grows past
-//! [`FLUSH_AT`]), so a pipelined batch costs one `send`.
+//! 64 KiB, `FLUSH_AT`), so a pipelined batch costs one `send`.
 
 pub mod io;
 pub mod table;
@@ -110,7 +110,7 @@ enum End {
 
 /// Serves HTTP/1.x on one connection until it closes. Runs on any
 /// [`Transport`]; the shard passes its [`crate::poller::Socket`]s (through
-/// [`serve_holding`], which can also sleep without a task). The connection
+/// `serve_holding`, which can also sleep without a task). The connection
 /// is registered with the shard's table at once; the future does the rest.
 /// (Not an `async fn`: its arguments would be stored twice in the future,
 /// as arguments and inside the connection.)
