@@ -181,8 +181,10 @@ async fn serve_from<S, H, G>(
         if let Err(end) = conn.busy(&shard, &*handler).await {
             break end;
         }
+        // Only an idle wait is told to sleep: nothing read, nothing to send.
+        let idle = conn.rbuf.is_empty() && conn.wbuf.is_empty();
         let slot = conn.slot.shared();
-        if slot.may_sleep() && conn.io.wake_on_readable(slot.clone()) {
+        if idle && slot.may_sleep() && conn.io.wake_on_readable(slot.clone()) {
             // Kept without its (empty) buffers: 96 bytes rather than 160.
             let asleep = conn.into_asleep(&shard);
             slot.sleep(Box::new(move || {
@@ -236,9 +238,8 @@ impl<S: Transport> Conn<S> {
     }
 
     /// What is kept of the connection while it sleeps without a task.
+    /// Its buffers must be empty (they go back to the pools).
     fn into_asleep(mut self, shard: &ShardState) -> Asleep<S> {
-        // Only an idle wait is told to sleep, and it read nothing.
-        debug_assert!(self.rbuf.is_empty() && self.wbuf.is_empty());
         self.lend_buffers(shard);
         Asleep {
             io: self.io,
