@@ -144,14 +144,6 @@ impl LocalWake for Slot {
     }
 }
 
-/// Resumes connections that were asleep without a task, after the table's
-/// borrow is over: each spawns its task, which glommio runs at once.
-fn resume_all(resumes: Vec<Box<dyn FnOnce()>>) {
-    for resume in resumes {
-        resume();
-    }
-}
-
 /// Longest tick. It also bounds how long an idle connection keeps its
 /// request machinery (see [`Interrupt::Sleep`]); four wake-ups a second of
 /// an otherwise idle shard cost nothing worth saving.
@@ -219,26 +211,39 @@ impl ConnTable {
     /// connection found idle is told once that it may sleep
     /// ([`Interrupt::Sleep`]); its deadline stands. A busy keep-alive
     /// connection is idle at some ticks too, and then pays one allocation
-    /// for its next request: at most once per tick.
+    /// (and a new task, if it slept without one) for its next request: at
+    /// most once per tick.
     pub fn tick(&self, now: Instant) {
         self.now.set(now);
-        let mut resumes = Vec::new();
-        for (_, slot) in self.slots.borrow().iter() {
+        self.interrupt_each(|slot| {
             if slot.interrupt.get().is_some() {
-                continue;
+                return None;
             }
             let phase = slot.phase.get();
             let expired = slot.deadline.get().is_some_and(|d| now >= d);
-            let resume = if expired || (phase == Phase::Body && self.body_too_slow(slot, now)) {
+            if expired || (phase == Phase::Body && self.body_too_slow(slot, now)) {
                 slot.fire(Interrupt::Timeout(phase))
             } else if phase == Phase::Idle && !slot.sleep_sent.replace(true) {
                 slot.signal(Interrupt::Sleep)
             } else {
                 None
-            };
-            resumes.extend(resume);
+            }
+        });
+    }
+
+    /// Runs `interrupt` on every slot, then resumes the connections it
+    /// found asleep without a task. Only after the table's borrow: each
+    /// spawns its task, which glommio runs at once, and which may close.
+    fn interrupt_each(&self, interrupt: impl Fn(&Slot) -> Option<Box<dyn FnOnce()>>) {
+        let resumes: Vec<_> = self
+            .slots
+            .borrow()
+            .iter()
+            .filter_map(|(_, slot)| interrupt(slot))
+            .collect();
+        for resume in resumes {
+            resume();
         }
-        resume_all(resumes);
     }
 
     fn body_too_slow(&self, slot: &Slot, now: Instant) -> bool {
@@ -254,23 +259,16 @@ impl ConnTable {
     /// their current response.
     pub fn begin_drain(&self) {
         self.draining.set(true);
-        let mut resumes = Vec::new();
-        for (_, slot) in self.slots.borrow().iter() {
-            if slot.phase.get() == Phase::Idle {
-                resumes.extend(slot.fire(Interrupt::Drain));
-            }
-        }
-        resume_all(resumes);
+        self.interrupt_each(|slot| match slot.phase.get() {
+            Phase::Idle => slot.fire(Interrupt::Drain),
+            _ => None,
+        });
     }
 
     /// Interrupts every connection: the drain deadline has passed.
     pub fn close_all(&self) {
         self.draining.set(true);
-        let mut resumes = Vec::new();
-        for (_, slot) in self.slots.borrow().iter() {
-            resumes.extend(slot.fire(Interrupt::Close));
-        }
-        resume_all(resumes);
+        self.interrupt_each(|slot| slot.fire(Interrupt::Close));
     }
 }
 
