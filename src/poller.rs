@@ -31,6 +31,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
 use rustix::event::epoll::EventVec;
 use slab::Slab;
@@ -433,6 +434,23 @@ impl Socket {
 }
 
 impl Transport for Socket {
+    fn poll_read_onto(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        want: usize,
+    ) -> Poll<io::Result<usize>> {
+        let asked = want.min(buf.capacity() - buf.len());
+        // As in `poll_read`: a short read took all there was.
+        self.poller.poll_io(
+            self.token,
+            Way::Read,
+            cx,
+            || sys::recv_onto(self.fd.as_fd(), buf, asked),
+            |&n| n > 0 && n < asked,
+        )
+    }
+
     fn poll_write_more(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.poll_send(cx, buf, true)
     }

@@ -403,6 +403,26 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     )?)
 }
 
+/// `recv` without waiting, of up to `want` bytes onto the end of `buf`,
+/// into its spare capacity as it is: nothing is zeroed first. Reads less
+/// than `want` if `buf` has less room (the caller reserves).
+pub fn recv_onto(
+    sock: BorrowedFd<'_>,
+    buf: &mut bytes::BytesMut,
+    want: usize,
+) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let room = spare.len().min(want);
+    let (filled, _) =
+        rustix::net::recv_uninit(sock, &mut spare[..room], rustix::net::RecvFlags::DONTWAIT)?;
+    let n = filled.len();
+    // SAFETY: `recv_uninit` initialised the first `n` bytes of the spare
+    // capacity (`filled`), which directly follow the `len()` bytes already
+    // initialised, and `n <= room <= capacity - len`.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// `send` without waiting or SIGPIPE; with `more`, `MSG_MORE`: the kernel
 /// holds a partial segment back because more (a sendfile body) follows.
 pub fn send(sock: BorrowedFd<'_>, buf: &[u8], more: bool) -> io::Result<usize> {
@@ -435,4 +455,41 @@ pub fn sendfile(
 pub fn coarse_millis() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
     t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    use bytes::BytesMut;
+
+    #[test]
+    fn recv_onto_appends_what_arrived_within_want_and_room() {
+        let (mut tx, rx) = UnixStream::pair().expect("socketpair");
+        let mut buf = BytesMut::with_capacity(8);
+        buf.extend_from_slice(b"ab");
+        tx.write_all(b"cdefghijkl").expect("write");
+        // Up to `want`.
+        assert_eq!(super::recv_onto(rx.as_fd(), &mut buf, 3).expect("recv"), 3);
+        assert_eq!(&buf[..], b"abcde");
+        // Up to the room left (8 - 5), however much is wanted.
+        assert_eq!(
+            super::recv_onto(rx.as_fd(), &mut buf, 100).expect("recv"),
+            3
+        );
+        assert_eq!(&buf[..], b"abcdefgh");
+        buf.reserve(16);
+        assert_eq!(super::recv_onto(rx.as_fd(), &mut buf, 16).expect("recv"), 4);
+        assert_eq!(&buf[..], b"abcdefghijkl");
+        // Nothing there: would block, and the buffer is as it was.
+        let err = super::recv_onto(rx.as_fd(), &mut buf, 16).expect_err("empty");
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        assert_eq!(&buf[..], b"abcdefghijkl");
+        // End of stream.
+        drop(tx);
+        assert_eq!(super::recv_onto(rx.as_fd(), &mut buf, 16).expect("eof"), 0);
+        assert_eq!(buf.len(), 12);
+    }
 }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_lite::AsyncWrite;
 
 use super::table::{Interrupt, Phase, SlotHandle};
 use super::Transport;
@@ -25,7 +25,7 @@ pub enum Stop {
 }
 
 /// Reads up to `want` bytes onto the end of `buf`; `Ok(0)` is end of stream.
-pub async fn read_into<S: AsyncRead + Unpin>(
+pub async fn read_into<S: Transport>(
     io: &mut S,
     slot: &SlotHandle,
     buf: &mut BytesMut,
@@ -36,29 +36,22 @@ pub async fn read_into<S: AsyncRead + Unpin>(
     }
     // Reclaims the buffer in place once earlier requests' `Bytes` are dropped.
     buf.reserve(want);
-    let start = buf.len();
-    // `poll_read` wants initialised memory; zeroing `want` bytes (2 KiB at
-    // first, adaptive after) is cheaper than a syscall.
-    buf.resize(start + want, 0);
-    let dst = &mut buf[start..];
-    let res = poll_fn(|cx| {
-        let p = Pin::new(&mut *io).poll_read(cx, dst);
+    poll_fn(|cx| {
+        let p = io.poll_read_onto(cx, buf, want);
         interruptible(slot, cx, p)
     })
-    .await;
-    buf.truncate(start + *res.as_ref().unwrap_or(&0));
-    res
+    .await
 }
 
 /// Read buffers for connections between requests. A connection waiting
 /// for its next request holds none: each poll of the wait borrows one, and
-/// gives it back unless data arrived. A socket's `poll_read` leaves the
-/// buffer alone while it waits for readiness, so a borrowed buffer is only
+/// gives it back unless data arrived. A socket's read leaves the buffer
+/// alone while it waits for readiness, so a borrowed buffer is only
 /// written when there is something to read.
 ///
-/// Pooled buffers are kept at full length (zero-filled once), so borrowing
-/// one costs no `memset`; a buffer comes back empty from a connection and
-/// is refilled once, which is the `memset` every read paid before.
+/// Pooled buffers are empty, with room for `size` bytes; a socket reads
+/// into that room as it is ([`Transport::poll_read_onto`]), so neither
+/// lending nor taking back a buffer writes to its memory.
 #[derive(Debug)]
 pub(crate) struct ReadPool {
     bufs: RefCell<Vec<BytesMut>>,
@@ -82,16 +75,16 @@ impl ReadPool {
         self.size
     }
 
-    /// A buffer of `size` initialised bytes.
+    /// An empty buffer with room for `size` bytes.
     fn take(&self) -> BytesMut {
         self.bufs
             .borrow_mut()
             .pop()
-            .unwrap_or_else(|| BytesMut::zeroed(self.size))
+            .unwrap_or_else(|| BytesMut::with_capacity(self.size))
     }
 
-    /// Returns a buffer `take` gave out, unchanged.
-    fn put_full(&self, buf: BytesMut) {
+    /// Returns a buffer `take` gave out, still empty.
+    fn put_back(&self, buf: BytesMut) {
         let mut bufs = self.bufs.borrow_mut();
         if bufs.len() < POOL_MAX {
             bufs.push(buf);
@@ -99,16 +92,15 @@ impl ReadPool {
     }
 
     /// Takes a connection's emptied read buffer. Large ones (grown for big
-    /// bodies) are freed; the others are refilled to `size`, reusing their
-    /// memory unless a request still holds part of it.
+    /// bodies) are freed; the others keep room for `size` bytes, reusing
+    /// their memory unless a request still holds part of it.
     pub(crate) fn put_empty(&self, mut buf: BytesMut) {
         if !buf.is_empty() || buf.capacity() > 2 * self.size || self.bufs.borrow().len() >= POOL_MAX
         {
             return;
         }
         buf.reserve(self.size);
-        buf.resize(self.size, 0);
-        self.put_full(buf);
+        self.put_back(buf);
     }
 }
 
@@ -143,7 +135,7 @@ impl WritePool {
 
 /// Waits for the next request's first bytes with no buffer of its own:
 /// see [`ReadPool`]. The bytes read become `buf` (empty before).
-pub(crate) async fn read_pooled<S: AsyncRead + Unpin>(
+pub(crate) async fn read_pooled<S: Transport>(
     io: &mut S,
     slot: &SlotHandle,
     pool: &ReadPool,
@@ -154,18 +146,17 @@ pub(crate) async fn read_pooled<S: AsyncRead + Unpin>(
     }
     poll_fn(|cx| {
         let mut b = pool.take();
-        match Pin::new(&mut *io).poll_read(cx, &mut b) {
+        match io.poll_read_onto(cx, &mut b, pool.size) {
             Poll::Ready(Ok(n)) => {
-                b.truncate(n);
                 *buf = b;
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => {
-                pool.put_full(b);
+                pool.put_back(b);
                 Poll::Ready(Err(Stop::Io(e)))
             }
             Poll::Pending => {
-                pool.put_full(b);
+                pool.put_back(b);
                 interruptible(slot, cx, Poll::Pending)
             }
         }
@@ -238,27 +229,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pool_lends_full_buffers_and_keeps_only_small_ones() {
+    fn the_pool_lends_empty_buffers_with_room_and_keeps_only_small_ones() {
         let pool = ReadPool::new(4096);
         let mut a = pool.take();
-        assert_eq!(a.len(), 4096, "lent at full length: nothing to zero");
+        assert_eq!((a.len(), a.capacity()), (0, 4096), "empty, with room");
         let base = a.as_ptr();
-        a.truncate(100);
+        a.extend_from_slice(&[b'x'; 100]);
         let head = a.split_to(60).freeze();
         // A request still holds the front: the pooled buffer is new memory.
         a.clear();
         pool.put_empty(a);
         let b = pool.take();
-        assert_eq!(b.len(), 4096);
+        assert_eq!(b.len(), 0);
+        assert!(b.capacity() >= 4096);
         assert_ne!(b.as_ptr(), base);
         drop(head);
-        // Emptied and unshared: the same memory comes back, refilled.
+        // Emptied and unshared: the same memory comes back, with its room.
         let mut c = b;
         let base = c.as_ptr();
+        c.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
         c.clear();
         pool.put_empty(c);
         let d = pool.take();
-        assert_eq!((d.len(), d.as_ptr()), (4096, base));
+        assert_eq!((d.len(), d.as_ptr()), (0, base));
+        assert!(d.capacity() >= 4096);
         // Grown for a large body: freed, not pooled.
         let mut big = BytesMut::with_capacity(64 * 1024);
         big.extend_from_slice(b"x");
@@ -270,7 +264,7 @@ mod tests {
         assert!(pool.bufs.borrow().is_empty());
         // Bounded.
         for _ in 0..POOL_MAX + 10 {
-            pool.put_full(BytesMut::zeroed(4096));
+            pool.put_back(BytesMut::with_capacity(4096));
         }
         assert_eq!(pool.bufs.borrow().len(), POOL_MAX);
     }

@@ -57,6 +57,28 @@ const COPY_CHUNK: usize = 16 * 1024;
 /// and a head before one with `MSG_MORE`; other transports (tests'
 /// in-memory streams) keep the defaults, which copy through `poll_write`.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// Like `poll_read`, onto the end of `buf`: up to `want` bytes, no
+    /// more than `buf` has room for (the caller reserves). The default
+    /// zeroes the room and calls `poll_read`; a socket reads into the
+    /// spare capacity as it is.
+    fn poll_read_onto(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        want: usize,
+    ) -> Poll<std::io::Result<usize>> {
+        let start = buf.len();
+        let room = (buf.capacity() - start).min(want);
+        buf.resize(start + room, 0);
+        let p = Pin::new(&mut *self).poll_read(cx, &mut buf[start..]);
+        let n = match &p {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        buf.truncate(start + n);
+        p
+    }
+
     /// Like `poll_write`, but more data follows at once (a file body):
     /// a socket may hold a partial segment back for it.
     fn poll_write_more(
