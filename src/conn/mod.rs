@@ -508,20 +508,29 @@ impl<S: Transport> Conn<S> {
         // The next request decides its own error format.
         self.json_errors = false;
         let close = !keep_alive || response.closes() || self.slot.draining();
-        self.write_response(response, version, head_only, close, shard)
-            .await
+        // Most responses are encoded whole here, without a nested future.
+        let (close, rest) = self.encode_response(response, version, head_only, close, shard);
+        if let Some((body, length)) = rest {
+            self.send_body(body, length, shard).await?;
+        }
+        if !close && self.wbuf.len() >= FLUSH_AT {
+            self.flush(shard).await?;
+        }
+        Ok(!close)
     }
 
-    /// Encodes `resp` into the write buffer (flushing for large or streamed
-    /// bodies). Returns whether the connection stays open.
-    async fn write_response(
+    /// Encodes `resp`'s head into the write buffer, and its body when that
+    /// is empty or small and in memory: no waiting. Returns whether the
+    /// connection closes after it, and the body still to send (large, a
+    /// stream or a file) with its framing.
+    fn encode_response(
         &mut self,
         resp: Response,
         version: Version,
         head_only: bool,
         mut close: bool,
         shard: &ShardState,
-    ) -> Result<bool, End> {
+    ) -> (bool, Option<(Body, BodyLength)>) {
         let status = resp.status();
         let length = match resp.body() {
             _ if status.forbids_body() => BodyLength::Forbidden,
@@ -545,24 +554,39 @@ impl<S: Transport> Conn<S> {
         }
         encode_head(&mut self.wbuf, &meta, &shard.date.get(), resp.headers());
         if head_only || length == BodyLength::Forbidden {
-            return self.after_response(close, shard).await;
+            return (close, None);
         }
         match resp.into_body() {
-            Body::Empty => {}
-            Body::Full(b) if b.len() <= COPY_LIMIT => self.wbuf.extend_from_slice(&b),
+            Body::Empty => (close, None),
+            Body::Full(b) if b.len() <= COPY_LIMIT => {
+                self.wbuf.extend_from_slice(&b);
+                (close, None)
+            }
+            body => (close, Some((body, length))),
+        }
+    }
+
+    /// Sends a body [`Conn::encode_response`] left, after its head.
+    async fn send_body(
+        &mut self,
+        body: Body,
+        length: BodyLength,
+        shard: &ShardState,
+    ) -> Result<(), End> {
+        match body {
+            Body::Empty => Ok(()),
             Body::Full(b) => {
                 self.flush(shard).await?;
-                self.write_direct(&b, shard).await?;
+                self.write_direct(&b, shard).await
             }
             // Boxed, like the file branch: their futures are large, and a
             // connection's future is as large as its largest state, idle or not.
             Body::Stream(stream) => {
                 let chunked = length == BodyLength::Chunked;
-                Box::pin(self.write_stream(stream, chunked, shard)).await?
+                Box::pin(self.write_stream(stream, chunked, shard)).await
             }
-            Body::File(f) => Box::pin(self.write_file(f, shard)).await?,
+            Body::File(f) => Box::pin(self.write_file(f, shard)).await,
         }
-        self.after_response(close, shard).await
     }
 
     /// Sends a streamed body: chunked (HTTP/1.1) or raw until close.
@@ -684,13 +708,6 @@ impl<S: Transport> Conn<S> {
         Ok(())
     }
 
-    async fn after_response(&mut self, close: bool, shard: &ShardState) -> Result<bool, End> {
-        if !close && self.wbuf.len() >= FLUSH_AT {
-            self.flush(shard).await?;
-        }
-        Ok(!close)
-    }
-
     async fn read(&mut self, want: usize) -> Result<usize, Stop> {
         let n = read_into(&mut self.io, &self.slot, &mut self.rbuf, want).await?;
         self.adapt_read_size(n, want);
@@ -754,14 +771,14 @@ impl<S: Transport> Conn<S> {
                     error_response(status, reason)
                 };
                 // Earlier pipelined responses are still in `wbuf`, ahead of this one.
-                if self
-                    .write_response(resp, Version::Http11, false, true, shard)
-                    .await
-                    .is_ok()
-                {
-                    // The request's body may be unread: always linger.
-                    self.linger(shard).await;
+                let (_, rest) = self.encode_response(resp, Version::Http11, false, true, shard);
+                if let Some((body, length)) = rest {
+                    if self.send_body(body, length, shard).await.is_err() {
+                        return;
+                    }
                 }
+                // The request's body may be unread: always linger.
+                self.linger(shard).await;
             }
             // Like nginx's `lingering_close on`: linger only if the client
             // has sent more than we answered (pipelined after a close).
