@@ -51,12 +51,15 @@ for name in edgeshard nginx; do
         kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
         stop_server
         reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-        calls=$(awk '$NF == "total" {print $(NF-2)}' "$WORK/strace.txt")
+        # The total line is "% time, seconds, usecs/call, calls[, errors] total":
+        # the errors column is left out when there were none.
+        calls=$(awk '$NF == "total" {print $4}' "$WORK/strace.txt")
         top=$(awk 'NR > 2 && $1 ~ /^[0-9.]+$/ && $NF != "total" {print $NF}' "$WORK/strace.txt" | head -4 | tr '\n' ' ')
         if [ "$((calls * 100))" -lt "$reqs" ]; then
             # Fewer than one call per hundred requests: strace did not see the
-            # process that served them (it attaches to nginx's worker by pid).
-            echo "- $name $mode: not measured (strace saw $calls calls for $reqs requests: it missed the serving process)"
+            # process that served them (it attaches to nginx's worker by pid),
+            # or its summary was not read right.
+            echo "- $name $mode: not measured (strace counted $calls calls for $reqs requests)"
             continue
         fi
         echo "- $name $mode: $(awk -v c="$calls" -v r="$reqs" 'BEGIN {printf "%.2f", c / r}') syscalls per request ($calls calls / $reqs requests; most time in: $top)"
