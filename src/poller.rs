@@ -440,14 +440,15 @@ impl Transport for Socket {
         buf: &mut BytesMut,
         want: usize,
     ) -> Poll<io::Result<usize>> {
-        let asked = want.min(buf.capacity() - buf.len());
+        // Without room, `recv` would read nothing and look like EOF.
+        buf.reserve(want);
         // As in `poll_read`: a short read took all there was.
         self.poller.poll_io(
             self.token,
             Way::Read,
             cx,
-            || sys::recv_onto(self.fd.as_fd(), buf, asked),
-            |&n| n > 0 && n < asked,
+            || sys::recv_onto(self.fd.as_fd(), buf, want),
+            |&n| n > 0 && n < want,
         )
     }
 
@@ -484,5 +485,47 @@ impl Transport for Socket {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    fn read(sock: &mut Socket, buf: &mut BytesMut) -> Option<io::Result<usize>> {
+        let once = poll_fn(|cx| sock.poll_read_onto(cx, buf, 4096));
+        futures_lite::future::block_on(futures_lite::future::poll_once(once))
+    }
+
+    #[test]
+    fn a_read_onto_a_buffer_without_room_makes_room_rather_than_reading_nothing() {
+        let poller = Poller::new().expect("epoll");
+        let (mut peer, ours) = UnixStream::pair().expect("socketpair");
+        let mut sock = poller.register(OwnedFd::from(ours)).expect("register");
+        peer.write_all(b"GET / HTTP/1.1\r\n").expect("write");
+        // No capacity at all: a `recv` into nothing would return 0, EOF.
+        let mut buf = BytesMut::new();
+        assert_eq!(read(&mut sock, &mut buf).expect("ready").expect("read"), 16);
+        assert_eq!(&buf[..], b"GET / HTTP/1.1\r\n");
+        // Full to its capacity: the new bytes go after the old ones. The
+        // short read above marked the socket drained: until the poller
+        // delivers an edge, the read waits.
+        let mut full = BytesMut::with_capacity(4);
+        full.extend_from_slice(b"abcd");
+        assert_eq!(full.len(), full.capacity());
+        peer.write_all(b"Host: x\r\n\r\n").expect("write");
+        assert!(read(&mut sock, &mut full).is_none());
+        poller.catch_up();
+        assert_eq!(
+            read(&mut sock, &mut full).expect("ready").expect("read"),
+            11
+        );
+        assert_eq!(&full[..], b"abcdHost: x\r\n\r\n");
+        drop(peer);
+        poller.catch_up();
+        assert_eq!(read(&mut sock, &mut full).expect("ready").expect("eof"), 0);
     }
 }

@@ -57,9 +57,9 @@ const COPY_CHUNK: usize = 16 * 1024;
 /// and a head before one with `MSG_MORE`; other transports (tests'
 /// in-memory streams) keep the defaults, which copy through `poll_write`.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin {
-    /// Like `poll_read`, onto the end of `buf`: up to `want` bytes, no
-    /// more than `buf` has room for (the caller reserves). The default
-    /// zeroes the room and calls `poll_read`; a socket reads into the
+    /// Like `poll_read`, onto the end of `buf`: up to `want` bytes (more
+    /// than zero), reserving room for them if `buf` lacks it. The default
+    /// zeroes that room and calls `poll_read`; a socket reads into the
     /// spare capacity as it is.
     fn poll_read_onto(
         &mut self,
@@ -68,8 +68,7 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin {
         want: usize,
     ) -> Poll<std::io::Result<usize>> {
         let start = buf.len();
-        let room = (buf.capacity() - start).min(want);
-        buf.resize(start + room, 0);
+        buf.resize(start + want, 0);
         let p = Pin::new(&mut *self).poll_read(cx, &mut buf[start..]);
         let n = match &p {
             Poll::Ready(Ok(n)) => *n,
