@@ -34,8 +34,6 @@ pub async fn read_into<S: Transport>(
     if slot.closing() {
         return Err(Stop::Interrupted(Interrupt::Close));
     }
-    // Reclaims the buffer in place once earlier requests' `Bytes` are dropped.
-    buf.reserve(want);
     poll_fn(|cx| {
         let p = io.poll_read_onto(cx, buf, want);
         interruptible(slot, cx, p)

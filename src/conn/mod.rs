@@ -58,9 +58,10 @@ const COPY_CHUNK: usize = 16 * 1024;
 /// in-memory streams) keep the defaults, which copy through `poll_write`.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin {
     /// Like `poll_read`, onto the end of `buf`: up to `want` bytes (more
-    /// than zero), reserving room for them if `buf` lacks it. The default
-    /// zeroes that room and calls `poll_read`; a socket reads into the
-    /// spare capacity as it is.
+    /// than zero), reserving room for them if `buf` lacks it (which takes
+    /// the buffer back in place once earlier requests' `Bytes` are
+    /// dropped). The default zeroes that room and calls `poll_read`; a
+    /// socket reads into the spare capacity as it is.
     fn poll_read_onto(
         &mut self,
         cx: &mut Context<'_>,
