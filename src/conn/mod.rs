@@ -248,15 +248,12 @@ struct Conn<S> {
 
 impl<S: Transport> Conn<S> {
     fn new(io: S, shard: &Rc<ShardState>) -> Conn<S> {
-        Conn {
+        Conn::from_asleep(Asleep {
             io,
             slot: shard.conns.register(),
-            rbuf: BytesMut::new(),
-            wbuf: Vec::new(),
             read_size: INITIAL_READ,
             served: 0,
-            json_errors: false,
-        }
+        })
     }
 
     /// What is kept of the connection while it sleeps without a task.
@@ -271,6 +268,8 @@ impl<S: Transport> Conn<S> {
         }
     }
 
+    /// A connection with what was kept of it (or, from `new`, nothing
+    /// yet), and no buffers: they come from the pools when needed.
     fn from_asleep(a: Asleep<S>) -> Conn<S> {
         Conn {
             io: a.io,
