@@ -344,7 +344,17 @@ pub struct Readiness {
 
 /// Takes the events ready now (never waits) into `events`, replacing what it held.
 pub fn epoll_poll(epoll_fd: BorrowedFd<'_>, events: &mut epoll::EventVec) -> io::Result<()> {
-    Ok(epoll::wait(epoll_fd, events, 0)?)
+    epoll_wait_ms(epoll_fd, events, 0)
+}
+
+/// Takes the events ready within `ms` milliseconds into `events`, blocking
+/// the thread until the first comes or the time is up.
+pub fn epoll_wait_ms(
+    epoll_fd: BorrowedFd<'_>,
+    events: &mut epoll::EventVec,
+    ms: u16,
+) -> io::Result<()> {
+    Ok(epoll::wait(epoll_fd, events, i32::from(ms))?)
 }
 
 /// The readiness an event reports.

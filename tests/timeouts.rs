@@ -222,3 +222,49 @@ fn a_connection_asleep_between_requests_wakes_for_the_next_and_keeps_its_deadlin
     let took = start.elapsed();
     assert!(took >= ms(1400) && took < ms(2500), "closed after {took:?}");
 }
+
+#[test]
+fn deadlines_fire_on_time_during_traffic_and_just_after_it_stops() {
+    // While requests keep coming, the shard waits for the next one in
+    // epoll_wait, holding its thread, rather than parking in glommio. Its
+    // timers must still fire: one slow head times out while another
+    // connection is busy, the other after that traffic has stopped.
+    let server = TestServer::start(|c| c.timeouts.header = ms(300));
+    let mut busy = server.connect();
+    let start = Instant::now();
+    let traffic = std::thread::spawn(move || {
+        let mut served = 0u32;
+        while start.elapsed() < ms(450) && served < 200_000 {
+            assert_healthz(&mut busy);
+            served += 1;
+        }
+        served
+    });
+    let slow_head = |after: Duration| {
+        let server_addr = server.addr;
+        std::thread::spawn(move || {
+            std::thread::sleep(after.saturating_sub(start.elapsed()));
+            let mut s = std::net::TcpStream::connect(server_addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let opened = Instant::now();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost:").unwrap();
+            let got = normalize(&read_to_close(&mut s));
+            (got, opened.elapsed())
+        })
+    };
+    // Times out at about 300 ms + a tick (75 ms): inside the traffic.
+    let during = slow_head(ms(0));
+    // Times out at about 750 ms, when the traffic has stopped (at 450 ms).
+    let after = slow_head(ms(375));
+    let served = traffic.join().unwrap();
+    assert!(served > 10, "only {served} requests served in 450 ms");
+    let timeout = error_response("408 Request Timeout", "request head not received in time");
+    for (when, slow) in [("during", during), ("after", after)] {
+        let (got, took) = slow.join().unwrap();
+        assert_eq!(got, timeout, "{when} the traffic");
+        assert!(
+            took >= ms(300) && took < ms(1200),
+            "{when} the traffic: 408 after {took:?}"
+        );
+    }
+}
