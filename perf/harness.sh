@@ -122,6 +122,13 @@ mkdir -p perf/results
 OUT="perf/results/$STAMP-harness.md"
 python3 perf/summarize.py "$RAW" "$ROUNDS" "$DURATION" > "$OUT"
 [ "$EXTRAS" = 1 ] && perf/extras.sh >> "$OUT"
+# The rows behind the medians, in the order they ran, to check or recompute.
+{
+    printf '\n### Raw rows\n\n'
+    printf 'case, server, req/s, latency ms, errors, non-2xx, requests, user s, sys s (in run order):\n\n```\n'
+    cat "$RAW"
+    printf '```\n'
+} >> "$OUT"
 python3 perf/summarize.py --readme "$RAW" "$ROUNDS" "$DURATION" "$OUT" README.md
 echo "# wrote $OUT and the README summary" >&2
 cat "$OUT"

@@ -29,6 +29,20 @@ def load(raw):
     return runs
 
 
+def per_round(runs, case, server, key):
+    """The rounds' values of `key`, in the order they ran."""
+    return [r[key] for r in runs.get((case, server), [])]
+
+
+def round_ratios(runs, case, theirs):
+    """Ours over theirs in req per CPU-s, round by round: the runs of one
+    round are minutes apart at most, so these show how much of a median
+    ratio is drift and noise."""
+    ours = per_round(runs, case, "edgeshard", "per_cpu")
+    peer = [max(vals) for vals in zip(*(per_round(runs, case, t, "per_cpu") for t in theirs))]
+    return ", ".join(f"{a / b:.2f}" for a, b in zip(ours, peer) if b)
+
+
 def medians(runs):
     out = {}
     for key, rows in runs.items():
@@ -44,7 +58,7 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if b else "-"
 
 
-def tables(med):
+def tables(med, runs):
     cases = []
     for case, _ in med:
         if case not in cases:
@@ -68,14 +82,17 @@ def tables(med):
             nginx = med.get((case, "nginx"))
             if nginx:
                 notes.append(f"vs nginx: req/s {ratio(ours['rps'], nginx['rps'])}, "
-                             f"req per CPU-s {ratio(ours['per_cpu'], nginx['per_cpu'])}")
+                             f"req per CPU-s {ratio(ours['per_cpu'], nginx['per_cpu'])} "
+                             f"(round by round: {round_ratios(runs, case, ['nginx'])})")
             peers = [med[(case, p)] for p in PEERS if (case, p) in med]
             if peers:
                 best_rps = max(p["rps"] for p in peers)
                 best_cpu = max(p["per_cpu"] for p in peers)
                 least_user = min(p["user_us"] for p in peers)
+                present = [p for p in PEERS if (case, p) in med]
                 notes.append(f"vs the better of hyper and may_minihttp: req/s {ratio(ours['rps'], best_rps)}, "
-                             f"req per CPU-s {ratio(ours['per_cpu'], best_cpu)}, "
+                             f"req per CPU-s {ratio(ours['per_cpu'], best_cpu)} "
+                             f"(round by round: {round_ratios(runs, case, present)}), "
                              f"user µs/req {ours['user_us']:.2f} vs {least_user:.2f}")
             lines.append("")
             lines.extend(f"- {n}" for n in notes)
@@ -89,8 +106,9 @@ def main():
     if readme_mode:
         args = args[1:]
     raw, rounds, duration = args[:3]
-    med = medians(load(raw))
-    body = tables(med)
+    runs = load(raw)
+    med = medians(runs)
+    body = tables(med, runs)
     if not readme_mode:
         print(f"# Harness results\n\nMedians of {rounds} rounds of `wrk -t1 --latency -d{duration}` "
               "(wrk on CPU 0, each server alone on CPU 1; rounds rotate the servers). "
