@@ -9,15 +9,17 @@
 //! the epoll's events without blocking and wakes who they concern, as long
 //! as there are any.
 //!
-//! When the epoll has nothing, the shard waits in one of two ways:
-//! - While traffic flows (the last look found events), in `epoll_wait`
-//!   itself, for at most [`HOT_WAIT_MS`]: one syscall per idle gap, as
-//!   nginx does. Parking through glommio costs about a dozen per gap
-//!   (see `Poller::park`), and under wrk's keep-alive load a shard went
-//!   idle once every 5 to 80 requests.
-//! - Once a whole [`HOT_WAIT_MS`] has passed without an event, it parks on
-//!   the epoll descriptor through glommio: one io_uring poll per idle
-//!   period, not one per wait, and nothing runs until there is work.
+//! How the shard looks for events depends on whether traffic flows:
+//! - While it does (a look found events), each round is one `epoll_wait`
+//!   with a timeout of [`HOT_WAIT_MS`], as nginx's loop makes: it returns
+//!   at once with the events that are ready, or sleeps in the kernel until
+//!   the first comes. Parking through glommio costs about a dozen syscalls
+//!   per idle gap (see `Poller::park`), and under wrk's keep-alive load a
+//!   shard ran out of events once every 5 to 80 requests.
+//! - Once a whole [`HOT_WAIT_MS`] has passed without an event, it looks
+//!   without waiting, and when there is nothing it parks on the epoll
+//!   descriptor through glommio: one io_uring poll per idle period, not
+//!   one per wait, and nothing runs until there is work.
 //!
 //! A wait in `epoll_wait` holds the shard's thread, so it is kept short,
 //! and glommio's own work cuts it shorter: io_uring hands a completion
@@ -210,34 +212,30 @@ impl Poller {
         self.len() == 0
     }
 
-    /// Delivers the epoll's events until cancelled: while there are any,
-    /// between rounds of the tasks they woke; when there are none, waiting
-    /// in `epoll_wait` while traffic flows, else parked on the epoll
-    /// descriptor (see the module's documentation). Runs as one task per
-    /// shard.
+    /// Delivers the epoll's events until cancelled, between rounds of the
+    /// tasks they woke: while traffic flows, waiting for them in
+    /// `epoll_wait`; else looking without waiting, and parked on the epoll
+    /// descriptor when there are none (see the module's documentation).
+    /// Runs as one task per shard.
     pub async fn run(self: Rc<Self>) {
         let mut flowing = false;
         loop {
-            if self.catch_up() > 0 {
-                flowing = true;
-                futures_lite::future::yield_now().await;
-                continue;
-            }
             if flowing {
                 // Tasks queued behind this one go first: the wait below
                 // holds the thread.
                 futures_lite::future::yield_now().await;
-                match self.wait_briefly() {
+                // One call per round, as nginx makes: it returns at once
+                // when events are ready.
+                if self.wait_briefly() == Some(0) {
                     // A quiet millisecond: the traffic has stopped.
-                    Some(0) => flowing = false,
-                    // Events, or glommio's own work to let through first.
-                    _ => {
-                        futures_lite::future::yield_now().await;
-                        continue;
-                    }
+                    flowing = false;
                 }
+            } else if self.catch_up() > 0 {
+                flowing = true;
+                futures_lite::future::yield_now().await;
+            } else {
+                self.park().await;
             }
-            self.park().await;
         }
     }
 
