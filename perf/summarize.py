@@ -84,12 +84,12 @@ def tables(med, runs):
                 notes.append(f"vs nginx: req/s {ratio(ours['rps'], nginx['rps'])}, "
                              f"req per CPU-s {ratio(ours['per_cpu'], nginx['per_cpu'])} "
                              f"(round by round: {round_ratios(runs, case, ['nginx'])})")
-            peers = [med[(case, p)] for p in PEERS if (case, p) in med]
+            present = [p for p in PEERS if (case, p) in med]
+            peers = [med[(case, p)] for p in present]
             if peers:
                 best_rps = max(p["rps"] for p in peers)
                 best_cpu = max(p["per_cpu"] for p in peers)
                 least_user = min(p["user_us"] for p in peers)
-                present = [p for p in PEERS if (case, p) in med]
                 notes.append(f"vs the better of hyper and may_minihttp: req/s {ratio(ours['rps'], best_rps)}, "
                              f"req per CPU-s {ratio(ours['per_cpu'], best_cpu)} "
                              f"(round by round: {round_ratios(runs, case, present)}), "
