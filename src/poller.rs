@@ -15,7 +15,7 @@
 //!   at once with the events that are ready, or sleeps in the kernel until
 //!   the first comes. Parking through glommio costs about a dozen syscalls
 //!   per idle gap (see `Poller::park`), and under wrk's keep-alive load a
-//!   shard ran out of events once every 5 to 80 requests.
+//!   shard parked once every 15 to 175 requests.
 //! - Once a whole [`HOT_WAIT_MS`] has passed without an event, it looks
 //!   without waiting, and when there is nothing it parks on the epoll
 //!   descriptor through glommio: one io_uring poll per idle period, not
