@@ -245,9 +245,8 @@ impl Poller {
     /// short (io_uring hands completions to the thread as task work, which
     /// interrupts `epoll_wait`), so glommio has something to do.
     fn wait_briefly(&self) -> Option<usize> {
-        let mut events = self.events.borrow_mut();
-        match sys::epoll_wait_ms(self.epoll.as_fd(), &mut events, HOT_WAIT_MS) {
-            Ok(()) => Some(self.deliver(&events)),
+        match self.take_events(HOT_WAIT_MS) {
+            Ok(n) => Some(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
             // As in `catch_up`: parking would report the epoll ready again.
             Err(_) => Some(0),
@@ -259,16 +258,23 @@ impl Poller {
     /// this before it checks deadlines, so that a request which has
     /// arrived is read rather than timed out.
     pub fn catch_up(&self) -> usize {
-        let mut events = self.events.borrow_mut();
         loop {
-            match sys::epoll_poll(self.epoll.as_fd(), &mut events) {
-                Ok(()) => return self.deliver(&events),
+            match self.take_events(0) {
+                Ok(n) => return n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // With a valid epoll and buffer this does not happen; if
                 // it did, parking would report the epoll ready again.
                 Err(_) => return 0,
             }
         }
+    }
+
+    /// Takes the events ready within `ms` milliseconds (0: now, without
+    /// waiting) and delivers them; returns how many there were.
+    fn take_events(&self, ms: u16) -> io::Result<usize> {
+        let mut events = self.events.borrow_mut();
+        sys::epoll_wait_ms(self.epoll.as_fd(), &mut events, ms)?;
+        Ok(self.deliver(&events))
     }
 
     /// Marks and wakes what `events` concern; returns how many there were.

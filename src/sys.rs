@@ -342,13 +342,9 @@ pub struct Readiness {
     pub closed: bool,
 }
 
-/// Takes the events ready now (never waits) into `events`, replacing what it held.
-pub fn epoll_poll(epoll_fd: BorrowedFd<'_>, events: &mut epoll::EventVec) -> io::Result<()> {
-    epoll_wait_ms(epoll_fd, events, 0)
-}
-
-/// Takes the events ready within `ms` milliseconds into `events`, blocking
-/// the thread until the first comes or the time is up.
+/// Takes the events ready within `ms` milliseconds into `events`, replacing
+/// what it held: with 0, those ready now; else it blocks the thread until
+/// the first comes or the time is up.
 pub fn epoll_wait_ms(
     epoll_fd: BorrowedFd<'_>,
     events: &mut epoll::EventVec,
