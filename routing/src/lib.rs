@@ -5,15 +5,19 @@
 //! - [`pattern`]: `[METHOD ][HOST]/PATH` patterns, precedence and conflicts.
 //! - [`table`]: the flat table, its builder and its lookup.
 //! - [`decide`]: one request → route, redirect, 405 or 404, for any [`Matcher`].
+//! - [`percent`]: percent-escapes and dot segments, for the matchers and
+//!   for edgeshard's static files.
 #![deny(missing_docs)]
 
 use std::borrow::Cow;
 
 pub mod pattern;
+pub mod percent;
 pub mod runtime;
 pub mod table;
 
 pub use pattern::{Pattern, PatternError, Relation, Segment};
+pub use percent::DecodedBytes;
 pub use runtime::{InsertError, RuntimeTrie};
 pub use table::{build, check_conflicts, check_new, BuildError, Table};
 
@@ -275,53 +279,6 @@ fn with_query(mut path: String, query: Option<&str>) -> String {
     path
 }
 
-/// Percent-decodes bytes lazily; a malformed escape stays as written.
-#[derive(Debug, Clone)]
-pub struct DecodedBytes<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> DecodedBytes<'a> {
-    /// Decodes `s`.
-    pub fn new(s: &'a [u8]) -> Self {
-        DecodedBytes { rest: s }
-    }
-}
-
-impl Iterator for DecodedBytes<'_> {
-    type Item = u8;
-
-    #[inline]
-    fn next(&mut self) -> Option<u8> {
-        let (&b, rest) = self.rest.split_first()?;
-        if b == b'%' {
-            if let [h, l, tail @ ..] = rest {
-                if let (Some(h), Some(l)) = (pattern::hex(*h), pattern::hex(*l)) {
-                    self.rest = tail;
-                    return Some(h << 4 | l);
-                }
-            }
-        }
-        self.rest = rest;
-        Some(b)
-    }
-}
-
-/// Whether a segment is `.` or `..`, literally or percent-encoded.
-fn dot_segment(seg: &str) -> Option<usize> {
-    if !seg.contains(['.', '%']) {
-        return None;
-    }
-    let mut dots = 0;
-    for b in DecodedBytes::new(seg.as_bytes()) {
-        if b != b'.' || dots == 2 {
-            return None;
-        }
-        dots += 1;
-    }
-    (dots > 0).then_some(dots)
-}
-
 /// The first `needle` in `hay`. Request paths are mostly shorter than a
 /// vector: below 32 bytes a plain loop costs a third of a `memchr` call's
 /// set-up and dispatch; longer haystacks go to `memchr`.
@@ -352,7 +309,9 @@ pub fn is_clean(path: &str) -> bool {
         if seg.is_empty() && end < b.len() {
             return false;
         }
-        if matches!(seg.as_bytes().first(), Some(b'.' | b'%')) && dot_segment(seg).is_some() {
+        if matches!(seg.as_bytes().first(), Some(b'.' | b'%'))
+            && percent::dot_segment(seg).is_some()
+        {
             return false;
         }
         i = end;
@@ -368,7 +327,7 @@ pub fn clean(path: &str) -> String {
     let body = path.strip_prefix('/').unwrap_or(path);
     let mut trailing = path.ends_with('/');
     for seg in body.split('/') {
-        match dot_segment(seg) {
+        match percent::dot_segment(seg) {
             Some(2) => {
                 out.pop();
                 trailing |= false;
@@ -380,7 +339,7 @@ pub fn clean(path: &str) -> String {
     }
     // `/a/.` and `/a/..` name a directory but Go's Clean drops the slash.
     let last = body.rsplit('/').next().unwrap_or("");
-    if dot_segment(last).is_some() {
+    if percent::dot_segment(last).is_some() {
         trailing = false;
     }
     let mut cleaned = String::with_capacity(path.len());
@@ -436,11 +395,5 @@ mod tests {
             assert_eq!(clean(input), want, "clean({input:?})");
             assert_eq!(is_clean(input), input == want, "is_clean({input:?})");
         }
-    }
-
-    #[test]
-    fn decoded_bytes() {
-        let d: Vec<u8> = DecodedBytes::new(b"a%2Fb%zz%4").collect();
-        assert_eq!(d, b"a/b%zz%4");
     }
 }

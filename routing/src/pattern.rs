@@ -76,34 +76,6 @@ fn is_ident(s: &str) -> bool {
         && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
-/// Decodes `%XX` escapes; `None` for a malformed escape.
-pub fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            let hi = hex(*s.get(i + 1)?)?;
-            let lo = hex(*s.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-/// The value of one hex digit.
-pub fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 impl Pattern {
     /// Parses `[METHOD ][HOST]/[PATH]`.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
@@ -220,7 +192,7 @@ fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
         let seg = &rest[..end];
         rest = &rest[end..];
         if !seg.contains('{') && !seg.contains('}') {
-            let decoded = percent_decode(seg.as_bytes())
+            let decoded = crate::percent::decode(seg.as_bytes())
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| format!("bad percent-encoding in segment {seg:?}"))?;
             if decoded.is_empty() || decoded == "." || decoded == ".." {
@@ -408,7 +380,7 @@ fn match_segments(segs: &[Segment], path: &str) -> bool {
         let end = r.find('/').unwrap_or(r.len());
         let (s, after) = (&r[..end], &r[end..]);
         let ok = match seg {
-            Segment::Lit(l) => percent_decode(s.as_bytes())
+            Segment::Lit(l) => crate::percent::decode(s.as_bytes())
                 .map_or(s.as_bytes() == l.as_bytes(), |d| d == l.as_bytes()),
             Segment::Wild(_) => !s.is_empty(),
             Segment::Multi(_) => unreachable!("handled above"),

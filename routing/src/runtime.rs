@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::pattern::{Pattern, Segment};
 use crate::table::BuildError;
-use crate::{DecodedBytes, Matcher, Params, RouteInfo};
+use crate::{Matcher, Params, RouteInfo};
 
 #[derive(Debug, Default)]
 struct Leaf {
@@ -133,7 +133,7 @@ fn segments(path: &str, tail: bool) -> Vec<(String, usize, usize)> {
 }
 
 fn decoded(seg: &str) -> String {
-    String::from_utf8_lossy(&DecodedBytes::new(seg.as_bytes()).collect::<Vec<u8>>()).into_owned()
+    crate::percent::decode_lossy(seg).into_owned()
 }
 
 impl Node {

@@ -1,0 +1,355 @@
+//! Configuration in two tiers, as ripgrep does it: [`Flags`] is the
+//! command line as written (every field optional, nothing filled in), and
+//! [`Config`] the values the server runs with: defaults (each written once,
+//! in a `Default` impl) with what was given laid over them, then checked
+//! by [`Config::validate`] without touching the file system. A last step,
+//! [`Config::prepare`], opens what the configuration names (the mounts'
+//! directories) and says which setting a failure came from.
+//!
+//! A configuration file will slot in between: defaults < file < flags.
+
+mod flags;
+mod units;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+pub use flags::Flags;
+pub use units::{parse_duration, parse_size, show_duration, show_size};
+
+pub use crate::conn::{
+    Timeouts, BODY_RATE_GRACE, DEFAULT_BODY_TIMEOUT, DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_BODY_RATE, DEFAULT_WRITE_TIMEOUT,
+};
+pub use crate::http::Limits;
+use crate::http::{LimitError, MAX_HEAD};
+use crate::static_files::{
+    CachePolicy, MountConfig, Resolver, StaticConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_INLINE_MAX,
+};
+
+/// Default listen address: every IPv4 interface, port 8080, as a developer
+/// running `cargo run` expects to reach `http://127.0.0.1:8080/`.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
+/// Default listen backlog (connections): deep enough to absorb a burst of
+/// 4096 simultaneous connects per shard without SYN retries.
+pub const DEFAULT_BACKLOG: u32 = 4096;
+/// Default connections per shard: 10 000 idle keep-alive connections cost
+/// a few MiB (a few hundred bytes each), well within an edge node's memory.
+pub const DEFAULT_MAX_CONNS: NonZeroUsize = match NonZeroUsize::new(10_000) {
+    Some(n) => n,
+    None => NonZeroUsize::MIN,
+};
+
+/// The configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses every shard listens on.
+    pub listen: Vec<SocketAddr>,
+    /// Number of shards; `None` means one per CPU this process may run on.
+    pub shards: Option<NonZeroUsize>,
+    /// Listen backlog per shard socket.
+    pub backlog: u32,
+    /// Open connections per shard.
+    pub max_conns: NonZeroUsize,
+    /// Request size limits.
+    pub limits: Limits,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Static files: mounts and their settings.
+    pub static_files: StaticSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![DEFAULT_LISTEN],
+            shards: None,
+            backlog: DEFAULT_BACKLOG,
+            max_conns: DEFAULT_MAX_CONNS,
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            static_files: StaticSettings::default(),
+        }
+    }
+}
+
+/// Static files as configured: nothing opened yet (see [`Config::prepare`]).
+#[derive(Debug, Clone)]
+pub struct StaticSettings {
+    /// Directories to serve; none means the embedded demo site at `/`.
+    pub mounts: Vec<MountSpec>,
+    /// How files are opened beneath a mount; `None`: probe the kernel
+    /// (openat2 where it has it).
+    pub resolver: Option<Resolver>,
+    /// List directories that have no `index.html`.
+    pub autoindex: bool,
+    /// Serve dotfiles (names starting with `.`).
+    pub dotfiles: bool,
+    /// Files up to this size are kept in memory by each shard's cache
+    /// (bytes); larger ones are sent with sendfile. 0: always sendfile.
+    pub inline_max: u64,
+    /// Most cached lookups per mount and shard.
+    pub cache_entries: usize,
+}
+
+impl Default for StaticSettings {
+    fn default() -> Self {
+        StaticSettings {
+            mounts: Vec::new(),
+            resolver: None,
+            autoindex: false,
+            dotfiles: false,
+            inline_max: DEFAULT_INLINE_MAX,
+            cache_entries: DEFAULT_CACHE_ENTRIES,
+        }
+    }
+}
+
+/// A directory to serve under a URL prefix, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// URL prefix, starting with `/` (a `/` is added at the end if missing).
+    pub prefix: String,
+    /// The directory.
+    pub dir: PathBuf,
+    /// How clients may cache what it serves.
+    pub policy: CachePolicy,
+    /// Where the mount was configured (`--root`, `--mount`), named in errors.
+    pub origin: &'static str,
+}
+
+impl MountSpec {
+    /// `dir` under `prefix`, revalidated by clients (`Cache-Control: no-cache`).
+    pub fn new(prefix: impl Into<String>, dir: impl Into<PathBuf>) -> MountSpec {
+        MountSpec {
+            prefix: prefix.into(),
+            dir: dir.into(),
+            policy: CachePolicy::Revalidate,
+            origin: "mount",
+        }
+    }
+
+    /// The prefix with its final `/`, if it is a clean path starting with `/`.
+    fn normalized_prefix(&self) -> Option<String> {
+        let p = &self.prefix;
+        let clean = p.starts_with('/')
+            && !p.contains(['%', '\\', '?', '#'])
+            && !p.split('/').any(|s| s == "." || s == "..")
+            && !p.contains("//");
+        clean.then(|| match p.ends_with('/') {
+            true => p.clone(),
+            false => format!("{p}/"),
+        })
+    }
+}
+
+/// What [`Config::prepare`] opened: the mounts' directories (later, key
+/// and certificate files). Shared by every shard.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// The static files, their directories open.
+    pub static_files: StaticConfig,
+}
+
+/// A configuration value that cannot be used, with the setting it came
+/// from (a flag, such as `--shards`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where the value came from, e.g. `--shards`.
+    pub flag: Cow<'static, str>,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.flag, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub(crate) fn invalid(flag: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        flag: flag.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// The defaults with the command line laid over them, validated.
+    pub fn from_flags(flags: Flags) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        flags.apply(&mut config)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value without touching the file system: the errors
+    /// name the flag a value is set with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.backlog == 0 || self.backlog > i32::MAX as u32 {
+            return Err(invalid("--backlog", "must be between 1 and 2^31-1"));
+        }
+        self.limits.check().map_err(|e| match e {
+            LimitError::MaxUri => invalid("--max-uri", "must be at least 16 bytes"),
+            LimitError::MaxHeaderBytes => invalid("--max-header-bytes", "must be at least 64 bytes"),
+            LimitError::HeadTooLarge => invalid(
+                "--max-header-bytes",
+                format!(
+                    "request line plus headers must fit in 64 KiB (--max-uri + --max-header-bytes <= {})",
+                    MAX_HEAD - 2
+                ),
+            ),
+            LimitError::MaxHeaders => invalid("--max-headers", "must be between 1 and 10000"),
+            LimitError::MaxBody => invalid("--max-body", "must be at most 1GiB (bodies are buffered)"),
+        })?;
+        if let Some(which) = self.timeouts.zero() {
+            return Err(invalid(
+                format!("--{which}-timeout"),
+                "must be greater than zero",
+            ));
+        }
+        if self.listen.is_empty() {
+            return Err(invalid("--listen", "at least one address is needed"));
+        }
+        let files = &self.static_files;
+        let mut prefixes: Vec<String> = Vec::with_capacity(files.mounts.len());
+        for m in &files.mounts {
+            let Some(prefix) = m.normalized_prefix() else {
+                return Err(invalid(
+                    m.origin,
+                    format!(
+                        "`{}`: a prefix is a clean path starting with / (like /assets/)",
+                        m.prefix
+                    ),
+                ));
+            };
+            if prefixes.contains(&prefix) {
+                return Err(invalid(m.origin, format!("`{prefix}` is mounted twice")));
+            }
+            prefixes.push(prefix);
+        }
+        if files.cache_entries == 0 {
+            return Err(invalid("--file-cache", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Opens what the configuration names: each mount's directory (an
+    /// error names the mount's flag and the directory). Call after
+    /// [`Config::validate`].
+    pub fn prepare(&self) -> Result<Prepared, ConfigError> {
+        let files = &self.static_files;
+        let mut mounts = Vec::with_capacity(files.mounts.len());
+        for m in &files.mounts {
+            let prefix = m
+                .normalized_prefix()
+                .ok_or_else(|| invalid(m.origin, format!("`{}` is not a clean prefix", m.prefix)))?;
+            let mount = MountConfig::open(prefix, m.dir.clone(), m.policy)
+                .map_err(|e| invalid(m.origin, format!("{}: {e}", m.dir.display())))?;
+            mounts.push(mount);
+        }
+        let resolver = files
+            .resolver
+            .unwrap_or_else(|| StaticConfig::detect_resolver(&mounts));
+        Ok(Prepared {
+            static_files: StaticConfig {
+                mounts,
+                resolver,
+                autoindex: files.autoindex,
+                dotfiles: files.dotfiles,
+                inline_max: files.inline_max,
+                cache_entries: files.cache_entries,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn from(argv: &[&str]) -> Result<Config, ConfigError> {
+        let mut full = vec!["edgeshard"];
+        full.extend_from_slice(argv);
+        Config::from_flags(Flags::parse_from(full))
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let cfg = from(&[]).expect("defaults are valid");
+        assert_eq!(cfg.limits, Limits::default());
+        assert_eq!(cfg.timeouts, Timeouts::default());
+        assert_eq!(cfg.backlog, DEFAULT_BACKLOG);
+        assert_eq!(cfg.max_conns, DEFAULT_MAX_CONNS);
+        assert_eq!(cfg.listen, [DEFAULT_LISTEN]);
+    }
+
+    #[test]
+    fn a_head_larger_than_64_kib_is_refused() {
+        let err = from(&["--max-uri", "32KiB", "--max-header-bytes", "32KiB"]).unwrap_err();
+        assert_eq!(err.flag, "--max-header-bytes");
+        assert!(from(&["--max-uri", "16KiB", "--max-header-bytes", "47KiB"]).is_ok());
+    }
+
+    #[test]
+    fn zero_shards_is_an_error_naming_the_flag() {
+        let err = from(&["--shards", "0"]).unwrap_err();
+        assert_eq!(err.flag, "--shards");
+    }
+
+    #[test]
+    fn each_invalid_value_names_its_flag() {
+        for (argv, flag) in [
+            (&["--backlog", "0"][..], "--backlog"),
+            (&["--max-conns", "0"], "--max-conns"),
+            (&["--max-uri", "15"], "--max-uri"),
+            (&["--max-header-bytes", "63"], "--max-header-bytes"),
+            (&["--max-headers", "0"], "--max-headers"),
+            (&["--max-body", "2GiB"], "--max-body"),
+            (&["--header-timeout", "0s"], "--header-timeout"),
+            (&["--body-timeout", "0"], "--body-timeout"),
+            (&["--idle-timeout", "0ms"], "--idle-timeout"),
+            (&["--write-timeout", "0"], "--write-timeout"),
+            (&["--drain-timeout", "0"], "--drain-timeout"),
+            (&["--file-cache", "0"], "--file-cache"),
+            (&["--mount", "/a/../b=/tmp"], "--mount"),
+        ] {
+            assert_eq!(from(argv).unwrap_err().flag, flag, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn validation_touches_no_file_system_and_prepare_names_the_mount() {
+        // A directory that does not exist passes validation: only prepare opens it.
+        let cfg = from(&["--root", "/definitely/not/here"]).expect("pure validation");
+        let err = cfg.prepare().unwrap_err();
+        assert_eq!(err.flag, "--root");
+        assert!(err.reason.contains("/definitely/not/here"), "{err}");
+        let cfg = from(&["--mount", "/assets=/definitely/not/here:immutable"]).expect("valid");
+        assert_eq!(cfg.static_files.mounts[0].policy, CachePolicy::Immutable);
+        assert_eq!(cfg.prepare().unwrap_err().flag, "--mount");
+    }
+
+    #[test]
+    fn prepare_opens_mounts_with_their_final_slash() {
+        let dir = std::env::temp_dir();
+        let mut cfg = Config::default();
+        cfg.static_files.mounts.push(MountSpec::new("/files", &dir));
+        cfg.validate().expect("valid");
+        let prepared = cfg.prepare().expect("temp dir opens");
+        let m = &prepared.static_files.mounts[0];
+        assert_eq!(m.prefix, "/files/");
+        assert_eq!(m.real_dir, std::fs::canonicalize(&dir).unwrap());
+        // `/files` and `/files/` are one mount.
+        cfg.static_files.mounts.push(MountSpec::new("/files/", &dir));
+        let err = cfg.validate().unwrap_err();
+        assert_eq!((err.flag.as_ref(), err.reason.as_str()), ("mount", "`/files/` is mounted twice"));
+    }
+}
