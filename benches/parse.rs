@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use edgeshard::config::Limits;
-use edgeshard::http::parse_head;
+use edgeshard::internals::parse_head;
 
 /// What wrk sends.
 const WRK: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: localhost:8080\r\n\r\n";

@@ -42,14 +42,9 @@ fn app(files: impl Handler) -> impl Handler + HasRoutes {
 }
 
 fn main() -> ExitCode {
-    edgeshard::shutdown::main(
+    edgeshard::daemon::main(
         "bench",
         || format_routes(app(NotFound).routes()),
-        |ctx| {
-            app(StaticFiles::new(
-                &ctx.config.static_files,
-                Some(ctx.state.clone()),
-            ))
-        },
+        |ctx| app(StaticFiles::new(&ctx.static_files, ctx.metrics.clone())),
     )
 }

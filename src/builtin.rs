@@ -14,16 +14,18 @@ use serde::Serialize;
 use crate::handler::{Handler, Request};
 use crate::http::StatusCode;
 use crate::json::Json;
-use crate::mesh::{Mesh, ShardStats};
+use crate::mesh::Mesh;
+use crate::metrics::{Metrics, ShardStats};
 use crate::response::{Response, OCTET_STREAM};
-use crate::route::{HasRoutes, NotFound};
-use crate::shard::{ShardContext, ShardState};
+use crate::route::{format_routes, HasRoutes, NotFound};
+use crate::shard::ShardContext;
 use crate::static_files::StaticFiles;
 
 /// What the built-in handlers share on one shard.
 #[derive(Debug)]
 pub struct Builtin {
-    shard: Rc<ShardState>,
+    metrics: Rc<Metrics>,
+    /// `None` only outside a running server (`--print-routes`).
     mesh: Option<Rc<Mesh>>,
 }
 
@@ -31,10 +33,10 @@ pub struct Builtin {
 /// Paths no route matches go to the static files: `--root`/`--mount`
 /// directories, or the embedded demo site when there are none.
 pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
-    let files = StaticFiles::new(&ctx.config.static_files, Some(ctx.state.clone()));
+    let files = StaticFiles::new(&ctx.static_files, ctx.metrics.clone());
     router(
         Rc::new(Builtin {
-            shard: ctx.state.clone(),
+            metrics: ctx.metrics.clone(),
             mesh: Some(ctx.mesh.clone()),
         }),
         files,
@@ -43,9 +45,11 @@ pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
 
 /// The built-in route table, as `--print-routes` shows it.
 pub fn route_table() -> String {
-    let shard = ShardState::new(0, 0, &crate::Config::default());
-    let routes = router(Rc::new(Builtin { shard, mesh: None }), NotFound);
-    crate::route::format_routes(routes.routes())
+    let builtin = Builtin {
+        metrics: Rc::new(Metrics::new(0, 0)),
+        mesh: None,
+    };
+    format_routes(router(Rc::new(builtin), NotFound).routes())
 }
 
 fn router(state: Rc<Builtin>, fallback: impl Handler) -> impl Handler + HasRoutes {
@@ -78,12 +82,12 @@ pub struct Stats {
 async fn api_stats(_: Request, b: Rc<Builtin>) -> Json<Stats> {
     let shards = match &b.mesh {
         Some(mesh) => mesh.gather_stats().await,
-        None => vec![b.shard.stats()],
+        None => vec![b.metrics.stats(0)],
     };
     Json(Stats {
         shards_total: b.mesh.as_ref().map_or(1, |m| m.shards()),
         total_requests: shards.iter().map(|s| s.requests).sum(),
-        uptime_seconds: b.shard.started.elapsed().as_secs_f64(),
+        uptime_seconds: b.metrics.started().elapsed().as_secs_f64(),
         shards,
     })
 }

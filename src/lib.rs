@@ -4,37 +4,48 @@
 //! ```text
 //!  kernel: SO_REUSEPORT spreads new connections over the shards' listeners
 //!    │
-//!  shard (one glommio LocalExecutor per core, pinned with core_affinity)
-//!    │  listener  ── accept loop, connection cap, EMFILE back-off
-//!    │  conn      ── one task per connection: read → parse → body → handler → write
-//!    │                 pipelined requests parsed from one read, answered in one write
-//!    │  http      ── httparse on a BytesMut; heads keep offsets into frozen Bytes
-//!    │  route     ── compile-time trie → handler; unmatched paths → static files
-//!    │  handler   ── async fn(Request) -> impl IntoResponse │ static files (cache, sendfile)
-//!    │  encode    ── status line + headers into the connection's write buffer
+//!  daemon     ── flags → Config → prepare (open mounts) → start shards → signals
+//!  shard      ── one glommio LocalExecutor per core, pinned; builds, in order,
+//!    │            its poller, metrics, connection state and mesh end, then the
+//!    │            app's handler (ShardContext), then serves
+//!    │  listener  ── accept loop, connection cap, EMFILE back-off; ConnInfo
+//!    │  conn      ── read → parse → respond (handler) → write → end;
+//!    │                 pipelined requests answered in one write
+//!    │  poller    ── the shard's edge-triggered epoll: accepted, listening and
+//!    │                 handlers' own sockets wait on it, via the Transport trait
+//!    │  http      ── request heads (httparse + RFC 9112 rules), bodies, encode, Date
+//!    │  route     ── routes!'s compile-time table (Go ServeMux semantics) → handler
+//!    │  handler   ── async fn(Request) -> impl IntoResponse │ static_files (cache, sendfile)
 //!    ▼
 //!  kernel: send / sendfile
 //! ```
 //!
+//! Modules import downward only (`module_cycles.py` finds no cycle); from
+//! the top:
+//!
 //! | module | owns |
 //! |---|---|
+//! | [`daemon`] | the process: flags → config → start → signals; the binaries call [`daemon::main`] |
 //! | [`builtin`] | the binary's own API: `/healthz`, `/api/stats`, `/api/echo` |
-//! | [`config`] | command line as written → validated [`Config`] |
-//! | [`shard`] | executors, CPU pinning, per-shard state, start-up and drain |
-//! | [`listener`] | socket setup (reuseport, backlog, in-use probe), accept loop, cap |
+//! | `shard` | executors, pinning, start order, drain; [`ShardContext`] for the app factory |
 //! | [`mesh`] | messages between shards (stats gathered for `/api/stats`) |
-//! | [`shutdown`] | the cross-thread trigger that starts a graceful drain |
-//! | [`conn`] | the connection state machine; `conn::table` holds deadlines |
-//! | [`http`] | parse (heads), body (chunked), encode, date, status, errors |
-//! | [`handler`] | the [`Handler`] trait and [`Request`] |
-//! | [`response`] | [`Response`], [`Body`] and [`IntoResponse`] |
-//! | [`json`] | [`Json`] responses and [`Request::json`] bodies |
-//! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
+//! | `listener` | socket setup (reuseport, backlog, in-use probe), accept loop, cap |
+//! | [`config`] | flags as written ([`config::Flags`]) → validated [`Config`] → prepared (mounts open) |
+//! | `conn` | the connection by stage (`read`, `respond`, `write`, `end`), its deadline `table`, what a shard's connections `shared` |
 //! | [`static_files`] | mounts, path safety, file cache, conditionals, ranges, precompressed variants, the embedded site |
-//! | [`sys`] | the only `unsafe`, and every syscall wrapper: rlimits, fd hand-offs, openat2, sendfile, `MSG_MORE` |
+//! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
+//! | [`json`] | [`Json`] responses and [`Request::json`] bodies |
+//! | `handler` | the [`Handler`] trait, [`Request`] with its [`ConnInfo`], route pattern and [`Extensions`] |
+//! | `future`, `response` | named response futures; [`Response`] (with [`Response::error`], [`Response::redirect`]), [`Body`], [`IntoResponse`] |
+//! | [`poller`] | the shard's epoll and its [`poller::Socket`]s |
+//! | `transport` | the [`Transport`] trait a connection is served over |
+//! | [`metrics`] | per-shard counters in `Cell`s |
+//! | [`http`] | parse (heads), body (chunked), encode, date, status, [`http::Limits`] |
+//! | `shutdown`, `log` | the drain trigger; one-line messages prefixed with the program's name |
+//! | `sys` | the only `unsafe`, and every syscall wrapper: rlimits, epoll, accept, openat2, sendfile, `MSG_MORE` |
 //!
 //! Nothing on the request path is shared between shards: each owns its
-//! listeners, buffers, Date cache, connection table and counters.
+//! listeners, poller, buffers, Date cache, connection table and counters.
 //!
 //! ```no_run
 //! use edgeshard::{Config, Request, Response};
@@ -46,32 +57,50 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 // Lets `routes!` (which names `::edgeshard::...`) be used inside this crate.
 extern crate self as edgeshard;
 
 pub mod builtin;
 pub mod config;
-pub mod conn;
-pub mod handler;
+mod conn;
+pub mod daemon;
+mod future;
+mod handler;
 pub mod http;
 pub mod json;
-pub mod listener;
+mod listener;
+mod log;
 pub mod mesh;
+pub mod metrics;
 pub mod poller;
-pub mod response;
+mod response;
 pub mod route;
-pub mod shard;
-pub mod shutdown;
+mod shard;
+mod shutdown;
 pub mod static_files;
-pub mod sys;
+#[allow(unsafe_code)]
+mod sys;
+mod transport;
 
 pub use config::Config;
-pub use conn::{serve_connection, Transport};
 pub use edgeshard_macros::routes;
-pub use handler::{Handler, Request};
+pub use handler::{ConnInfo, Extensions, Handler, Request, RouteParams};
 pub use http::{Method, StatusCode, Version};
 pub use json::Json;
-pub use response::{Body, IntoResponse, Response};
-pub use shard::{start, ServerHandle, ShardContext, ShardInfo, StartError};
+pub use listener::BindError;
+pub use response::{Body, FileBody, FilePart, IntoResponse, Response, OCTET_STREAM, TEXT_PLAIN};
+pub use shard::{start, start_prepared, ServerHandle, ShardContext, ShardInfo, StartError};
 pub use shutdown::ShutdownTrigger;
+pub use transport::{LocalWake, Transport};
+
+/// Not part of the API: what this crate's tests and benchmarks reach
+/// inside for (the connection over an in-memory transport, the parsers on
+/// bytes). Anything here may change without notice.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::conn::{serve_connection, Shared};
+    pub use crate::http::body::ChunkedDecoder;
+    pub use crate::http::parse::parse_head;
+}

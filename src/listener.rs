@@ -15,10 +15,10 @@ use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 
-use crate::conn::serve_holding;
-use crate::handler::Handler;
+use crate::conn::{serve_holding, Shared};
+use crate::handler::{ConnInfo, Handler};
+use crate::log;
 use crate::poller::Socket;
-use crate::shard::ShardState;
 
 /// Pause after accept fails for lack of file descriptors or memory: long
 /// enough not to spin, short enough to resume quickly once fds free up.
@@ -49,7 +49,7 @@ impl std::error::Error for BindError {}
 
 /// Binds `shards` SO_REUSEPORT listeners on each address. Returns the
 /// addresses as bound (port 0 resolved) and, per shard, one socket per address.
-pub fn bind_all(
+pub(crate) fn bind_all(
     addrs: &[SocketAddr],
     shards: usize,
     backlog: u32,
@@ -114,10 +114,14 @@ fn reuseport_listener(addr: SocketAddr, backlog: u32) -> Result<RawSocket, BindE
 }
 
 /// Accepts connections until the task is cancelled, one connection task per
-/// accepted socket, at most `slots`' worth at once.
-pub async fn accept_loop<H: Handler>(
+/// accepted socket, at most `slots`' worth at once. `bound` is the address
+/// the listener is bound to: each connection's local address, unless that
+/// is a wildcard (`0.0.0.0`, `::`), when the connection's own is read
+/// (one `getsockname` per connection).
+pub(crate) async fn accept_loop<H: Handler>(
     listener: Socket,
-    shard: Rc<ShardState>,
+    bound: SocketAddr,
+    shared: Rc<Shared>,
     handler: Rc<H>,
     slots: Rc<Semaphore>,
 ) {
@@ -128,10 +132,21 @@ pub async fn accept_loop<H: Handler>(
             return;
         };
         match listener.accept().await {
-            Ok(stream) => {
+            Ok((stream, peer)) => {
                 starved = false;
-                let (shard, handler) = (shard.clone(), handler.clone());
-                glommio::spawn_local(serve_holding(stream, shard, handler, permit)).detach();
+                let local = if bound.ip().is_unspecified() {
+                    stream.local_addr().unwrap_or(bound)
+                } else {
+                    bound
+                };
+                let info = ConnInfo::new(
+                    peer.unwrap_or(ConnInfo::UNKNOWN.peer),
+                    local,
+                    shared.next_conn_id(),
+                );
+                let (shared, handler) = (shared.clone(), handler.clone());
+                let serve = serve_holding(stream, info, shared, handler, permit);
+                glommio::spawn_local(serve).detach();
             }
             Err(e) => {
                 drop(permit);
@@ -141,9 +156,9 @@ pub async fn accept_loop<H: Handler>(
                 // EMFILE, ENFILE, ENOBUFS, ENOMEM and the unexpected: say so
                 // once per episode, keep serving, try again shortly.
                 if !starved {
-                    eprintln!(
-                        "edgeshard: shard {}: accept failed: {e}; pausing accepts, existing connections are served",
-                        shard.id
+                    log::warning!(
+                        "shard {}: accept failed: {e}; pausing accepts, existing connections are served",
+                        shared.metrics.shard()
                     );
                     starved = true;
                 }

@@ -1,5 +1,5 @@
-//! The `edgeshard` binary: command line → config, start the shards with the
-//! built-in API, wait for SIGTERM/SIGINT, drain, exit.
+//! The `edgeshard` binary: the built-in API and static files, run by the
+//! daemon under the name `edgeshard`.
 
 use std::process::ExitCode;
 
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    edgeshard::shutdown::main(
+    edgeshard::daemon::main(
         "edgeshard",
         edgeshard::builtin::route_table,
         edgeshard::builtin::app,

@@ -18,32 +18,13 @@ use futures_lite::FutureExt;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::timer::Timer;
-use serde::Serialize;
 
-use crate::shard::ShardState;
+use crate::metrics::ShardStats;
 
 /// Capacity of each shard-to-shard channel (messages).
 pub const CHANNEL_SIZE: usize = 64;
 /// How long a gather waits for the other shards.
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// One shard's counters, as reported to `/api/stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ShardStats {
-    /// Shard number.
-    pub shard: usize,
-    /// The CPU it runs on.
-    pub core: usize,
-    /// Requests answered.
-    pub requests: u64,
-    /// Open connections.
-    pub connections: usize,
-    /// Seconds since the shard started.
-    pub uptime_seconds: f64,
-    /// Files and directories the static-file handler opened (cache misses
-    /// and once-a-second revalidations).
-    pub file_opens: u64,
-}
 
 /// What shards say to each other.
 #[derive(Debug)]
@@ -78,11 +59,17 @@ struct Gather {
     waker: Option<Waker>,
 }
 
+/// Reads this shard's stats when a peer asks (the shard's counters and
+/// its connection count).
+pub type StatsSource = Box<dyn Fn() -> ShardStats>;
+
 /// This shard's end of the mesh.
 pub struct Mesh {
     shards: usize,
+    /// This shard's number.
+    me: usize,
     senders: Senders<Message>,
-    state: Rc<ShardState>,
+    stats: StatsSource,
     gathers: RefCell<HashMap<u64, Gather>>,
     next_seq: Cell<u64>,
 }
@@ -96,8 +83,13 @@ impl std::fmt::Debug for Mesh {
 }
 
 impl Mesh {
-    /// Joins the mesh (waits for every shard to join) and starts answering peers.
-    pub async fn join(builder: MeshHandle, state: Rc<ShardState>) -> Result<Rc<Mesh>, String> {
+    /// Joins the mesh as shard `me` (waits for every shard to join) and
+    /// starts answering peers with what `stats` reads.
+    pub async fn join(
+        builder: MeshHandle,
+        me: usize,
+        stats: StatsSource,
+    ) -> Result<Rc<Mesh>, String> {
         let shards = builder.nr_peers();
         let (senders, mut receivers) = builder
             .join()
@@ -105,8 +97,9 @@ impl Mesh {
             .map_err(|e| format!("joining the shard mesh: {e}"))?;
         let mesh = Rc::new(Mesh {
             shards,
+            me,
             senders,
-            state,
+            stats,
             gathers: RefCell::new(HashMap::new()),
             next_seq: Cell::new(0),
         });
@@ -120,7 +113,7 @@ impl Mesh {
         while let Some(msg) = stream.recv().await {
             match msg {
                 Message::StatsRequest { from, seq } => {
-                    let stats = self.state.stats();
+                    let stats = (self.stats)();
                     // Dropped if the asker's channel is full: it times out on us.
                     let _ = self
                         .senders
@@ -146,7 +139,7 @@ impl Mesh {
     /// Every shard's stats, sorted by shard; shards that do not answer
     /// within [`GATHER_TIMEOUT`] are left out.
     pub async fn gather_stats(&self) -> Vec<ShardStats> {
-        let me = self.state.id;
+        let me = self.me;
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
         self.gathers.borrow_mut().insert(seq, Gather::default());
@@ -181,7 +174,7 @@ impl Mesh {
             .remove(&seq)
             .map(|g| g.replies)
             .unwrap_or_default();
-        stats.push(self.state.stats());
+        stats.push((self.stats)());
         stats.sort_by_key(|s| s.shard);
         stats
     }

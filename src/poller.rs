@@ -44,6 +44,7 @@
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -55,8 +56,8 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
 use rustix::event::epoll::EventVec;
 use slab::Slab;
 
-use crate::conn::Transport;
 use crate::sys;
+use crate::transport::{LocalWake, Transport};
 
 /// Most events taken per `epoll_wait`.
 const EVENTS: usize = 256;
@@ -142,13 +143,6 @@ impl Reader {
     }
 }
 
-/// A wake-up that is not a task's waker: what a connection asleep without
-/// a task leaves with its socket. Shard-local, so it may hold `Rc`s.
-pub trait LocalWake {
-    /// Called once, on the socket's next read edge (or FIN or error).
-    fn wake(self: Rc<Self>);
-}
-
 fn wake(waiter: &mut Option<Waker>) {
     if let Some(w) = waiter.take() {
         w.wake();
@@ -200,6 +194,27 @@ impl Poller {
             token,
             poller: self.clone(),
         })
+    }
+
+    /// Connects to `addr` (non-blocking, `TCP_NODELAY` set), registered
+    /// with this poller: a handler's own upstream connection, waiting on
+    /// the shard's epoll like every accepted socket. Completes when the
+    /// connection is made or fails.
+    pub async fn connect(self: &Rc<Self>, addr: SocketAddr) -> io::Result<Socket> {
+        let sock = self.register(sys::connect_start(addr)?)?;
+        // The connect's completion is the first write edge.
+        poll_fn(|cx| {
+            self.poll_io(
+                sock.token,
+                Way::Write,
+                cx,
+                || sys::connect_finished(sock.fd.as_fd()),
+                |_| false,
+            )
+        })
+        .await?;
+        let _ = sys::set_nodelay(sock.fd.as_fd());
+        Ok(sock)
     }
 
     /// Sockets registered now.
@@ -410,9 +425,10 @@ pub struct Socket {
 
 impl Socket {
     /// Accepts a connection (non-blocking, `TCP_NODELAY` set), registered
-    /// with the same poller; waits while there is none.
-    pub async fn accept(&self) -> io::Result<Socket> {
-        let fd = poll_fn(|cx| {
+    /// with the same poller, and its peer's address (`None` if it is not
+    /// IPv4 or IPv6); waits while there is none.
+    pub async fn accept(&self) -> io::Result<(Socket, Option<SocketAddr>)> {
+        let (fd, peer) = poll_fn(|cx| {
             self.poller.poll_io(
                 self.token,
                 Way::Read,
@@ -424,7 +440,12 @@ impl Socket {
         .await?;
         // Best effort: a socket that refuses NODELAY still works.
         let _ = sys::set_nodelay(fd.as_fd());
-        self.poller.register(fd)
+        Ok((self.poller.register(fd)?, peer))
+    }
+
+    /// The local address the socket is bound to (one `getsockname`).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sys::local_addr(self.fd.as_fd())
     }
 }
 

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures_lite::Stream;
 
-use crate::http::StatusCode;
+use crate::http::{Method, StatusCode};
 
 /// `text/plain; charset=utf-8`
 pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
@@ -165,6 +165,36 @@ impl Response {
     /// `200 OK` with a `text/plain; charset=utf-8` body.
     pub fn text(body: impl Into<Bytes>) -> Response {
         Response::new(StatusCode::OK).with_body(TEXT_PLAIN, body)
+    }
+
+    /// A small, clear error: `<code> <reason>: <detail>\n` as plain text.
+    /// Every error the server itself answers with is built here (the
+    /// connection's rejections, the router's, the static files').
+    #[cold]
+    pub fn error(status: StatusCode, detail: &str) -> Response {
+        Response::new(status).with_body(TEXT_PLAIN, format!("{status}: {detail}\n"))
+    }
+
+    /// A redirect to `location` (a path and query, already encoded): 301
+    /// for GET and HEAD (cacheable; a client may change the method), 308
+    /// for the rest (the method and body must be kept).
+    #[cold]
+    pub fn redirect(method: Method, location: String) -> Response {
+        let status = match method {
+            Method::Get | Method::Head => StatusCode::MOVED_PERMANENTLY,
+            _ => StatusCode::PERMANENT_REDIRECT,
+        };
+        Response::new(status)
+            .with_body(TEXT_PLAIN, format!("{status}: {location}\n"))
+            .with_header("Location", location)
+    }
+
+    /// 405 with the methods the resource does allow (`Allow`).
+    #[cold]
+    pub fn method_not_allowed(allow: impl Into<Bytes>) -> Response {
+        StatusCode::METHOD_NOT_ALLOWED
+            .into_response()
+            .with_header("Allow", allow)
     }
 
     /// Sets the status.

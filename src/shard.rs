@@ -1,8 +1,8 @@
-//! Shards: one glommio `LocalExecutor` per core, each with its own listeners,
-//! connection table, Date cache and counters. Nothing here is shared between
-//! shards except the shutdown trigger and the start-up report.
+//! Shards: one glommio `LocalExecutor` per core, each with its own
+//! listeners, poller, connection state and counters, and the handler its
+//! factory built on it. Nothing here is shared between shards except the
+//! configuration (read-only), the shutdown trigger and the start-up report.
 
-use std::cell::Cell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -15,15 +15,15 @@ use glommio::timer::Timer;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::Socket;
 
-use crate::config::{Config, Limits, Timeouts};
-use crate::conn::io::{ReadPool, WritePool};
-use crate::conn::table::ConnTable;
+use crate::config::{Config, ConfigError, Prepared};
+use crate::conn::Shared;
 use crate::handler::Handler;
-use crate::http::date::DateCache;
 use crate::listener::{accept_loop, bind_all, BindError};
-use crate::mesh::{new_mesh, Mesh, ShardStats};
+use crate::mesh::{new_mesh, Mesh, MeshHandle};
+use crate::metrics::Metrics;
 use crate::poller::{Poller, Socket as Registered};
 use crate::shutdown::ShutdownTrigger;
+use crate::static_files::StaticConfig;
 use crate::sys;
 
 /// I/O memory glommio registers per ring (bytes). We do no DMA file I/O,
@@ -43,99 +43,27 @@ const PREEMPT_AFTER: Duration = Duration::from_millis(10);
 /// How long start-up waits for every shard to report ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// State owned by one shard and shared by its connections.
-#[derive(Debug)]
-pub struct ShardState {
+/// What a handler factory gets on each shard, built before it runs: the
+/// shard's number and CPU, its poller (for the handler's own sockets,
+/// such as upstream connections), its counters, its end of the mesh, and
+/// the configuration with what it opened.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ShardContext {
     /// Shard number, from 0.
     pub id: usize,
     /// The CPU this shard is pinned to.
     pub core: usize,
-    /// When the shard started.
-    pub started: Instant,
-    /// Request size limits.
-    pub limits: Limits,
-    /// Connection timeouts.
-    pub timeouts: Timeouts,
-    /// The Date header, reformatted at most once a second.
-    pub date: DateCache,
-    /// Live connections, their deadlines and shutdown state.
-    pub conns: Rc<ConnTable>,
-    /// Read buffers lent to connections waiting for a request.
-    pub(crate) read_pool: ReadPool,
-    /// Write buffers of connections between responses.
-    pub(crate) write_pool: WritePool,
-    requests: Cell<u64>,
-    file_opens: Cell<u64>,
-    reported_invalid: Cell<bool>,
-}
-
-impl ShardState {
-    /// State for shard `id` on CPU `core`.
-    pub fn new(id: usize, core: usize, config: &Config) -> Rc<ShardState> {
-        Rc::new(ShardState {
-            id,
-            core,
-            started: Instant::now(),
-            limits: config.limits,
-            timeouts: config.timeouts,
-            date: DateCache::new(),
-            conns: Rc::new(ConnTable::new(&config.timeouts)),
-            read_pool: ReadPool::new(crate::conn::INITIAL_READ),
-            write_pool: WritePool::default(),
-            requests: Cell::new(0),
-            file_opens: Cell::new(0),
-            reported_invalid: Cell::new(false),
-        })
-    }
-
-    /// Requests answered by this shard.
-    pub fn requests(&self) -> u64 {
-        self.requests.get()
-    }
-
-    /// This shard's counters.
-    pub fn stats(&self) -> ShardStats {
-        ShardStats {
-            shard: self.id,
-            core: self.core,
-            requests: self.requests(),
-            connections: self.conns.len(),
-            uptime_seconds: self.started.elapsed().as_secs_f64(),
-            file_opens: self.file_opens.get(),
-        }
-    }
-
-    /// Counts one file-system open by the static-file handler.
-    pub fn count_file_open(&self) {
-        self.file_opens.set(self.file_opens.get() + 1);
-    }
-
-    pub(crate) fn count_request(&self) {
-        self.requests.set(self.requests.get() + 1);
-    }
-
-    /// A handler built an invalid response; say so once per shard.
-    #[cold]
-    pub(crate) fn report_invalid_response(&self, why: &str) {
-        if !self.reported_invalid.replace(true) {
-            eprintln!(
-                "edgeshard: shard {}: handler returned an invalid response ({why}); answered 500",
-                self.id
-            );
-        }
-    }
-}
-
-/// What a handler factory gets on each shard: its state, and its end of
-/// the mesh for questions to the other shards.
-#[derive(Debug, Clone)]
-pub struct ShardContext {
-    /// The shard's own state and counters.
-    pub state: Rc<ShardState>,
+    /// The shard's epoll: sockets registered here wait like the shard's own.
+    pub poller: Rc<Poller>,
+    /// The shard's counters.
+    pub metrics: Rc<Metrics>,
     /// Messages to the other shards.
     pub mesh: Rc<Mesh>,
-    /// The server's configuration (static mounts, limits, …).
+    /// The server's configuration (limits, timeouts, …).
     pub config: Arc<Config>,
+    /// The static-file mounts, their directories open.
+    pub static_files: Arc<StaticConfig>,
 }
 
 /// Where a shard runs.
@@ -159,6 +87,8 @@ pub enum StartError {
         /// How many shards were asked for.
         shards: usize,
     },
+    /// The configuration is invalid, or something it names cannot be opened.
+    Config(ConfigError),
     /// A listening socket could not be set up.
     Bind(BindError),
     /// The CPUs this process may use could not be read.
@@ -180,6 +110,7 @@ impl fmt::Display for StartError {
                 need / 1024,
                 need / 1024
             ),
+            StartError::Config(e) => write!(f, "{e}"),
             StartError::Bind(e) => write!(f, "{e}"),
             StartError::Cpus => write!(f, "cannot read the CPUs this process may run on"),
             StartError::Shard(id, why) => write!(f, "shard {id} failed to start: {why}"),
@@ -237,13 +168,33 @@ impl ServerHandle {
     }
 }
 
-/// Starts the shards. `make_handler` builds each shard's handler on that
-/// shard's thread, so handlers may hold `Rc` state.
+/// Starts the shards: validates `config`, opens what it names
+/// ([`Config::prepare`]), then [`start_prepared`].
 pub fn start<F, H>(config: Config, make_handler: F) -> Result<ServerHandle, StartError>
 where
     F: Fn(&ShardContext) -> H + Send + Sync + 'static,
     H: Handler,
 {
+    config.validate().map_err(StartError::Config)?;
+    let prepared = config.prepare().map_err(StartError::Config)?;
+    start_prepared(config, prepared, make_handler)
+}
+
+/// Starts the shards with a configuration already prepared (the daemon
+/// prepares first, to report mounts before it binds). `make_handler`
+/// builds each shard's handler on that shard's thread, once the shard's
+/// poller, counters and mesh exist, so handlers may hold `Rc` state and
+/// register their own sockets.
+pub fn start_prepared<F, H>(
+    config: Config,
+    prepared: Prepared,
+    make_handler: F,
+) -> Result<ServerHandle, StartError>
+where
+    F: Fn(&ShardContext) -> H + Send + Sync + 'static,
+    H: Handler,
+{
+    config.validate().map_err(StartError::Config)?;
     let cores: Vec<usize> = core_affinity::get_core_ids()
         .filter(|c| !c.is_empty())
         .ok_or(StartError::Cpus)?
@@ -269,48 +220,33 @@ where
     let trigger = ShutdownTrigger::new();
     let mesh = new_mesh(n);
     let make_handler = Arc::new(make_handler);
-    let shared_config = Arc::new(config.clone());
+    let config = Arc::new(config);
+    let static_files = Arc::new(prepared.static_files);
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut handle = ServerHandle {
-        addrs,
+        addrs: addrs.clone(),
         shards: Vec::with_capacity(n),
         trigger: trigger.clone(),
         threads: Vec::with_capacity(n),
     };
     for (id, sockets) in sockets.into_iter().enumerate() {
         let core = cores[id % cores.len()];
-        let (config, shared_config, make, trigger, ready, mesh) = (
-            config.clone(),
-            shared_config.clone(),
-            make_handler.clone(),
-            trigger.clone(),
-            ready_tx.clone(),
-            mesh.clone(),
-        );
+        let shard = Start {
+            id,
+            core,
+            sockets: sockets.into_iter().zip(addrs.iter().copied()).collect(),
+            config: config.clone(),
+            static_files: static_files.clone(),
+            mesh: mesh.clone(),
+            trigger: trigger.clone(),
+            ready: ready_tx.clone(),
+        };
+        let make = make_handler.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("edgeshard-{id}"))
             .io_memory(IO_MEMORY)
             .preempt_timer(PREEMPT_AFTER)
-            .spawn(move || async move {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                    let _ = ready.send(Err((id, format!("cannot pin to CPU {core}"))));
-                    return;
-                }
-                let state = ShardState::new(id, core, &config);
-                let mesh = match Mesh::join(mesh, state.clone()).await {
-                    Ok(m) => m,
-                    Err(why) => {
-                        let _ = ready.send(Err((id, why)));
-                        return;
-                    }
-                };
-                let handler = make(&ShardContext {
-                    state: state.clone(),
-                    mesh,
-                    config: shared_config,
-                });
-                run_shard(state, sockets, config, handler, trigger, ready).await;
-            });
+            .spawn(move || shard.run(move |ctx| (*make)(ctx)));
         match spawned {
             Ok(t) => handle.threads.push(t),
             Err(e) => return Err(abort_start(handle, id, e.to_string())),
@@ -342,91 +278,133 @@ fn abort_start(handle: ServerHandle, id: usize, why: String) -> StartError {
     StartError::Shard(id, why)
 }
 
-/// One shard's life: serve until the trigger fires, then drain.
-async fn run_shard<H: Handler>(
-    state: Rc<ShardState>,
-    sockets: Vec<Socket>,
-    config: Config,
-    handler: H,
+/// What one shard's thread starts from.
+struct Start {
+    id: usize,
+    core: usize,
+    /// The shard's listening sockets, each with the address it is bound to.
+    sockets: Vec<(Socket, SocketAddr)>,
+    config: Arc<Config>,
+    static_files: Arc<StaticConfig>,
+    mesh: MeshHandle,
     trigger: ShutdownTrigger,
     ready: mpsc::Sender<Result<(), (usize, String)>>,
-) {
-    let handler = Rc::new(handler);
-    let max_conns = config.max_conns.get() as u64;
-    let slots = Rc::new(Semaphore::new(max_conns));
-    let listeners = match register_listeners(sockets) {
-        Ok(l) => l,
-        Err(why) => {
-            let _ = ready.send(Err((state.id, why)));
-            return;
-        }
-    };
-    let ticker = glommio::spawn_local(tick(state.clone(), listeners.0.clone()));
-    let poller = glommio::spawn_local(listeners.0.run());
-    let accepting: Vec<_> = listeners
-        .1
-        .into_iter()
-        .map(|listener| {
-            glommio::spawn_local(accept_loop(
-                listener,
-                state.clone(),
-                handler.clone(),
-                slots.clone(),
-            ))
-        })
-        .collect();
-    let _ = ready.send(Ok(()));
-    drop(ready);
-
-    trigger.wait().await;
-    // Stop accepting: cancelling the loops drops (closes) the listeners.
-    for task in accepting {
-        task.cancel().await;
-    }
-    state.conns.begin_drain();
-    let all_closed = async {
-        let _ = slots.acquire(max_conns).await;
-        true
-    };
-    let deadline = async {
-        Timer::new(config.timeouts.drain).await;
-        false
-    };
-    if !all_closed.or(deadline).await {
-        state.conns.close_all();
-        // Interrupted connections drop their sockets as soon as they run.
-        let closed = async {
-            let _ = slots.acquire(max_conns).await;
-        };
-        let grace = async {
-            Timer::new(Duration::from_millis(100)).await;
-        };
-        closed.or(grace).await;
-    }
-    ticker.cancel().await;
-    poller.cancel().await;
 }
 
-/// The shard's poller, with its listening sockets registered.
-fn register_listeners(sockets: Vec<Socket>) -> Result<(Rc<Poller>, Vec<Registered>), String> {
-    let poller = Poller::new().map_err(|e| format!("cannot create an epoll instance: {e}"))?;
-    let listeners = sockets
+impl Start {
+    /// One shard's life, in order: pin to its CPU; make its poller,
+    /// counters and connection state; join the mesh; build the handler
+    /// (which may use all of those); register the listeners; serve until
+    /// the trigger fires; drain.
+    async fn run<H: Handler>(self, make: impl FnOnce(&ShardContext) -> H) {
+        let (id, core) = (self.id, self.core);
+        let fail = |why: String| {
+            let _ = self.ready.send(Err((id, why)));
+        };
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            return fail(format!("cannot pin to CPU {core}"));
+        }
+        let poller = match Poller::new() {
+            Ok(p) => p,
+            Err(e) => return fail(format!("cannot create an epoll instance: {e}")),
+        };
+        let metrics = Rc::new(Metrics::new(id, core));
+        let shared = Shared::new(self.config.limits, self.config.timeouts, metrics.clone());
+        let stats = {
+            let (metrics, shared) = (metrics.clone(), shared.clone());
+            Box::new(move || metrics.stats(shared.connections()))
+        };
+        let mesh = match Mesh::join(self.mesh, id, stats).await {
+            Ok(m) => m,
+            Err(why) => return fail(why),
+        };
+        let handler = make(&ShardContext {
+            id,
+            core,
+            poller: poller.clone(),
+            metrics,
+            mesh,
+            config: self.config.clone(),
+            static_files: self.static_files.clone(),
+        });
+        let listeners = match register(&poller, self.sockets) {
+            Ok(l) => l,
+            Err(e) => {
+                return fail(format!(
+                    "cannot register a listening socket with epoll: {e}"
+                ))
+            }
+        };
+        let max_conns = self.config.max_conns.get() as u64;
+        let slots = Rc::new(Semaphore::new(max_conns));
+        let handler = Rc::new(handler);
+        let ticker = glommio::spawn_local(tick(shared.clone(), poller.clone()));
+        let polling = glommio::spawn_local(poller.run());
+        let accepting: Vec<_> = listeners
+            .into_iter()
+            .map(|(listener, bound)| {
+                let serve = accept_loop(
+                    listener,
+                    bound,
+                    shared.clone(),
+                    handler.clone(),
+                    slots.clone(),
+                );
+                glommio::spawn_local(serve)
+            })
+            .collect();
+        let _ = self.ready.send(Ok(()));
+        drop(self.ready);
+
+        self.trigger.wait().await;
+        // Stop accepting: cancelling the loops drops (closes) the listeners.
+        for task in accepting {
+            task.cancel().await;
+        }
+        shared.conns.begin_drain();
+        let all_closed = async {
+            let _ = slots.acquire(max_conns).await;
+            true
+        };
+        let deadline = async {
+            Timer::new(self.config.timeouts.drain).await;
+            false
+        };
+        if !all_closed.or(deadline).await {
+            shared.conns.close_all();
+            // Interrupted connections drop their sockets as soon as they run.
+            let closed = async {
+                let _ = slots.acquire(max_conns).await;
+            };
+            let grace = async {
+                Timer::new(Duration::from_millis(100)).await;
+            };
+            closed.or(grace).await;
+        }
+        ticker.cancel().await;
+        polling.cancel().await;
+    }
+}
+
+/// The listening sockets, registered with the shard's poller.
+fn register(
+    poller: &Rc<Poller>,
+    sockets: Vec<(Socket, SocketAddr)>,
+) -> std::io::Result<Vec<(Registered, SocketAddr)>> {
+    sockets
         .into_iter()
-        .map(|s| poller.register(s.into()))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| format!("cannot register a listening socket with epoll: {e}"))?;
-    Ok((poller, listeners))
+        .map(|(s, bound)| Ok((poller.register(s.into())?, bound)))
+        .collect()
 }
 
 /// The shard's clock: advances the connection table's deadlines and the
 /// cached Date. Socket events that have come in are delivered first, so a
 /// connection whose data has arrived is not taken for a stalled one.
-async fn tick(state: Rc<ShardState>, poller: Rc<Poller>) {
-    let period = state.conns.tick_period();
+async fn tick(shared: Rc<Shared>, poller: Rc<Poller>) {
+    let period = shared.conns.tick_period();
     loop {
         Timer::new(period).await;
         poller.catch_up();
-        state.conns.tick(Instant::now());
-        state.date.refresh();
+        shared.tick(Instant::now());
     }
 }

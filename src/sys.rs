@@ -4,6 +4,7 @@
 //! rustix's safe API. Each `unsafe` block says why it is sound.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::event::epoll;
@@ -71,81 +72,6 @@ pub fn ascii_str(bytes: &[u8]) -> &str {
         unsafe { std::str::from_utf8_unchecked(bytes) }
     } else {
         ""
-    }
-}
-
-/// A global allocator that counts allocations (per thread and in total) and
-/// forwards them to the system allocator. For tests and benchmarks that
-/// prove a path allocates nothing; the server itself uses mimalloc.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CountingAllocator;
-
-static TOTAL_ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static LIVE_BYTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-std::thread_local! {
-    // Const-initialised and without a destructor: safe to touch from inside
-    // the allocator (it never allocates itself).
-    static THREAD_ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-impl CountingAllocator {
-    /// Allocations (including reallocations) by every thread so far.
-    pub fn total() -> u64 {
-        TOTAL_ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Allocations (including reallocations) by the calling thread so far.
-    pub fn this_thread() -> u64 {
-        THREAD_ALLOCATIONS.try_with(|c| c.get()).unwrap_or(0)
-    }
-
-    /// Bytes allocated and not yet freed, by every thread (requested
-    /// sizes, without the allocator's own rounding and overhead).
-    pub fn live_bytes() -> i64 {
-        LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn count() {
-        TOTAL_ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-    }
-
-    fn live(delta: i64) {
-        LIVE_BYTES.fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every method forwards to `std::alloc::System` with the caller's
-// arguments unchanged, so `System`'s guarantees carry over; counting touches
-// only an atomic and a const thread-local, neither of which allocates.
-unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        Self::count();
-        Self::live(layout.size() as i64);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        Self::count();
-        Self::live(layout.size() as i64);
-        // SAFETY: as for `alloc`.
-        unsafe { std::alloc::System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        Self::live(-(layout.size() as i64));
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        Self::count();
-        Self::live(new_size as i64 - layout.size() as i64);
-        // SAFETY: `ptr`/`layout` came from `System` through us; the caller
-        // upholds `realloc`'s contract for `new_size`.
-        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
 }
 
@@ -386,13 +312,60 @@ pub fn glommio_stream(fd: OwnedFd) -> glommio::net::TcpStream {
     unsafe { glommio::net::TcpStream::from_raw_fd(raw) }
 }
 
-/// Accepts a connection: non-blocking, close-on-exec.
-pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+/// Accepts a connection: non-blocking, close-on-exec. The peer's address
+/// comes with it (from the same `accept4` call); `None` for a socket that
+/// is not IPv4 or IPv6.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
     use rustix::net::SocketFlags;
-    Ok(rustix::net::accept_with(
-        listener,
+    let (fd, peer) =
+        rustix::net::acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
+    Ok((fd, peer.and_then(inet)))
+}
+
+/// The local address a socket is bound to (`getsockname`).
+pub fn local_addr(sock: BorrowedFd<'_>) -> io::Result<SocketAddr> {
+    let addr = rustix::net::getsockname(sock)?;
+    inet(addr).ok_or_else(|| io::Error::other("not an IPv4 or IPv6 socket"))
+}
+
+fn inet(addr: rustix::net::SocketAddrAny) -> Option<SocketAddr> {
+    match addr {
+        rustix::net::SocketAddrAny::V4(a) => Some(SocketAddr::V4(a)),
+        rustix::net::SocketAddrAny::V6(a) => Some(SocketAddr::V6(a)),
+        _ => None,
+    }
+}
+
+/// A non-blocking, close-on-exec TCP socket with a connect to `addr`
+/// under way (or, on loopback, perhaps already done): see
+/// [`connect_finished`].
+pub fn connect_start(addr: SocketAddr) -> io::Result<OwnedFd> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
         SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-    )?)
+        None,
+    )?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => Ok(fd),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a connect begun by [`connect_start`] has finished: `Ok` once
+/// connected, its error if it failed, `WouldBlock` while under way.
+pub fn connect_finished(sock: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::net::sockopt::get_socket_error(sock)??;
+    match rustix::net::getpeername(sock) {
+        Ok(_) => Ok(()),
+        Err(rustix::io::Errno::NOTCONN) => Err(io::ErrorKind::WouldBlock.into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Turns off Nagle's algorithm: responses leave as soon as they are written.

@@ -9,8 +9,11 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use edgeshard::shard::ShardState;
-use edgeshard::sys::CountingAllocator;
+mod counting_alloc;
+
+use counting_alloc::CountingAllocator;
+use edgeshard::internals::{serve_connection, Shared};
+use edgeshard::metrics::Metrics;
 use edgeshard::{routes, Config, Handler, Request, Response, StatusCode};
 use futures_lite::{AsyncRead, AsyncWrite};
 
@@ -99,18 +102,16 @@ fn serve(request: &'static [u8], reads: usize) -> (u64, ScriptedConn) {
 }
 
 fn serve_with<H: Handler>(handler: H, request: &'static [u8], reads: usize) -> (u64, ScriptedConn) {
-    let shard = ShardState::new(0, 0, &Config::default());
+    let config = Config::default();
+    let metrics = Rc::new(Metrics::new(0, 0));
+    let shard = Shared::new(config.limits, config.timeouts, metrics.clone());
     let handler = Rc::new(handler);
     let mut conn = ScriptedConn::new(request, reads);
     let before = CountingAllocator::this_thread();
-    futures_lite::future::block_on(edgeshard::serve_connection(
-        &mut conn,
-        shard.clone(),
-        handler,
-    ));
+    futures_lite::future::block_on(serve_connection(&mut conn, shard.clone(), handler));
     let allocations = CountingAllocator::this_thread() - before;
     assert_eq!(
-        shard.requests(),
+        metrics.requests(),
         (reads * request.windows(4).filter(|w| w == b"\r\n\r\n").count()) as u64
     );
     (allocations, conn)
@@ -203,15 +204,19 @@ fn static_files_and_404s_allocate_nothing_per_request() {
     let dir = std::env::temp_dir().join(format!("edgeshard-alloc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("1k.bin"), vec![b'x'; 1024]).unwrap();
-    let args = edgeshard::config::Args::parse_from(["x", "--root", dir.to_str().unwrap()]);
-    let config = Config::from_args(args).unwrap();
+    let flags = edgeshard::config::Flags::parse_from(["x", "--root", dir.to_str().unwrap()]);
+    let files = Config::from_flags(flags)
+        .unwrap()
+        .prepare()
+        .unwrap()
+        .static_files;
     let app = || {
         routes! {
             "GET /healthz" => healthz,
         }
         .fallback(edgeshard::static_files::StaticFiles::new(
-            &config.static_files,
-            None,
+            &files,
+            Rc::new(Metrics::new(0, 0)),
         ))
     };
     for (request, status) in [(FILE_1K, "200 OK"), (MISSING, "404 Not Found")] {

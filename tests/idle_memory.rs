@@ -4,12 +4,13 @@
 //! each made one request, live bytes before and after.
 
 mod common;
+mod counting_alloc;
 mod static_common;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use edgeshard::sys::CountingAllocator;
+use counting_alloc::CountingAllocator;
 use static_common::*;
 
 #[global_allocator]

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use edgeshard::config::Limits;
-use edgeshard::http::parse_head;
+use edgeshard::internals::parse_head;
 use edgeshard::route::{decide, HasRoutes, Params, RuntimeTrie};
 use edgeshard::{routes, Body, Handler, Request, Response};
 use futures_lite::future::block_on;

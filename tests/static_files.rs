@@ -466,8 +466,8 @@ fn traversal_attempts_never_reach_the_file_system() {
 #[test]
 fn symlinks_inside_the_root_work_and_escapes_are_refused() {
     for resolver in [
-        edgeshard::sys::Resolver::Openat2,
-        edgeshard::sys::Resolver::PathWalk,
+        edgeshard::static_files::Resolver::Openat2,
+        edgeshard::static_files::Resolver::PathWalk,
     ] {
         let fx = Fixture::new("symlinks");
         fx.file("www/real.txt", b"real\n");
@@ -480,7 +480,7 @@ fn symlinks_inside_the_root_work_and_escapes_are_refused() {
         std::os::unix::fs::symlink(fx.path("outside.txt"), www.join("absolute.txt")).unwrap();
         std::os::unix::fs::symlink("..", www.join("up")).unwrap();
         let mut config = config_from(&["--root", www.to_str().unwrap()]);
-        config.static_files.resolver = resolver;
+        config.static_files.resolver = Some(resolver);
         let srv = Server::app(config);
         assert_eq!(srv.get("/link.txt", "").1, b"real\n", "{resolver:?}");
         assert_eq!(
@@ -629,7 +629,9 @@ fn bad_mount_flags_name_the_flag() {
     let err = |argv: &[&str]| {
         let mut full = vec!["edgeshard"];
         full.extend_from_slice(argv);
-        edgeshard::Config::from_args(edgeshard::config::Args::parse_from(full)).unwrap_err()
+        edgeshard::Config::from_flags(edgeshard::config::Flags::parse_from(full))
+            .and_then(|config| config.prepare().map(|_| config))
+            .unwrap_err()
     };
     let e = err(&["--root", "/definitely/not/here"]);
     assert_eq!(e.flag, "--root");

@@ -21,8 +21,8 @@ pub use flags::Flags;
 pub use units::{parse_duration, parse_size, show_duration, show_size};
 
 pub use crate::conn::{
-    Timeouts, BODY_RATE_GRACE, DEFAULT_BODY_TIMEOUT, DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_BODY_RATE, DEFAULT_WRITE_TIMEOUT,
+    Timeouts, BODY_RATE_GRACE, DEFAULT_BODY_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_BODY_RATE, DEFAULT_WRITE_TIMEOUT,
 };
 pub use crate::http::Limits;
 use crate::http::{LimitError, MAX_HEAD};
@@ -173,7 +173,10 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-pub(crate) fn invalid(flag: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(
+    flag: impl Into<Cow<'static, str>>,
+    reason: impl Into<String>,
+) -> ConfigError {
     ConfigError {
         flag: flag.into(),
         reason: reason.into(),
@@ -247,9 +250,9 @@ impl Config {
         let files = &self.static_files;
         let mut mounts = Vec::with_capacity(files.mounts.len());
         for m in &files.mounts {
-            let prefix = m
-                .normalized_prefix()
-                .ok_or_else(|| invalid(m.origin, format!("`{}` is not a clean prefix", m.prefix)))?;
+            let prefix = m.normalized_prefix().ok_or_else(|| {
+                invalid(m.origin, format!("`{}` is not a clean prefix", m.prefix))
+            })?;
             let mount = MountConfig::open(prefix, m.dir.clone(), m.policy)
                 .map_err(|e| invalid(m.origin, format!("{}: {e}", m.dir.display())))?;
             mounts.push(mount);
@@ -348,8 +351,13 @@ mod tests {
         assert_eq!(m.prefix, "/files/");
         assert_eq!(m.real_dir, std::fs::canonicalize(&dir).unwrap());
         // `/files` and `/files/` are one mount.
-        cfg.static_files.mounts.push(MountSpec::new("/files/", &dir));
+        cfg.static_files
+            .mounts
+            .push(MountSpec::new("/files/", &dir));
         let err = cfg.validate().unwrap_err();
-        assert_eq!((err.flag.as_ref(), err.reason.as_str()), ("mount", "`/files/` is mounted twice"));
+        assert_eq!(
+            (err.flag.as_ref(), err.reason.as_str()),
+            ("mount", "`/files/` is mounted twice")
+        );
     }
 }

@@ -2,7 +2,6 @@
 //! or the drain deadline can cut short. Data that is already there is always
 //! taken first: an interrupt only ends a wait.
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -12,14 +11,15 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_lite::AsyncWrite;
 
+use super::pool::ReadPool;
 use super::table::{Interrupt, Phase, SlotHandle};
-use super::Transport;
+use crate::transport::Transport;
 
 /// Why a read or write did not complete.
 #[derive(Debug)]
 pub enum Stop {
-    /// The transport failed.
-    Io(io::Error),
+    /// The transport failed (how does not matter: the connection closes).
+    Io,
     /// A deadline, drain or close interrupted the wait.
     Interrupted(Interrupt),
 }
@@ -41,96 +41,6 @@ pub async fn read_into<S: Transport>(
     .await
 }
 
-/// Read buffers for connections between requests. A connection waiting
-/// for its next request holds none: each poll of the wait borrows one, and
-/// gives it back unless data arrived. A socket's read leaves the buffer
-/// alone while it waits for readiness, so a borrowed buffer is only
-/// written when there is something to read.
-///
-/// Pooled buffers are empty, with room for `size` bytes; a socket reads
-/// into that room as it is ([`Transport::poll_read_onto`]), so neither
-/// lending nor taking back a buffer writes to its memory.
-#[derive(Debug)]
-pub(crate) struct ReadPool {
-    bufs: RefCell<Vec<BytesMut>>,
-    size: usize,
-}
-
-/// Most buffers a shard keeps (64 × 4 KiB): the rest are freed.
-const POOL_MAX: usize = 64;
-
-impl ReadPool {
-    /// A pool of buffers of `size` bytes.
-    pub(crate) fn new(size: usize) -> ReadPool {
-        ReadPool {
-            bufs: RefCell::new(Vec::new()),
-            size,
-        }
-    }
-
-    /// The size of every pooled buffer.
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
-
-    /// An empty buffer with room for `size` bytes.
-    fn take(&self) -> BytesMut {
-        self.bufs
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| BytesMut::with_capacity(self.size))
-    }
-
-    /// Returns a buffer `take` gave out, still empty.
-    fn put_back(&self, buf: BytesMut) {
-        let mut bufs = self.bufs.borrow_mut();
-        if bufs.len() < POOL_MAX {
-            bufs.push(buf);
-        }
-    }
-
-    /// Takes a connection's emptied read buffer. Large ones (grown for big
-    /// bodies) are freed; the others keep room for `size` bytes, reusing
-    /// their memory unless a request still holds part of it.
-    pub(crate) fn put_empty(&self, mut buf: BytesMut) {
-        if !buf.is_empty() || buf.capacity() > 2 * self.size || self.bufs.borrow().len() >= POOL_MAX
-        {
-            return;
-        }
-        buf.reserve(self.size);
-        self.put_back(buf);
-    }
-}
-
-/// Write buffers for connections between requests: a connection gives its
-/// emptied buffer back when it goes idle and takes one when it encodes its
-/// next response. Without this, a connection that once sent a 16 KiB file
-/// from memory would keep 16 KiB while idle.
-#[derive(Debug, Default)]
-pub(crate) struct WritePool {
-    bufs: RefCell<Vec<Vec<u8>>>,
-}
-
-/// Largest write buffer worth keeping (bytes): an inline file with its head.
-const WRITE_KEEP_MAX: usize = 32 * 1024;
-
-impl WritePool {
-    /// A buffer, empty, usually with room from an earlier response.
-    pub(crate) fn take(&self) -> Vec<u8> {
-        self.bufs.borrow_mut().pop().unwrap_or_default()
-    }
-
-    /// Takes back a connection's buffer; large or surplus ones are freed.
-    pub(crate) fn put(&self, mut buf: Vec<u8>) {
-        let mut bufs = self.bufs.borrow_mut();
-        if buf.capacity() == 0 || buf.capacity() > WRITE_KEEP_MAX || bufs.len() >= POOL_MAX {
-            return;
-        }
-        buf.clear();
-        bufs.push(buf);
-    }
-}
-
 /// Waits for the next request's first bytes with no buffer of its own:
 /// see [`ReadPool`]. The bytes read become `buf` (empty before).
 pub(crate) async fn read_pooled<S: Transport>(
@@ -144,14 +54,14 @@ pub(crate) async fn read_pooled<S: Transport>(
     }
     poll_fn(|cx| {
         let mut b = pool.take();
-        match io.poll_read_onto(cx, &mut b, pool.size) {
+        match io.poll_read_onto(cx, &mut b, pool.size()) {
             Poll::Ready(Ok(n)) => {
                 *buf = b;
                 Poll::Ready(Ok(n))
             }
-            Poll::Ready(Err(e)) => {
+            Poll::Ready(Err(_)) => {
                 pool.put_back(b);
-                Poll::Ready(Err(Stop::Io(e)))
+                Poll::Ready(Err(Stop::Io))
             }
             Poll::Pending => {
                 pool.put_back(b);
@@ -184,7 +94,7 @@ pub async fn write_all<S: Transport>(
                 Pin::new(&mut *io).poll_write(cx, buf)
             };
             match p {
-                Poll::Ready(Ok(0)) => Poll::Ready(Err(Stop::Io(io::ErrorKind::WriteZero.into()))),
+                Poll::Ready(Ok(0)) => Poll::Ready(Err(Stop::Io)),
                 p => interruptible(slot, cx, p),
             }
         })
@@ -206,7 +116,7 @@ pub(crate) fn interruptible<T>(
     poll: Poll<io::Result<T>>,
 ) -> Poll<Result<T, Stop>> {
     match poll {
-        Poll::Ready(r) => Poll::Ready(r.map_err(Stop::Io)),
+        Poll::Ready(r) => Poll::Ready(r.map_err(|_| Stop::Io)),
         Poll::Pending => match slot.take_interrupt() {
             Some(i) => Poll::Ready(Err(Stop::Interrupted(i))),
             None => {
@@ -220,76 +130,4 @@ pub(crate) fn interruptible<T>(
 /// Shuts down the write side (FIN after all queued data).
 pub async fn shutdown_write<S: AsyncWrite + Unpin>(io: &mut S) -> io::Result<()> {
     poll_fn(|cx| Pin::new(&mut *io).poll_close(cx)).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pool_lends_empty_buffers_with_room_and_keeps_only_small_ones() {
-        let pool = ReadPool::new(4096);
-        let mut a = pool.take();
-        assert_eq!((a.len(), a.capacity()), (0, 4096), "empty, with room");
-        let base = a.as_ptr();
-        a.extend_from_slice(&[b'x'; 100]);
-        let head = a.split_to(60).freeze();
-        // A request still holds the front: the pooled buffer is new memory.
-        a.clear();
-        pool.put_empty(a);
-        let b = pool.take();
-        assert_eq!(b.len(), 0);
-        assert!(b.capacity() >= 4096);
-        assert_ne!(b.as_ptr(), base);
-        drop(head);
-        // Emptied and unshared: the same memory comes back, with its room.
-        let mut c = b;
-        let base = c.as_ptr();
-        c.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
-        c.clear();
-        pool.put_empty(c);
-        let d = pool.take();
-        assert_eq!((d.len(), d.as_ptr()), (0, base));
-        assert!(d.capacity() >= 4096);
-        // Grown for a large body: freed, not pooled.
-        let mut big = BytesMut::with_capacity(64 * 1024);
-        big.extend_from_slice(b"x");
-        big.clear();
-        pool.put_empty(big);
-        assert!(pool.bufs.borrow().is_empty());
-        // Not empty: unsafe to lend, dropped.
-        pool.put_empty(BytesMut::from(&b"left over"[..]));
-        assert!(pool.bufs.borrow().is_empty());
-        // Bounded.
-        for _ in 0..POOL_MAX + 10 {
-            pool.put_back(BytesMut::with_capacity(4096));
-        }
-        assert_eq!(pool.bufs.borrow().len(), POOL_MAX);
-    }
-
-    #[test]
-    fn the_write_pool_keeps_emptied_buffers_up_to_a_size() {
-        let pool = WritePool::default();
-        assert_eq!(pool.take().capacity(), 0, "an empty pool gives a new Vec");
-        let mut used = Vec::with_capacity(1024);
-        used.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-        let base = used.as_ptr();
-        pool.put(used);
-        let again = pool.take();
-        assert_eq!(
-            (again.len(), again.as_ptr()),
-            (0, base),
-            "emptied and reused"
-        );
-        pool.put(Vec::with_capacity(WRITE_KEEP_MAX + 1));
-        pool.put(Vec::new());
-        assert!(
-            pool.bufs.borrow().is_empty(),
-            "too large, or nothing to keep"
-        );
-        for _ in 0..POOL_MAX + 10 {
-            pool.put(Vec::with_capacity(64));
-        }
-        assert_eq!(pool.bufs.borrow().len(), POOL_MAX);
-    }
 }

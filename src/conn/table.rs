@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::config::{Timeouts, BODY_RATE_GRACE};
-use crate::poller::LocalWake;
+use super::timeouts::{Timeouts, BODY_RATE_GRACE};
+use crate::transport::LocalWake;
 
 /// Where a connection is, as far as deadlines and shutdown care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +197,7 @@ impl ConnTable {
     }
 
     /// Whether no connection is live.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -128,7 +128,7 @@ pub enum BodyError {
     ChunkSizeOverflow,
     /// Chunk data not followed by CRLF.
     BadChunkTerminator,
-    /// A chunk-size line longer than [`super::body::MAX_CHUNK_LINE`].
+    /// A chunk-size line longer than [`crate::http::MAX_CHUNK_LINE`].
     ChunkLineTooLong,
     /// A malformed trailer field.
     BadTrailer,

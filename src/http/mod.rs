@@ -1,13 +1,24 @@
-//! The HTTP/1.x wire format: parsing request heads, decoding bodies,
-//! encoding responses, and the per-shard Date cache.
+//! The HTTP/1.x wire format: request heads (parsed), request bodies
+//! (decoded), response heads (encoded), the per-shard Date cache, status
+//! codes and the request size limits the parser enforces.
+//!
+//! The public part is what a handler or a configuration names: methods,
+//! versions, status codes, a parsed [`RequestHead`] and the [`Limits`].
 
-pub mod body;
-pub mod date;
-pub mod encode;
-pub mod error;
-pub mod parse;
-pub mod status;
+pub(crate) mod body;
+pub(crate) mod date;
+pub(crate) mod encode;
+mod error;
+mod limits;
+pub(crate) mod parse;
+mod status;
 
+pub use body::MAX_CHUNK_LINE;
 pub use error::{BodyError, ParseError};
-pub use parse::{parse_head, Framing, Method, RequestHead, Version};
+pub use limits::{
+    LimitError, Limits, DEFAULT_MAX_BODY, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_URI, MAX_MAX_BODY, MAX_MAX_HEADERS, MIN_MAX_HEADER_BYTES, MIN_MAX_URI,
+};
+pub(crate) use parse::parse_head;
+pub use parse::{Framing, Method, RequestHead, Version, MAX_HEAD};
 pub use status::StatusCode;

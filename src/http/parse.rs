@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
 
 use super::error::ParseError;
-use crate::config::Limits;
+use super::limits::Limits;
 
 /// Request method. Unknown (extension) methods keep their bytes in the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,18 +4,18 @@
 //! live in the `edgeshard-routing` crate, shared with the macro and with
 //! [`RuntimeTrie`] for routes that come from configuration.
 
-mod future;
-
 use std::future::Future;
 
-use bytes::Bytes;
+use edgeshard_routing::percent::has_encoded_dot_segment;
 
-pub use future::{Either, IntoResponseFuture};
-
+#[doc(hidden)]
+pub use crate::future::Either;
+pub use crate::future::IntoResponseFuture;
 use crate::handler::{Handler, Request, RouteParams};
-use crate::http::{Method, StatusCode};
-use crate::response::{IntoResponse, Response, TEXT_PLAIN};
+use crate::http::StatusCode;
+use crate::response::{IntoResponse, Response};
 
+#[doc(hidden)]
 pub use edgeshard_routing::table;
 pub use edgeshard_routing::{
     decide, Decision, Matcher, Params, Pattern, RouteInfo, RuntimeTrie, Table,
@@ -151,8 +151,8 @@ where
         };
         let answer = match decision {
             Decision::Route(r) => {
-                let names = &self.table.routes[r as usize].params;
-                req.set_params(RouteParams::new(names, params));
+                let route = &self.table.routes[r as usize];
+                req.set_params(RouteParams::new(route, params));
                 return Either::Left {
                     inner: (self.dispatch)(r, req, self.state.clone()),
                 };
@@ -167,8 +167,8 @@ where
             // A decoded `.`/`..` segment makes the path unclean, so it always
             // lands here; checking only here keeps the check off the hot path.
             Decision::Redirect(_) if has_encoded_dot_segment(req.path()) => encoded_dot_segment(),
-            Decision::Redirect(location) => redirect(req.method(), location),
-            Decision::MethodNotAllowed(allow) => method_not_allowed(allow),
+            Decision::Redirect(location) => Response::redirect(req.method(), location),
+            Decision::MethodNotAllowed(allow) => Response::method_not_allowed(allow),
         };
         Either::Right {
             inner: Either::Right {
@@ -178,52 +178,16 @@ where
     }
 }
 
-/// Whether a path has a `.` or `..` segment spelled with `%2e`. Go's mux
-/// would clean it and redirect (`/%2e%2e/etc/passwd` → `/etc/passwd`); no
-/// real client encodes dots, so such a path is refused before routing.
-fn has_encoded_dot_segment(path: &str) -> bool {
-    if memchr::memchr(b'%', path.as_bytes()).is_none() {
-        return false;
-    }
-    path.split('/').any(|seg| {
-        seg.contains('%') && {
-            let decoded: Vec<u8> = edgeshard_routing::DecodedBytes::new(seg.as_bytes()).collect();
-            decoded == b"." || decoded == b".."
-        }
-    })
-}
-
+/// A `.` or `..` segment spelled with `%2e`: refused rather than cleaned
+/// (see [`has_encoded_dot_segment`]).
 #[cold]
 fn encoded_dot_segment() -> Response {
-    Response::new(StatusCode::BAD_REQUEST).with_body(
-        TEXT_PLAIN,
-        "400 Bad Request: encoded dot segment in the path\n",
-    )
-}
-
-/// 301 for GET and HEAD (cacheable, method may change), 308 for the rest
-/// (the method and body must be kept).
-#[cold]
-pub fn redirect(method: Method, location: String) -> Response {
-    let status = match method {
-        Method::Get | Method::Head => StatusCode::MOVED_PERMANENTLY,
-        _ => StatusCode::PERMANENT_REDIRECT,
-    };
-    Response::new(status)
-        .with_body(TEXT_PLAIN, format!("{status}: {location}\n"))
-        .with_header("Location", location)
-}
-
-/// 405 with the methods the path does allow.
-#[cold]
-pub fn method_not_allowed(allow: String) -> Response {
-    StatusCode::METHOD_NOT_ALLOWED
-        .into_response()
-        .with_header("Allow", Bytes::from(allow))
+    Response::error(StatusCode::BAD_REQUEST, "encoded dot segment in the path")
 }
 
 /// The fallback arm of the generated dispatch; unreachable for tables the
 /// macro built.
+#[doc(hidden)]
 #[cold]
 pub fn unknown_route() -> Response {
     StatusCode::INTERNAL_SERVER_ERROR.into_response()

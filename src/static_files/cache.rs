@@ -22,6 +22,7 @@ use foldhash::HashMap;
 use super::encoding::Coding;
 use super::CachePolicy;
 use crate::http::date::format_imf_fixdate;
+use crate::metrics::Metrics;
 use crate::sys::{self, FileMeta, Resolver};
 
 /// An entry older than this (milliseconds) is reloaded before use.
@@ -179,12 +180,6 @@ pub struct DirSource {
     uses: Cell<u64>,
 }
 
-/// Counts the file-system opens behind `/api/stats`'s `file_opens`.
-pub trait OpenCounter {
-    /// One open (or attempt) hit the file system.
-    fn count_open(&self);
-}
-
 impl DirSource {
     /// A source for the directory `root` (open) at `root_path` (canonical).
     pub fn new(
@@ -209,7 +204,7 @@ impl DirSource {
 
     /// The entry for `rel` (no leading `/`, no trailing `/`; empty for the
     /// root), from the cache if fresh.
-    pub fn lookup(&self, rel: &[u8], counter: &dyn OpenCounter) -> Rc<Entry> {
+    pub fn lookup(&self, rel: &[u8], metrics: &Metrics) -> Rc<Entry> {
         let now = sys::coarse_millis();
         let use_no = self.uses.get() + 1;
         self.uses.set(use_no);
@@ -220,7 +215,7 @@ impl DirSource {
             }
         }
         let entry = Rc::new(Entry {
-            kind: self.load(rel, counter),
+            kind: self.load(rel, metrics),
             loaded: now,
             last_used: Cell::new(use_no),
         });
@@ -232,14 +227,14 @@ impl DirSource {
         entry
     }
 
-    /// Opens `rel` beneath the root (counted).
-    pub fn open(&self, rel: &[u8], counter: &dyn OpenCounter) -> io::Result<OwnedFd> {
-        counter.count_open();
+    /// Opens `rel` beneath the root (counted in `metrics`).
+    pub fn open(&self, rel: &[u8], metrics: &Metrics) -> io::Result<OwnedFd> {
+        metrics.count_file_open();
         sys::open_beneath(self.resolver, self.root.as_fd(), &self.root_path, rel)
     }
 
-    fn load(&self, rel: &[u8], counter: &dyn OpenCounter) -> Kind {
-        let (fd, meta) = match self.open(rel, counter).and_then(|fd| {
+    fn load(&self, rel: &[u8], metrics: &Metrics) -> Kind {
+        let (fd, meta) = match self.open(rel, metrics).and_then(|fd| {
             let meta = sys::file_meta(fd.as_fd())?;
             Ok((fd, meta))
         }) {
@@ -260,7 +255,7 @@ impl DirSource {
             for c in Coding::ALL {
                 let mut name = rel.to_vec();
                 name.extend_from_slice(c.suffix().as_bytes());
-                if let Ok(fd) = self.open(&name, counter) {
+                if let Ok(fd) = self.open(&name, metrics) {
                     if let Ok(m) = sys::file_meta(fd.as_fd()) {
                         if m.is_file {
                             variants[c.index()] = Some((fd, m));

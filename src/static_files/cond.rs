@@ -152,8 +152,8 @@ impl<'a> Iterator for EntityTags<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Limits;
     use crate::http::parse_head;
+    use crate::http::Limits;
     use bytes::BytesMut;
 
     const ETAG: &[u8] = b"\"1a-2b-3c\"";

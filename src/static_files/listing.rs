@@ -1,13 +1,15 @@
 //! `--autoindex`: an HTML listing of a directory without `index.html`.
 //! Names are HTML-escaped in the text and percent-encoded in the links.
 
+use edgeshard_routing::percent::decode_lossy;
+
 /// Renders the listing of the directory at `url_path` (as requested, ending
 /// in `/`). Directories come first and end in `/`; dotfiles are left out
 /// unless `dotfiles`.
 pub fn render(url_path: &str, mut names: Vec<(Vec<u8>, bool)>, dotfiles: bool) -> String {
     names.retain(|(n, _)| dotfiles || n.first() != Some(&b'.'));
     names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let title = escape_html(&String::from_utf8_lossy(&decode_for_title(url_path)));
+    let title = escape_html(&decode_lossy(url_path));
     let mut out = String::with_capacity(256 + names.len() * 96);
     out.push_str("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
     out.push_str(&title);
@@ -29,10 +31,6 @@ pub fn render(url_path: &str, mut names: Vec<(Vec<u8>, bool)>, dotfiles: bool) -
     }
     out.push_str("</ul></body></html>\n");
     out
-}
-
-fn decode_for_title(path: &str) -> Vec<u8> {
-    edgeshard_routing::DecodedBytes::new(path.as_bytes()).collect()
 }
 
 /// Escapes `& < > " '` for HTML text and attribute values.

@@ -6,16 +6,16 @@
 //! The handler is meant as a router's fallback: compiled routes win, then
 //! the longest matching mount, then 404.
 
-pub mod cache;
-pub mod cond;
-pub mod embedded;
-pub mod encoding;
-pub mod listing;
-pub mod path;
-pub mod range;
+mod cache;
+mod cond;
+mod embedded;
+mod encoding;
+mod listing;
+mod path;
+mod range;
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -24,10 +24,10 @@ use bytes::Bytes;
 
 use crate::handler::{Handler, Request};
 use crate::http::{Method, RequestHead, StatusCode};
-use crate::response::{Body, FileBody, FilePart, IntoResponse, Response, TEXT_PLAIN};
-use crate::shard::ShardState;
-use crate::sys::Resolver;
-use cache::{Content, DirSource, Entry, Kind, OpenCounter, Rep};
+use crate::metrics::Metrics;
+use crate::response::{Body, FileBody, FilePart, IntoResponse, Response};
+pub use crate::sys::Resolver;
+use cache::{Content, DirSource, Entry, Kind, Rep};
 use cond::{Outcome, Validators};
 use path::{decode_path, is_hidden, PathError};
 use range::Ranges;
@@ -53,7 +53,7 @@ impl CachePolicy {
     }
 }
 
-/// A directory served under a URL prefix, as configured.
+/// A directory served under a URL prefix, opened.
 #[derive(Debug, Clone)]
 pub struct MountConfig {
     /// URL prefix, starting and ending with `/`.
@@ -68,7 +68,22 @@ pub struct MountConfig {
     pub policy: CachePolicy,
 }
 
-/// Static-file settings shared by every shard.
+impl MountConfig {
+    /// Opens `dir` to serve under `prefix` (which starts and ends with `/`).
+    pub fn open(prefix: String, dir: PathBuf, policy: CachePolicy) -> std::io::Result<MountConfig> {
+        let real_dir = std::fs::canonicalize(&dir)?;
+        let fd = crate::sys::open_dir(&real_dir)?;
+        Ok(MountConfig {
+            prefix,
+            dir,
+            real_dir,
+            fd: Arc::new(fd),
+            policy,
+        })
+    }
+}
+
+/// Static-file settings shared by every shard, with the mounts' directories open.
 #[derive(Debug, Clone)]
 pub struct StaticConfig {
     /// Directory mounts; empty means the embedded demo site at `/`.
@@ -86,9 +101,11 @@ pub struct StaticConfig {
     pub cache_entries: usize,
 }
 
-/// Default [`StaticConfig::inline_max`]: 16 KiB.
+/// Default [`StaticConfig::inline_max`] (bytes): a file this small costs
+/// less to copy from memory behind its head than a second syscall.
 pub const DEFAULT_INLINE_MAX: u64 = 16 * 1024;
-/// Default [`StaticConfig::cache_entries`].
+/// Default [`StaticConfig::cache_entries`]: with 16 KiB inline files, at
+/// most 64 MiB per mount and shard, and room for a large site's paths.
 pub const DEFAULT_CACHE_ENTRIES: usize = 4096;
 /// Most directory entries a listing shows.
 const LISTING_MAX: usize = 10_000;
@@ -102,6 +119,17 @@ impl Default for StaticConfig {
             dotfiles: false,
             inline_max: DEFAULT_INLINE_MAX,
             cache_entries: DEFAULT_CACHE_ENTRIES,
+        }
+    }
+}
+
+impl StaticConfig {
+    /// How this kernel opens files beneath a mount: probed once, on the
+    /// first mount's directory (openat2 unless the kernel lacks it).
+    pub fn detect_resolver(mounts: &[MountConfig]) -> Resolver {
+        match mounts.first() {
+            Some(m) => crate::sys::detect_resolver(m.fd.as_fd()),
+            None => Resolver::Openat2,
         }
     }
 }
@@ -125,7 +153,8 @@ pub struct StaticFiles {
     mounts: Vec<Mount>,
     autoindex: bool,
     dotfiles: bool,
-    shard: Option<Rc<ShardState>>,
+    /// Counts the file-system opens (`/api/stats`'s `file_opens`).
+    metrics: Rc<Metrics>,
     boundary_seed: std::cell::Cell<u64>,
 }
 
@@ -137,18 +166,10 @@ impl std::fmt::Debug for StaticFiles {
     }
 }
 
-impl OpenCounter for Option<Rc<ShardState>> {
-    fn count_open(&self) {
-        if let Some(s) = self {
-            s.count_file_open();
-        }
-    }
-}
-
 impl StaticFiles {
     /// The handler for `config`'s mounts, or the embedded site when there
-    /// are none. `shard` receives the open counts.
-    pub fn new(config: &StaticConfig, shard: Option<Rc<ShardState>>) -> StaticFiles {
+    /// are none, counting its file-system opens in `metrics` (the shard's).
+    pub fn new(config: &StaticConfig, metrics: Rc<Metrics>) -> StaticFiles {
         let mut mounts: Vec<Mount> = config
             .mounts
             .iter()
@@ -175,12 +196,12 @@ impl StaticFiles {
         }
         // Longest prefix first.
         mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
-        let seed = shard.as_ref().map_or(0, |s| s.id as u64) ^ 0x9e37_79b9_7f4a_7c15;
+        let seed = metrics.shard() as u64 ^ 0x9e37_79b9_7f4a_7c15;
         StaticFiles {
             mounts,
             autoindex: config.autoindex,
             dotfiles: config.dotfiles,
-            shard,
+            metrics,
             boundary_seed: std::cell::Cell::new(seed ^ crate::sys::coarse_millis()),
         }
     }
@@ -190,7 +211,9 @@ impl StaticFiles {
         let raw = head.path();
         let decoded = match decode_path(raw) {
             Ok(d) => d,
-            Err(PathError::BadRequest(why)) => return error(StatusCode::BAD_REQUEST, why),
+            Err(PathError::BadRequest(why)) => {
+                return Response::error(StatusCode::BAD_REQUEST, why)
+            }
             Err(PathError::NotFound) => return not_found(),
         };
         // `/assets` for the mount `/assets/`: the mount's directory.
@@ -205,9 +228,7 @@ impl StaticFiles {
             return not_found();
         };
         if !matches!(head.method(), Method::Get | Method::Head) {
-            return StatusCode::METHOD_NOT_ALLOWED
-                .into_response()
-                .with_header("Allow", "GET, HEAD");
+            return Response::method_not_allowed("GET, HEAD");
         }
         let rel = &decoded[mount.prefix.len()..];
         if !self.dotfiles && is_hidden(rel) {
@@ -234,7 +255,7 @@ impl StaticFiles {
 
     fn lookup(&self, mount: &Mount, rel: &[u8]) -> Rc<Entry> {
         match &mount.source {
-            Source::Dir(d) => d.lookup(rel, &self.shard),
+            Source::Dir(d) => d.lookup(rel, &self.metrics),
             Source::Embedded { entries, missing } => entries.get(rel).unwrap_or(missing).clone(),
         }
     }
@@ -257,17 +278,19 @@ impl StaticFiles {
         match idx.kind {
             Kind::File(_) => self.serve_entry(head, &idx),
             Kind::Missing if self.autoindex => self.listing(head, mount, dir),
-            Kind::Missing => error(StatusCode::FORBIDDEN, "directory listing is disabled"),
+            Kind::Missing => {
+                Response::error(StatusCode::FORBIDDEN, "directory listing is disabled")
+            }
             _ => self.serve_entry(head, &idx),
         }
     }
 
     fn listing(&self, head: &RequestHead, mount: &Mount, dir: &[u8]) -> Response {
         let Source::Dir(source) = &mount.source else {
-            return error(StatusCode::FORBIDDEN, "directory listing is disabled");
+            return Response::error(StatusCode::FORBIDDEN, "directory listing is disabled");
         };
         let names = source
-            .open(dir, &self.shard)
+            .open(dir, &self.metrics)
             .and_then(|fd| crate::sys::read_dir_names(std::os::fd::AsFd::as_fd(&fd), LISTING_MAX));
         match names {
             Ok(names) => {
@@ -277,9 +300,9 @@ impl StaticFiles {
                     .with_header("Cache-Control", "no-cache")
             }
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-                error(StatusCode::FORBIDDEN, "directory not readable")
+                Response::error(StatusCode::FORBIDDEN, "directory not readable")
             }
-            Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "directory read failed"),
+            Err(_) => Response::error(StatusCode::INTERNAL_SERVER_ERROR, "directory read failed"),
         }
     }
 
@@ -287,9 +310,9 @@ impl StaticFiles {
         let (content_type, identity, variants) = match &entry.kind {
             Kind::File(f) => (&f.content_type, &f.identity, &f.variants),
             Kind::Dir | Kind::Missing => return not_found(),
-            Kind::Forbidden => return error(StatusCode::FORBIDDEN, "access denied"),
+            Kind::Forbidden => return Response::error(StatusCode::FORBIDDEN, "access denied"),
             Kind::Failed => {
-                return error(
+                return Response::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the file could not be read",
                 )
@@ -321,7 +344,7 @@ impl StaticFiles {
                     .with_preformatted(rep.lines_304.clone())
             }
             Outcome::Failed => {
-                return error(StatusCode::PRECONDITION_FAILED, "precondition failed")
+                return Response::error(StatusCode::PRECONDITION_FAILED, "precondition failed")
             }
         }
         let ranges = match head.header("range") {
@@ -331,7 +354,7 @@ impl StaticFiles {
         match ranges {
             Ranges::Whole => whole(rep),
             Ranges::Unsatisfiable => {
-                error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable")
+                Response::error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable")
                     .with_header("Content-Range", format!("bytes */{}", rep.len))
                     .with_header("Accept-Ranges", "bytes")
             }
@@ -430,11 +453,6 @@ impl Handler for StaticFiles {
 }
 
 #[cold]
-fn error(status: StatusCode, detail: &str) -> Response {
-    Response::new(status).with_body(TEXT_PLAIN, format!("{status}: {detail}\n"))
-}
-
-#[cold]
 fn not_found() -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
@@ -451,5 +469,5 @@ fn redirect_with_query(head: &RequestHead, mut location: String) -> Response {
         location.push('?');
         location.push_str(q);
     }
-    crate::route::redirect(head.method(), location)
+    Response::redirect(head.method(), location)
 }

@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 
+use edgeshard_routing::percent::{self, PathDecodeError};
+
 /// Longest decoded path we look up (bytes): Linux's `PATH_MAX`.
 pub const MAX_PATH: usize = 4096;
 /// Longest path segment (bytes): Linux's `NAME_MAX`.
@@ -33,36 +35,14 @@ pub fn decode_path(raw: &str) -> Result<Cow<'_, [u8]>, PathError> {
     if raw.len() > 3 * MAX_PATH {
         return Err(PathError::NotFound);
     }
-    let decoded: Cow<'_, [u8]> = if memchr::memchr(b'%', raw).is_none() {
-        Cow::Borrowed(raw)
-    } else {
-        let mut out = Vec::with_capacity(raw.len());
-        let mut i = 0;
-        while i < raw.len() {
-            let b = raw[i];
-            if b != b'%' {
-                out.push(b);
-                i += 1;
-                continue;
-            }
-            let hex = |c: u8| (c as char).to_digit(16);
-            let (Some(h), Some(l)) = (
-                raw.get(i + 1).copied().and_then(hex),
-                raw.get(i + 2).copied().and_then(hex),
-            ) else {
-                return Err(PathError::BadRequest(
-                    "malformed percent-encoding in the path",
-                ));
-            };
-            let c = (h * 16 + l) as u8;
-            if matches!(c, b'/' | b'\\' | 0) {
-                return Err(PathError::BadRequest("encoded /, \\ or NUL in the path"));
-            }
-            out.push(c);
-            i += 3;
+    let decoded = percent::decode_path(raw).map_err(|e| match e {
+        PathDecodeError::Malformed => {
+            PathError::BadRequest("malformed percent-encoding in the path")
         }
-        Cow::Owned(out)
-    };
+        PathDecodeError::EncodedSeparator => {
+            PathError::BadRequest("encoded /, \\ or NUL in the path")
+        }
+    })?;
     if decoded.len() > MAX_PATH {
         return Err(PathError::NotFound);
     }
@@ -74,7 +54,7 @@ pub fn decode_path(raw: &str) -> Result<Cow<'_, [u8]>, PathError> {
     let count = body.split(|&b| b == b'/').count();
     for (i, seg) in segments.enumerate() {
         match seg {
-            b"." | b".." => {
+            _ if percent::is_dot_segment(seg) => {
                 return Err(PathError::BadRequest("dot segment in the path"));
             }
             // The last segment is empty for a directory path (`/dir/`).

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use edgeshard::config::Args;
+use edgeshard::config::Flags;
 use edgeshard::Config;
 
 pub use crate::common::{normalize, read_response, read_to_close};
@@ -83,7 +83,7 @@ pub use crate::common::TestServer as Server;
 pub fn config_from(flags: &[&str]) -> Config {
     let mut argv = vec!["edgeshard", "--listen", "127.0.0.1:0", "--shards", "1"];
     argv.extend_from_slice(flags);
-    Config::from_args(Args::parse_from(argv)).expect("valid flags")
+    Config::from_flags(Flags::parse_from(argv)).expect("valid flags")
 }
 
 impl Server {

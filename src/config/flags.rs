@@ -1,0 +1,284 @@
+//! The command line as written: every setting optional, no defaults
+//! filled in, so "not given" is told from "given the default value" (a
+//! configuration file will need that). Each flag's help shows its default,
+//! read from the `Default` impls where the value is written once.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use super::units::{parse_duration, parse_size, show_duration, show_size};
+use super::{invalid, Config, ConfigError, MountSpec};
+use crate::static_files::CachePolicy;
+
+/// The command line as written.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "edgeshard",
+    version,
+    about = "Thread-per-core HTTP/1.1 origin server on io_uring",
+    long_about = "Thread-per-core HTTP/1.1 origin server on io_uring.\n\n\
+        Sizes accept a plain byte count or a suffix (K, KiB, M, MiB, G, GiB);\n\
+        durations accept ms, s, m or h (a bare number means seconds)."
+)]
+pub struct Flags {
+    /// Address to listen on (repeat for several). Every shard listens on each
+    /// with SO_REUSEPORT, so the kernel spreads connections over the shards.
+    #[arg(long = "listen", value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+    /// Number of shards (one executor thread pinned to one core each).
+    /// Default: the number of CPUs this process may run on.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// Listen backlog of each shard's socket.
+    #[arg(long, value_name = "N")]
+    pub backlog: Option<u32>,
+    /// Open connections per shard; at the cap a shard stops accepting until one closes.
+    #[arg(long = "max-conns", value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Longest request line (method, target, version); longer → 414.
+    #[arg(long = "max-uri", value_name = "SIZE", value_parser = parse_size)]
+    pub max_uri: Option<usize>,
+    /// Largest header section; larger → 431. With --max-uri at most 64 KiB in all.
+    #[arg(long = "max-header-bytes", value_name = "SIZE", value_parser = parse_size)]
+    pub max_header_bytes: Option<usize>,
+    /// Most header fields in one request; more → 431.
+    #[arg(long = "max-headers", value_name = "N")]
+    pub max_headers: Option<usize>,
+    /// Largest request body; larger → 413 and close.
+    #[arg(long = "max-body", value_name = "SIZE", value_parser = parse_size)]
+    pub max_body: Option<usize>,
+    /// Time allowed to receive a whole request head; slower → 408 and close.
+    #[arg(long = "header-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Time allowed to receive a whole request body; slower → 408 and close.
+    #[arg(long = "body-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub body_timeout: Option<Duration>,
+    /// Slowest average body rate accepted after the first 5 s (0 disables); slower → 408.
+    #[arg(long = "min-body-rate", value_name = "SIZE_PER_SEC", value_parser = parse_size)]
+    pub min_body_rate: Option<usize>,
+    /// Time an idle keep-alive connection stays open.
+    #[arg(long = "idle-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Time a response write may make no progress before the connection closes.
+    #[arg(long = "write-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub write_timeout: Option<Duration>,
+    /// Time in-flight requests get after SIGTERM/SIGINT before connections are closed.
+    #[arg(long = "drain-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub drain_timeout: Option<Duration>,
+    /// Serve this directory at `/` (instead of the embedded demo site).
+    /// Same as `--mount /=DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Serve a directory under a URL prefix: `PREFIX=DIR`, optionally
+    /// `PREFIX=DIR:immutable` for fingerprinted assets (Cache-Control:
+    /// public, max-age=31536000, immutable; the default is no-cache).
+    /// Repeatable; the longest matching prefix wins, and routes win over mounts.
+    #[arg(long = "mount", value_name = "PREFIX=DIR[:immutable]")]
+    pub mounts: Vec<String>,
+    /// List directories that have no index.html (`--autoindex=false` turns it off).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub autoindex: Option<bool>,
+    /// Serve dotfiles (names starting with `.`); `/.well-known/` is always served.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub dotfiles: Option<bool>,
+    /// Static files up to this size are kept in memory by each shard's file
+    /// cache and leave in one write with their head; larger files are sent
+    /// with sendfile. 0 sends every file with sendfile.
+    #[arg(long = "file-inline-max", value_name = "SIZE", value_parser = parse_size)]
+    pub file_inline_max: Option<usize>,
+    /// Most cached file lookups per mount and shard.
+    #[arg(long = "file-cache", value_name = "N")]
+    pub file_cache: Option<usize>,
+    /// Print the route table (methods, pattern, handler) and exit.
+    #[arg(long = "print-routes")]
+    pub print_routes: bool,
+}
+
+impl Flags {
+    /// The command line parser, each flag's help ending with its default
+    /// as [`Config::default`] has it.
+    pub fn command() -> clap::Command {
+        let d = Config::default();
+        let listen: Vec<String> = d.listen.iter().map(ToString::to_string).collect();
+        let shown = [
+            ("listen", listen.join(", ")),
+            ("backlog", d.backlog.to_string()),
+            ("max_conns", d.max_conns.to_string()),
+            ("max_uri", show_size(d.limits.max_uri as u64)),
+            (
+                "max_header_bytes",
+                show_size(d.limits.max_header_bytes as u64),
+            ),
+            ("max_headers", d.limits.max_headers.to_string()),
+            ("max_body", show_size(d.limits.max_body as u64)),
+            ("header_timeout", show_duration(d.timeouts.header)),
+            ("body_timeout", show_duration(d.timeouts.body)),
+            ("min_body_rate", show_size(d.timeouts.min_body_rate)),
+            ("idle_timeout", show_duration(d.timeouts.idle)),
+            ("write_timeout", show_duration(d.timeouts.write)),
+            ("drain_timeout", show_duration(d.timeouts.drain)),
+            ("autoindex", d.static_files.autoindex.to_string()),
+            ("dotfiles", d.static_files.dotfiles.to_string()),
+            ("file_inline_max", show_size(d.static_files.inline_max)),
+            ("file_cache", d.static_files.cache_entries.to_string()),
+        ];
+        let mut command = <Flags as CommandFactory>::command();
+        for (id, default) in shown {
+            command = command.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {default}]"))
+            });
+        }
+        command
+    }
+
+    /// Parses the process's arguments; `--help`, `--version` and errors
+    /// print and exit, as clap does.
+    pub fn from_env() -> Flags {
+        let matches = Flags::command().get_matches();
+        Flags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Lays what was given over `config`; what was not given stays as it
+    /// is. Only values that cannot even be held (zero shards) and mounts
+    /// that cannot be read (`--mount` without `=`) fail here; the rest is
+    /// [`Config::validate`]'s.
+    pub fn apply(self, config: &mut Config) -> Result<(), ConfigError> {
+        if !self.listen.is_empty() {
+            let mut listen = self.listen;
+            listen.dedup();
+            config.listen = listen;
+        }
+        if let Some(n) = self.shards {
+            config.shards = Some(
+                NonZeroUsize::new(n).ok_or_else(|| invalid("--shards", "must be at least 1"))?,
+            );
+        }
+        if let Some(n) = self.max_conns {
+            config.max_conns =
+                NonZeroUsize::new(n).ok_or_else(|| invalid("--max-conns", "must be at least 1"))?;
+        }
+        set(&mut config.backlog, self.backlog);
+        let limits = &mut config.limits;
+        set(&mut limits.max_uri, self.max_uri);
+        set(&mut limits.max_header_bytes, self.max_header_bytes);
+        set(&mut limits.max_headers, self.max_headers);
+        set(&mut limits.max_body, self.max_body);
+        let timeouts = &mut config.timeouts;
+        set(&mut timeouts.header, self.header_timeout);
+        set(&mut timeouts.body, self.body_timeout);
+        set(
+            &mut timeouts.min_body_rate,
+            self.min_body_rate.map(|n| n as u64),
+        );
+        set(&mut timeouts.idle, self.idle_timeout);
+        set(&mut timeouts.write, self.write_timeout);
+        set(&mut timeouts.drain, self.drain_timeout);
+        let files = &mut config.static_files;
+        if self.root.is_some() || !self.mounts.is_empty() {
+            files.mounts = mounts(self.root, &self.mounts)?;
+        }
+        set(&mut files.autoindex, self.autoindex);
+        set(&mut files.dotfiles, self.dotfiles);
+        set(
+            &mut files.inline_max,
+            self.file_inline_max.map(|n| n as u64),
+        );
+        set(&mut files.cache_entries, self.file_cache);
+        Ok(())
+    }
+}
+
+fn set<T>(field: &mut T, given: Option<T>) {
+    if let Some(v) = given {
+        *field = v;
+    }
+}
+
+/// `--root` and `--mount PREFIX=DIR[:immutable]`, in that order.
+fn mounts(root: Option<PathBuf>, given: &[String]) -> Result<Vec<MountSpec>, ConfigError> {
+    let mut specs = Vec::with_capacity(given.len() + 1);
+    if let Some(dir) = root {
+        specs.push(MountSpec {
+            origin: "--root",
+            ..MountSpec::new("/", dir)
+        });
+    }
+    for m in given {
+        let (prefix, dir) = m
+            .split_once('=')
+            .ok_or_else(|| invalid("--mount", format!("`{m}`: expected PREFIX=DIR")))?;
+        let (dir, policy) = match dir.rsplit_once(':') {
+            Some((d, "immutable")) => (d, CachePolicy::Immutable),
+            Some((d, "revalidate")) => (d, CachePolicy::Revalidate),
+            _ => (dir, CachePolicy::Revalidate),
+        };
+        specs.push(MountSpec {
+            policy,
+            origin: "--mount",
+            ..MountSpec::new(prefix, dir)
+        });
+    }
+    Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parser_is_consistent_and_every_default_is_shown() {
+        let command = Flags::command();
+        command.clone().debug_assert();
+        let help = command.clone().render_help().to_string();
+        for default in [
+            "[default: 0.0.0.0:8080]",
+            "[default: 4096]",
+            "[default: 10000]",
+            "[default: 8KiB]",
+            "[default: 16KiB]",
+            "[default: 100]",
+            "[default: 1MiB]",
+            "[default: 10s]",
+            "[default: 1m]",
+            "[default: 1KiB]",
+            "[default: 75s]",
+            "[default: 30s]",
+            "[default: false]",
+        ] {
+            assert!(help.contains(default), "no {default} in:\n{help}");
+        }
+    }
+
+    #[test]
+    fn a_flag_not_given_is_none_and_one_given_the_default_is_some() {
+        let none = Flags::parse_from(["edgeshard"]);
+        assert_eq!(none.max_uri, None);
+        assert_eq!(none.header_timeout, None);
+        assert_eq!(none.autoindex, None);
+        assert!(none.listen.is_empty());
+        let given = Flags::parse_from(["edgeshard", "--max-uri", "8KiB", "--autoindex"]);
+        assert_eq!(given.max_uri, Some(8 * 1024));
+        assert_eq!(given.autoindex, Some(true));
+        let off = Flags::parse_from(["edgeshard", "--autoindex=false"]);
+        assert_eq!(off.autoindex, Some(false));
+    }
+
+    #[test]
+    fn what_is_not_given_keeps_what_was_there() {
+        // As a file's values will be kept where no flag overrides them.
+        let mut config = Config::default();
+        config.limits.max_body = 5;
+        config.static_files.dotfiles = true;
+        Flags::parse_from(["edgeshard", "--max-uri", "4KiB"])
+            .apply(&mut config)
+            .expect("applies");
+        assert_eq!(config.limits.max_uri, 4096);
+        assert_eq!(config.limits.max_body, 5);
+        assert!(config.static_files.dotfiles);
+    }
+}

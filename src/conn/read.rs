@@ -1,0 +1,182 @@
+//! Reading: waiting for a request head (with or without a buffer of the
+//! connection's own), and reading its body whole (Content-Length or
+//! chunked), with `100 Continue`, the body timeout and its minimum rate.
+
+use bytes::{Bytes, BytesMut};
+
+use super::io::{read_into, read_pooled, Stop};
+use super::table::{Interrupt, Phase};
+use super::{Conn, End, Shared, INITIAL_READ, MAX_READ};
+use crate::http::body::ChunkedDecoder;
+use crate::http::{Framing, RequestHead, StatusCode};
+use crate::json::is_json_content_type;
+use crate::transport::Transport;
+
+impl<S: Transport> Conn<S> {
+    /// Flushes what is pending, then waits for more of a request head.
+    pub(super) async fn fill_head(&mut self, shared: &Shared) -> Result<(), End> {
+        self.flush(shared).await?;
+        let t = &shared.timeouts;
+        if self.rbuf.is_empty() {
+            if self.slot.draining() {
+                return Err(End::Quiet);
+            }
+            let limit = if self.served == 0 { t.header } else { t.idle };
+            self.slot.enter(Phase::Idle, Some(limit));
+        } else if self.slot.phase() != Phase::Head {
+            self.slot.enter(Phase::Head, Some(t.header));
+        }
+        // Between requests, unless reads have grown past the pool's size,
+        // the connection lends its buffer to the pool and waits without one.
+        let idle = self.rbuf.is_empty() && self.read_size == shared.read_pool.size();
+        let got = if idle {
+            self.lend_buffers(shared);
+            let pool = &shared.read_pool;
+            read_pooled(&mut self.io, &self.slot, pool, &mut self.rbuf)
+                .await
+                .inspect(|&n| self.adapt_read_size(n, pool.size()))
+        } else {
+            self.read(self.read_size).await
+        };
+        self.after_wait(got, shared)
+    }
+
+    /// Waits, outside the boxed request machinery, for the next request's
+    /// first bytes: the tick found the connection idle (phase `Idle`).
+    pub(super) async fn sleep(&mut self, shared: &Shared) -> Result<(), End> {
+        // Already done unless reads had grown past the pool's size.
+        self.lend_buffers(shared);
+        let pool = &shared.read_pool;
+        loop {
+            let got = read_pooled(&mut self.io, &self.slot, pool, &mut self.rbuf).await;
+            if !matches!(got, Err(Stop::Interrupted(Interrupt::Sleep))) {
+                return self.after_wait(got, shared);
+            }
+        }
+    }
+
+    /// Gives the emptied read and write buffers to the shard's pools while
+    /// the connection waits for a request (`flush` has emptied `wbuf`).
+    pub(super) fn lend_buffers(&mut self, shared: &Shared) {
+        shared.write_pool.put(std::mem::take(&mut self.wbuf));
+        // A buffer with no memory (already lent) would only be refilled anew.
+        if self.rbuf.capacity() > 0 {
+            shared.read_pool.put_empty(std::mem::take(&mut self.rbuf));
+        }
+    }
+
+    /// What a wait for request bytes came to.
+    fn after_wait(&mut self, got: Result<usize, Stop>, shared: &Shared) -> Result<(), End> {
+        match got {
+            Ok(0) => Err(End::Quiet),
+            Ok(_) => {
+                if self.slot.phase() == Phase::Idle {
+                    self.slot.enter(Phase::Head, Some(shared.timeouts.header));
+                }
+                Ok(())
+            }
+            Err(Stop::Interrupted(Interrupt::Sleep)) => Err(End::Sleep),
+            Err(Stop::Interrupted(Interrupt::Timeout(Phase::Head))) => Err(End::Reject(
+                StatusCode::REQUEST_TIMEOUT,
+                "request head not received in time",
+            )),
+            Err(Stop::Interrupted(Interrupt::Timeout(_) | Interrupt::Drain)) => Err(End::Quiet),
+            Err(_) => Err(End::Abort),
+        }
+    }
+
+    /// Reads the request's body whole, as its framing says.
+    pub(super) async fn read_body(
+        &mut self,
+        head: &RequestHead,
+        shared: &Shared,
+    ) -> Result<Bytes, End> {
+        self.json_errors = head.framing() != Framing::None
+            && head
+                .header("content-type")
+                .is_some_and(is_json_content_type);
+        let limits = &shared.limits;
+        match head.framing() {
+            Framing::None => Ok(Bytes::new()),
+            Framing::Length(n) if n > limits.max_body as u64 => Err(End::Reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            )),
+            Framing::Length(n) => {
+                let n = n as usize;
+                if self.rbuf.len() < n {
+                    self.await_body(head, shared).await?;
+                    self.rbuf.reserve(n - self.rbuf.len());
+                    while self.rbuf.len() < n {
+                        let want = (n - self.rbuf.len()).clamp(INITIAL_READ, MAX_READ);
+                        self.read_body_bytes(want).await?;
+                    }
+                }
+                Ok(self.rbuf.split_to(n).freeze())
+            }
+            // Boxed: chunked request bodies are rare, and the decoder's state
+            // would otherwise enlarge every connection's future.
+            Framing::Chunked => Box::pin(self.read_chunked(head, shared)).await,
+        }
+    }
+
+    async fn read_chunked(&mut self, head: &RequestHead, shared: &Shared) -> Result<Bytes, End> {
+        let limits = &shared.limits;
+        let mut decoder = ChunkedDecoder::new(limits.max_body, limits.max_header_bytes);
+        let mut out = BytesMut::new();
+        let mut waited = false;
+        loop {
+            match decoder.decode(&mut self.rbuf, &mut out) {
+                Ok(true) => return Ok(out.freeze()),
+                Ok(false) => {}
+                Err(e) => return Err(End::Reject(e.status(), e.reason())),
+            }
+            if !waited {
+                self.await_body(head, shared).await?;
+                waited = true;
+            }
+            self.read_body_bytes(self.read_size).await?;
+        }
+    }
+
+    /// The body is not all here: answer `100 Continue` if asked, and start its clock.
+    async fn await_body(&mut self, head: &RequestHead, shared: &Shared) -> Result<(), End> {
+        if head.expects_continue() {
+            self.wbuf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush(shared).await?;
+        }
+        self.slot.enter_body(shared.timeouts.body);
+        Ok(())
+    }
+
+    async fn read_body_bytes(&mut self, want: usize) -> Result<(), End> {
+        match self.read(want).await {
+            Ok(0) => Err(End::Quiet),
+            Ok(n) => {
+                self.slot.body_progress(n);
+                Ok(())
+            }
+            Err(Stop::Interrupted(Interrupt::Timeout(_))) => Err(End::Reject(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            )),
+            Err(_) => Err(End::Abort),
+        }
+    }
+
+    async fn read(&mut self, want: usize) -> Result<usize, Stop> {
+        let n = read_into(&mut self.io, &self.slot, &mut self.rbuf, want).await?;
+        self.adapt_read_size(n, want);
+        Ok(n)
+    }
+
+    /// Reads that fill up double the next one; small ones halve it.
+    fn adapt_read_size(&mut self, n: usize, want: usize) {
+        if n == want {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        } else if n < self.read_size / 4 {
+            self.read_size = (self.read_size / 2).max(INITIAL_READ);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Responding: the handler runs (a panic or an invalid response becomes a
+//! 500), and its response is encoded into the write buffer, with its body
+//! when that is small and in memory.
+
+use std::panic::AssertUnwindSafe;
+
+use bytes::Bytes;
+use futures_lite::FutureExt;
+
+use super::table::Phase;
+use super::{Conn, End, Shared, FLUSH_AT};
+use crate::handler::{Handler, Request};
+use crate::http::encode::{encode_head, BodyLength, HeadMeta};
+use crate::http::{Method, RequestHead, StatusCode, Version};
+use crate::response::{Body, Response};
+use crate::transport::Transport;
+
+/// Bodies up to this size are copied behind their head (one `send`);
+/// larger ones are sent from their own buffer after the head.
+const COPY_LIMIT: usize = 16 * 1024;
+
+impl<S: Transport> Conn<S> {
+    /// Runs the handler and queues its response. `Ok(true)`: keep the connection.
+    pub(super) async fn respond<H: Handler>(
+        &mut self,
+        head: RequestHead,
+        body: Bytes,
+        shared: &Shared,
+        handler: &H,
+    ) -> Result<bool, End> {
+        let head_only = head.method() == Method::Head;
+        let version = head.version();
+        let keep_alive = head.keep_alive();
+        self.slot.enter(Phase::Handler, None);
+        // `call` does work before its future exists (the router decides
+        // there), so making the future is guarded as well as polling it.
+        let request = Request::on(head, body, self.info.clone());
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request))) {
+            Ok(call) => AssertUnwindSafe(call).catch_unwind().await,
+            Err(panic) => Err(panic),
+        };
+        let response = match outcome {
+            Ok(r) => match r.invalid() {
+                None => r,
+                Some(why) => {
+                    shared.report_invalid_response(why);
+                    internal_error()
+                }
+            },
+            // The panic hook has already printed the message.
+            Err(_) => internal_error(),
+        };
+        shared.metrics.count_request();
+        self.served += 1;
+        // The next request decides its own error format.
+        self.json_errors = false;
+        let close = !keep_alive || response.closes() || self.slot.draining();
+        // Most responses are encoded whole here, without a nested future.
+        let (close, rest) = self.encode_response(response, version, head_only, close, shared);
+        if let Some((body, length)) = rest {
+            self.send_body(body, length, shared).await?;
+        }
+        if !close && self.wbuf.len() >= FLUSH_AT {
+            self.flush(shared).await?;
+        }
+        Ok(!close)
+    }
+
+    /// Encodes `resp`'s head into the write buffer, and its body when that
+    /// is empty or small and in memory: no waiting. Returns whether the
+    /// connection closes after it, and the body still to send (large, a
+    /// stream or a file) with its framing.
+    pub(super) fn encode_response(
+        &mut self,
+        resp: Response,
+        version: Version,
+        head_only: bool,
+        mut close: bool,
+        shared: &Shared,
+    ) -> (bool, Option<(Body, BodyLength)>) {
+        let status = resp.status();
+        let length = match resp.body() {
+            _ if status.forbids_body() => BodyLength::Forbidden,
+            Body::Empty => BodyLength::Known(0),
+            Body::Full(b) => BodyLength::Known(b.len() as u64),
+            Body::File(f) => BodyLength::Known(f.len()),
+            Body::Stream(_) if version == Version::Http11 => BodyLength::Chunked,
+            Body::Stream(_) => BodyLength::UntilClose,
+        };
+        close |= length == BodyLength::UntilClose && !head_only;
+        let meta = HeadMeta {
+            status,
+            content_type: resp.content_type_line(),
+            length,
+            close,
+            keep_alive_header: !close && version == Version::Http10,
+            preformatted: resp.preformatted(),
+        };
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = shared.write_pool.take();
+        }
+        encode_head(&mut self.wbuf, &meta, &shared.date.get(), resp.headers());
+        if head_only || length == BodyLength::Forbidden {
+            return (close, None);
+        }
+        match resp.into_body() {
+            Body::Empty => (close, None),
+            Body::Full(b) if b.len() <= COPY_LIMIT => {
+                self.wbuf.extend_from_slice(&b);
+                (close, None)
+            }
+            body => (close, Some((body, length))),
+        }
+    }
+}
+
+#[cold]
+fn internal_error() -> Response {
+    Response::error(StatusCode::INTERNAL_SERVER_ERROR, "the handler failed").with_close()
+}

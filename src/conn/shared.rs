@@ -1,0 +1,84 @@
+//! What a shard's connections share: the limits and timeouts they enforce,
+//! the connection table, the Date cache, the buffer pools, and the shard's
+//! counters. One per shard, behind an `Rc`; nothing in it crosses shards.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::pool::{ReadPool, WritePool};
+use super::table::ConnTable;
+use super::timeouts::Timeouts;
+use super::INITIAL_READ;
+use crate::http::date::DateCache;
+use crate::http::Limits;
+use crate::log;
+use crate::metrics::Metrics;
+
+/// The state a shard's connections share.
+#[derive(Debug)]
+pub struct Shared {
+    /// Request size limits.
+    pub(crate) limits: Limits,
+    /// Connection timeouts.
+    pub(crate) timeouts: Timeouts,
+    /// The Date header, reformatted at most once a second.
+    pub(crate) date: DateCache,
+    /// Live connections, their deadlines and shutdown state.
+    pub(crate) conns: Rc<ConnTable>,
+    /// Read buffers lent to connections waiting for a request.
+    pub(crate) read_pool: ReadPool,
+    /// Write buffers of connections between responses.
+    pub(crate) write_pool: WritePool,
+    /// The shard's counters: connections count the requests they answer.
+    pub(crate) metrics: Rc<Metrics>,
+    /// Connections accepted so far: the low bits of the next one's id.
+    accepted: Cell<u64>,
+    reported_invalid: Cell<bool>,
+}
+
+impl Shared {
+    /// The state for the connections of the shard `metrics` counts for.
+    pub fn new(limits: Limits, timeouts: Timeouts, metrics: Rc<Metrics>) -> Rc<Shared> {
+        Rc::new(Shared {
+            limits,
+            timeouts,
+            date: DateCache::new(),
+            conns: Rc::new(ConnTable::new(&timeouts)),
+            read_pool: ReadPool::new(INITIAL_READ),
+            write_pool: WritePool::default(),
+            metrics,
+            accepted: Cell::new(0),
+            reported_invalid: Cell::new(false),
+        })
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// An id for a new connection, unique in the process: the shard's
+    /// number in the top 16 bits, its count of connections below.
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        let n = self.accepted.get() + 1;
+        self.accepted.set(n);
+        (self.metrics.shard() as u64) << 48 | (n & ((1 << 48) - 1))
+    }
+
+    /// The shard's tick: the connection table's deadlines, and the Date.
+    pub(crate) fn tick(&self, now: std::time::Instant) {
+        self.conns.tick(now);
+        self.date.refresh();
+    }
+
+    /// A handler built an invalid response; say so once per shard.
+    #[cold]
+    pub(crate) fn report_invalid_response(&self, why: &str) {
+        if !self.reported_invalid.replace(true) {
+            log::warning!(
+                "shard {}: handler returned an invalid response ({why}); answered 500",
+                self.metrics.shard()
+            );
+        }
+    }
+}
