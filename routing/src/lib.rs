@@ -3,7 +3,8 @@
 //! (which walks it, and builds tries from configuration at run time).
 //!
 //! - [`pattern`]: `[METHOD ][HOST]/PATH` patterns, precedence and conflicts.
-//! - [`table`]: the flat table, its builder and its lookup.
+//! - [`table`]: the flat table and its lookup; [`mod@build`] checks patterns
+//!   and builds one.
 //! - [`decide`]: one request → route, redirect, 405 or 404, for any [`Matcher`].
 //! - [`percent`]: percent-escapes and dot segments, for the matchers and
 //!   for edgeshard's static files.
@@ -11,15 +12,17 @@
 
 use std::borrow::Cow;
 
+pub mod build;
 pub mod pattern;
 pub mod percent;
 pub mod runtime;
 pub mod table;
 
+pub use build::{build, check_conflicts, check_new, BuildError};
 pub use pattern::{Pattern, PatternError, Relation, Segment};
 pub use percent::DecodedBytes;
 pub use runtime::{InsertError, RuntimeTrie};
-pub use table::{build, check_conflicts, check_new, BuildError, Table};
+pub use table::Table;
 
 /// Most wildcards in one pattern: captures live in a fixed array.
 pub const MAX_PARAMS: usize = 16;

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
+use crate::build::BuildError;
 use crate::pattern::{Pattern, Segment};
-use crate::table::BuildError;
 use crate::{Matcher, Params, RouteInfo};
 
 #[derive(Debug, Default)]
@@ -75,7 +75,7 @@ impl RuntimeTrie {
     /// Adds a pattern served by `handler`; returns its route index.
     pub fn insert(&mut self, pattern: &str, handler: &str) -> Result<u32, InsertError> {
         let p = Pattern::parse(pattern).map_err(InsertError::Pattern)?;
-        crate::table::check_new(&self.patterns, &p).map_err(InsertError::Build)?;
+        crate::build::check_new(&self.patterns, &p).map_err(InsertError::Build)?;
         let index = self.patterns.len() as u32;
         let mut node = match &p.host {
             Some(h) => self.hosts.entry(h.clone()).or_default(),

@@ -1,7 +1,7 @@
 //! Request size limits: what the head parser and the body reader enforce.
 //! Each default is written once, here; the flags' help text reads it.
 
-use super::parse::MAX_HEAD;
+use super::head::MAX_HEAD;
 
 /// Default request-line limit (bytes): nginx's `large_client_header_buffers`.
 pub const DEFAULT_MAX_URI: usize = 8 * 1024;

@@ -9,16 +9,17 @@ pub(crate) mod body;
 pub(crate) mod date;
 pub(crate) mod encode;
 mod error;
+mod head;
 mod limits;
 pub(crate) mod parse;
 mod status;
 
 pub use body::MAX_CHUNK_LINE;
 pub use error::{BodyError, ParseError};
+pub use head::{Framing, Method, RequestHead, Version, MAX_HEAD};
 pub use limits::{
     LimitError, Limits, DEFAULT_MAX_BODY, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_URI, MAX_MAX_BODY, MAX_MAX_HEADERS, MIN_MAX_HEADER_BYTES, MIN_MAX_URI,
 };
 pub(crate) use parse::parse_head;
-pub use parse::{Framing, Method, RequestHead, Version, MAX_HEAD};
 pub use status::StatusCode;
