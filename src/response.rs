@@ -424,6 +424,42 @@ mod tests {
         assert!(matches!(r.body(), Body::Empty));
     }
 
+    fn body_text(r: &Response) -> &[u8] {
+        match r.body() {
+            Body::Full(b) => b,
+            _ => b"",
+        }
+    }
+
+    #[test]
+    fn the_servers_own_answers() {
+        let r = Response::error(StatusCode::BAD_REQUEST, "malformed request line");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.content_type(), Some(TEXT_PLAIN.as_bytes()));
+        assert_eq!(body_text(&r), b"400 Bad Request: malformed request line\n");
+        for (method, status) in [
+            (Method::Get, StatusCode::MOVED_PERMANENTLY),
+            (Method::Head, StatusCode::MOVED_PERMANENTLY),
+            (Method::Post, StatusCode::PERMANENT_REDIRECT),
+            (Method::Other, StatusCode::PERMANENT_REDIRECT),
+        ] {
+            let r = Response::redirect(method, "/dir/?q=1".into());
+            assert_eq!(r.status(), status, "{method:?}");
+            assert_eq!(
+                r.headers().collect::<Vec<_>>(),
+                [(&b"Location"[..], &b"/dir/?q=1"[..])]
+            );
+            assert_eq!(body_text(&r), format!("{status}: /dir/?q=1\n").as_bytes());
+        }
+        let r = Response::method_not_allowed("GET, HEAD");
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            r.headers().collect::<Vec<_>>(),
+            [(&b"Allow"[..], &b"GET, HEAD"[..])]
+        );
+        assert_eq!(body_text(&r), b"405 Method Not Allowed\n");
+    }
+
     #[test]
     fn a_response_fits_in_128_bytes() {
         assert!(

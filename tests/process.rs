@@ -202,6 +202,61 @@ fn bad_flag_value_is_a_clear_error() {
     assert_eq!(err, "edgeshard: --shards: must be at least 1\n");
 }
 
+/// The benchmark example, which `cargo test` builds beside the binary.
+fn bench_example() -> std::path::PathBuf {
+    let bin = std::path::Path::new(BIN);
+    bin.parent().unwrap().join("examples").join("bench")
+}
+
+#[test]
+fn each_binary_speaks_in_its_own_name() {
+    let bench = bench_example();
+    assert!(bench.exists(), "{} is not built", bench.display());
+    let out = Command::new(&bench)
+        .args(["--shards", "0", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "bench: --shards: must be at least 1\n"
+    );
+    let mut cmd = Command::new(&bench);
+    cmd.args(["--listen", "127.0.0.1:0", "--shards", "1"]);
+    let mut p = spawn_command(cmd, 1);
+    assert!(
+        p.stdout_lines[0].starts_with("bench: shard 0 on core "),
+        "{:?}",
+        p.stdout_lines
+    );
+    p.signal("-TERM");
+    assert!(p.wait_exit(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn help_shows_each_default() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (flag, default) in [
+        ("--listen", "0.0.0.0:8080"),
+        ("--max-uri", "8KiB"),
+        ("--max-body", "1MiB"),
+        ("--header-timeout", "10s"),
+        ("--idle-timeout", "75s"),
+        ("--file-cache", "4096"),
+    ] {
+        // `--help` shows each flag as an entry of its own, blank lines between.
+        let line = help
+            .split("\n\n")
+            .find(|entry| entry.contains(&format!("{flag} <")))
+            .unwrap_or_else(|| panic!("{flag} missing from:\n{help}"));
+        assert!(
+            line.contains(&format!("[default: {default}]")),
+            "{flag}: {line}"
+        );
+    }
+}
+
 #[test]
 fn starts_one_line_per_shard_serves_and_exits_0_on_sigterm() {
     let mut p = spawn(&["--listen", "127.0.0.1:0", "--shards", "2"], &[], 2);

@@ -18,8 +18,8 @@ mod io;
 mod pool;
 mod read;
 mod respond;
-pub(crate) mod shared;
-pub(crate) mod table;
+mod shared;
+mod table;
 mod timeouts;
 mod write;
 

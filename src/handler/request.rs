@@ -204,3 +204,36 @@ impl Request {
         self.body
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{parse_head, Limits};
+
+    fn request(raw: &str) -> Request {
+        let mut buf = bytes::BytesMut::from(raw.as_bytes());
+        let head = parse_head(&mut buf, &Limits::default())
+            .expect("valid")
+            .expect("complete");
+        Request::new(head, Bytes::new())
+    }
+
+    #[test]
+    fn a_request_built_by_hand_has_no_connection_route_or_extensions() {
+        let req = request("GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(req.conn(), &ConnInfo::UNKNOWN);
+        assert_eq!(req.peer_addr().to_string(), "0.0.0.0:0");
+        assert_eq!(req.pattern(), None);
+        assert!(req.extensions().is_empty());
+        assert_eq!(req.param("id"), None);
+    }
+
+    #[test]
+    fn a_request_stays_small() {
+        // Moved through several frames per request: what it gained for
+        // its connection, pattern and extensions is two pointers, and the
+        // route's names became one pointer to its table entry.
+        eprintln!("Request: {} bytes", std::mem::size_of::<Request>());
+        assert!(std::mem::size_of::<Request>() <= 336);
+    }
+}
