@@ -31,7 +31,7 @@
 //! | [`mesh`] | messages between shards (stats gathered for `/api/stats`) |
 //! | `listener` | socket setup (reuseport, backlog, in-use probe), accept loop, cap |
 //! | [`config`] | flags as written ([`config::Flags`]) → validated [`Config`] → prepared (mounts open) |
-//! | `conn` | the connection by stage (`read`, `respond`, `write`, `end`), its deadline `table`, what a shard's connections `shared` |
+//! | `conn` | the connection by stage (`read`, `respond`, `write`, `end`), its deadline `table` and [`Timeouts`](config::Timeouts), what a shard's connections share (`shared`), buffer `pool`s |
 //! | [`static_files`] | mounts, path safety, file cache, conditionals, ranges, precompressed variants, the embedded site |
 //! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
 //! | [`json`] | [`Json`] responses and [`Request::json`] bodies |
@@ -40,7 +40,7 @@
 //! | [`poller`] | the shard's epoll and its [`poller::Socket`]s |
 //! | `transport` | the [`Transport`] trait a connection is served over |
 //! | [`metrics`] | per-shard counters in `Cell`s |
-//! | [`http`] | parse (heads), body (chunked), encode, date, status, [`http::Limits`] |
+//! | [`http`] | request heads (`head`, `parse`), bodies (chunked), response heads (`encode`), Date, status codes, [`http::Limits`] |
 //! | `shutdown`, `log` | the drain trigger; one-line messages prefixed with the program's name |
 //! | `sys` | the only `unsafe`, and every syscall wrapper: rlimits, epoll, accept, openat2, sendfile, `MSG_MORE` |
 //!
