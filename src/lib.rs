@@ -35,12 +35,12 @@
 //! | [`static_files`] | mounts, path safety, file cache, conditionals, ranges, precompressed variants, the embedded site |
 //! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
 //! | [`json`] | [`Json`] responses and [`Request::json`] bodies |
-//! | `handler` | the [`Handler`] trait, [`Request`] with its [`ConnInfo`], route pattern and [`Extensions`] |
+//! | `handler` | the [`Handler`] trait, [`Request`] with its route pattern and [`ConnInfo`] (kept in a per-shard registry) |
 //! | `future`, `response` | named response futures; [`Response`] (with [`Response::error`], [`Response::redirect`]), [`Body`], [`IntoResponse`] |
 //! | [`poller`] | the shard's epoll and its [`poller::Socket`]s |
 //! | `transport` | the [`Transport`] trait a connection is served over |
 //! | [`metrics`] | per-shard counters in `Cell`s |
-//! | [`http`] | request heads (`head`, `parse`), bodies (chunked), response heads (`encode`), Date, status codes, [`http::Limits`] |
+//! | [`http`] | request heads (`head`, `parse`) with their [`Extensions`], bodies (chunked), response heads (`encode`), Date, status codes, [`http::Limits`] |
 //! | `shutdown`, `log` | the drain trigger; one-line messages prefixed with the program's name |
 //! | `sys` | the only `unsafe`, and every syscall wrapper: rlimits, epoll, accept, openat2, sendfile, `MSG_MORE` |
 //!
@@ -86,7 +86,8 @@ mod transport;
 
 pub use config::Config;
 pub use edgeshard_macros::routes;
-pub use handler::{ConnInfo, Extensions, Handler, Request, RouteParams};
+pub use handler::{ConnInfo, Handler, Request, RouteParams};
+pub use http::Extensions;
 pub use http::{Method, StatusCode, Version};
 pub use json::Json;
 pub use listener::BindError;

@@ -34,7 +34,7 @@ impl<S: Transport> Conn<S> {
         self.slot.enter(Phase::Handler, None);
         // `call` does work before its future exists (the router decides
         // there), so making the future is guarded as well as polling it.
-        let request = Request::on(head, body, self.info.clone());
+        let request = Request::on(head, body, self.entry.key());
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request))) {
             Ok(call) => AssertUnwindSafe(call).catch_unwind().await,
             Err(panic) => Err(panic),

@@ -4,13 +4,14 @@
 //! Handlers run on one shard and need not be `Send`: each shard builds its
 //! own instance, so per-shard state can live in `Rc`/`Cell` without locks.
 
-mod extensions;
+mod conn_info;
 mod request;
 
 use std::future::Future;
 
-pub use extensions::Extensions;
-pub use request::{ConnInfo, Request, RouteParams};
+pub(crate) use conn_info::ConnEntry;
+pub use conn_info::ConnInfo;
+pub use request::{Request, RouteParams};
 
 use crate::future::IntoResponseFuture;
 use crate::response::{IntoResponse, Response};

@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use smallvec::SmallVec;
 
+use super::extensions::Extensions;
+
 /// Request method. Unknown (extension) methods keep their bytes in the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
@@ -116,6 +118,8 @@ pub struct RequestHead {
     framing: Framing,
     keep_alive: bool,
     expect_continue: bool,
+    /// Typed values attached after parsing (none allocated until one is).
+    extensions: Extensions,
 }
 
 impl RequestHead {
@@ -218,6 +222,16 @@ impl RequestHead {
         self.expect_continue
     }
 
+    /// Typed values middleware and handlers attached to this request.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Typed values, to attach one.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
     /// The raw head bytes, request line through the final CRLF.
     pub fn as_bytes(&self) -> &Bytes {
         &self.raw
@@ -261,6 +275,7 @@ impl Fields {
             framing: self.framing,
             keep_alive: self.keep_alive,
             expect_continue: self.expect_continue,
+            extensions: Extensions::new(),
         }
     }
 }

@@ -3,12 +3,14 @@
 //! codes and the request size limits the parser enforces.
 //!
 //! The public part is what a handler or a configuration names: methods,
-//! versions, status codes, a parsed [`RequestHead`] and the [`Limits`].
+//! versions, status codes, a parsed [`RequestHead`] with its
+//! [`Extensions`], and the [`Limits`].
 
 pub(crate) mod body;
 pub(crate) mod date;
 pub(crate) mod encode;
 mod error;
+mod extensions;
 mod head;
 mod limits;
 pub(crate) mod parse;
@@ -16,6 +18,7 @@ mod status;
 
 pub use body::MAX_CHUNK_LINE;
 pub use error::{BodyError, ParseError};
+pub use extensions::Extensions;
 pub use head::{Framing, Method, RequestHead, Version, MAX_HEAD};
 pub use limits::{
     LimitError, Limits, DEFAULT_MAX_BODY, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_BYTES,

@@ -1,14 +1,16 @@
 //! Typed values attached to one request: what a middleware learns (a
 //! request id, a JWT's claims) and a handler reads, one value per type, as
-//! in Go's `context.WithValue` or the `http` crate's extensions.
+//! in Go's `context.WithValue` or the `http` crate's extensions. They
+//! travel in the request's head, as the `http` crate keeps them in a
+//! request's `Parts`.
 
 use std::any::{Any, TypeId};
 use std::fmt;
 
 /// Typed per-request values, one per type. Nothing is allocated until the
 /// first [`Extensions::insert`], so a request that carries none costs one
-/// pointer. Values must be `Clone` (a [`Request`](crate::Request) is) but
-/// need not be `Send`: a request never leaves its shard.
+/// pointer. Values must be `Clone` (a request is) but need not be `Send`:
+/// a request never leaves its shard.
 #[derive(Default)]
 pub struct Extensions {
     /// Boxed: a request without extensions carries one null pointer.
@@ -75,6 +77,26 @@ impl Extensions {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Inline, the check that there is nothing to drop; the values are dropped
+/// out of line. Every request's head carries extensions: with the whole
+/// drop inlined (a loop over boxed values) the head's drop grew enough that
+/// LLVM stopped eliding the moves of a request on its way to the handler,
+/// 5 more `memcpy` calls per request under callgrind.
+impl Drop for Extensions {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(map) = self.map.take() {
+            drop_map(map);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_map(map: Box<Map>) {
+    drop(map);
 }
 
 fn downcast<T: 'static>(boxed: Box<dyn AnyClone>) -> Option<T> {
