@@ -8,13 +8,8 @@ use std::time::Duration;
 /// (binary multiples; `KB`, `MB` and `GB` are read as binary too).
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    if digits.is_empty() {
-        return Err(format!("`{s}` is not a size (try 16KiB or 1048576)"));
-    }
-    let n: usize = digits.parse().map_err(|_| format!("`{s}` is too large"))?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+    let (n, unit): (usize, _) = number_and_unit(s, "a size (try 16KiB or 1048576)")?;
+    let mult: usize = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
@@ -32,13 +27,8 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 /// Parses a duration: a number with an optional ms/s/m/h suffix (seconds if none).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    if digits.is_empty() {
-        return Err(format!("`{s}` is not a duration (try 10s or 500ms)"));
-    }
-    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is too large"))?;
-    let d = match unit.trim() {
+    let (n, unit): (u64, _) = number_and_unit(s, "a duration (try 10s or 500ms)")?;
+    let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
         "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
@@ -50,6 +40,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     Ok(d)
+}
+
+/// The leading digits of `s` as a number, and the unit after them
+/// (trimmed); `what` says what `s` should have been.
+fn number_and_unit<'s, T: std::str::FromStr>(
+    s: &'s str,
+    what: &str,
+) -> Result<(T, &'s str), String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    if digits.is_empty() {
+        return Err(format!("`{s}` is not {what}"));
+    }
+    let n = digits.parse().map_err(|_| format!("`{s}` is too large"))?;
+    Ok((n, unit.trim()))
 }
 
 /// A size as [`parse_size`] reads it, in the largest whole binary unit:
