@@ -177,7 +177,7 @@ where
 {
     config.validate().map_err(StartError::Config)?;
     let prepared = config.prepare().map_err(StartError::Config)?;
-    start_prepared(config, prepared, make_handler)
+    launch(config, prepared, make_handler)
 }
 
 /// Starts the shards with a configuration already prepared (the daemon
@@ -195,6 +195,19 @@ where
     H: Handler,
 {
     config.validate().map_err(StartError::Config)?;
+    launch(config, prepared, make_handler)
+}
+
+/// Binds and starts the shards of a validated, prepared configuration.
+fn launch<F, H>(
+    config: Config,
+    prepared: Prepared,
+    make_handler: F,
+) -> Result<ServerHandle, StartError>
+where
+    F: Fn(&ShardContext) -> H + Send + Sync + 'static,
+    H: Handler,
+{
     let cores: Vec<usize> = core_affinity::get_core_ids()
         .filter(|c| !c.is_empty())
         .ok_or(StartError::Cpus)?
