@@ -1,7 +1,7 @@
 //! Each timeout with short values: slow heads and bodies get 408 and a
 //! close, idle connections close quietly, stalled writes are dropped.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

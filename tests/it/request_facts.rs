@@ -3,7 +3,7 @@
 //! addresses and id, the matched route's pattern, typed extensions, and
 //! the shard context a factory builds from (its poller among them).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

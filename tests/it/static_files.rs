@@ -2,8 +2,8 @@
 //! precompressed variants, directories, dotfiles, traversal attempts,
 //! symlinks, freshness, sendfile with pipelining and slow readers.
 
-mod common;
-mod static_common;
+use crate::common;
+use crate::static_common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

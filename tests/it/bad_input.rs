@@ -2,7 +2,7 @@
 //! the connection closes. A valid request pipelined behind the bad one must
 //! never be answered (it could be a smuggled request).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::Duration;

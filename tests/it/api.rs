@@ -2,7 +2,7 @@
 //! gathered from every shard by message, `/api/echo`, JSON bodies in and
 //! out with their 400/413/415 errors.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -2,8 +2,8 @@
 //! and Python's httpx. `.ci/run` installs both; elsewhere a missing client
 //! skips its test with a message (and fails it when `CI` is set).
 
-mod common;
-mod static_common;
+use crate::common;
+use crate::static_common;
 
 use std::process::Command;
 

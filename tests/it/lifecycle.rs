@@ -1,6 +1,6 @@
 //! Connection cap and graceful shutdown, in process.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::num::NonZeroUsize;

@@ -1,7 +1,7 @@
 //! Raw bytes over real sockets to an in-process server: keep-alive,
 //! pipelining, bodies, HEAD/204/304, streams, and handler failures.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::Duration;

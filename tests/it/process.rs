@@ -1,7 +1,7 @@
 //! The binary as a process: flags, start-up lines, a port served by someone
 //! else, locked-memory limits, EMFILE, and SIGTERM with requests in flight.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

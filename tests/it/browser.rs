@@ -7,7 +7,7 @@
 //! `.ci/run` installs Debian's `chromium`; elsewhere the test is skipped
 //! with a message when it is missing (and fails when `CI` is set).
 
-mod common;
+use crate::common;
 
 use std::num::NonZeroUsize;
 use std::process::Command;
