@@ -25,7 +25,9 @@ pub use crate::conn::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_BODY_RATE, DEFAULT_WRITE_TIMEOUT,
 };
 pub use crate::http::Limits;
-use crate::http::{LimitError, MAX_HEAD};
+use crate::http::{
+    LimitError, MAX_HEAD, MAX_MAX_BODY, MAX_MAX_HEADERS, MIN_MAX_HEADER_BYTES, MIN_MAX_URI,
+};
 use crate::static_files::{
     CachePolicy, MountConfig, Resolver, StaticConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_INLINE_MAX,
 };
@@ -199,8 +201,13 @@ impl Config {
             return Err(invalid("--backlog", "must be between 1 and 2^31-1"));
         }
         self.limits.check().map_err(|e| match e {
-            LimitError::MaxUri => invalid("--max-uri", "must be at least 16 bytes"),
-            LimitError::MaxHeaderBytes => invalid("--max-header-bytes", "must be at least 64 bytes"),
+            LimitError::MaxUri => {
+                invalid("--max-uri", format!("must be at least {MIN_MAX_URI} bytes"))
+            }
+            LimitError::MaxHeaderBytes => invalid(
+                "--max-header-bytes",
+                format!("must be at least {MIN_MAX_HEADER_BYTES} bytes"),
+            ),
             LimitError::HeadTooLarge => invalid(
                 "--max-header-bytes",
                 format!(
@@ -208,8 +215,17 @@ impl Config {
                     MAX_HEAD - 2
                 ),
             ),
-            LimitError::MaxHeaders => invalid("--max-headers", "must be between 1 and 10000"),
-            LimitError::MaxBody => invalid("--max-body", "must be at most 1GiB (bodies are buffered)"),
+            LimitError::MaxHeaders => invalid(
+                "--max-headers",
+                format!("must be between 1 and {MAX_MAX_HEADERS}"),
+            ),
+            LimitError::MaxBody => invalid(
+                "--max-body",
+                format!(
+                    "must be at most {} (bodies are buffered)",
+                    show_size(MAX_MAX_BODY as u64)
+                ),
+            ),
         })?;
         if let Some(which) = self.timeouts.zero() {
             return Err(invalid(
