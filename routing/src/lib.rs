@@ -203,7 +203,23 @@ pub fn decide<M: Matcher>(
     query: Option<&str>,
     params: &mut Params,
 ) -> Decision {
-    if !is_clean(path) {
+    decide_knowing(m, host, method, path, query, params, false)
+}
+
+/// [`decide`], told whether the caller already knows the path
+/// [`is_clean`] (edgeshard's parser sees it while looking for the query):
+/// then the path's segments are not looked at again.
+pub fn decide_knowing<M: Matcher>(
+    m: &M,
+    host: Option<&str>,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    params: &mut Params,
+    known_clean: bool,
+) -> Decision {
+    debug_assert!(!known_clean || is_clean(path), "{path:?} is not clean");
+    if !known_clean && !is_clean(path) {
         let cleaned = clean(path);
         let target = slash_redirect(m, host, method, &cleaned).unwrap_or(cleaned);
         return Decision::Redirect(with_query(target, query));
@@ -224,6 +240,12 @@ pub fn decide<M: Matcher>(
         return Decision::Route(r);
     }
     let (mut methods, _) = m.methods_for(host, path);
+    // Go's `matchingMethods`: the path with a slash added counts too, as
+    // the redirect to it would for a method that matched (`PUT /r` with
+    // only `GET /r/` is a 405, not a 404).
+    if !path.ends_with('/') {
+        methods.extend(m.methods_for(host, &format!("{path}/")).0);
+    }
     if methods.is_empty() {
         return Decision::NotFound;
     }

@@ -159,9 +159,79 @@ pub fn has_encoded_dot_segment(path: &str) -> bool {
         .any(|seg| seg.contains('%') && dot_segment(seg).is_some())
 }
 
+/// Whether resolving a raw path's dot-segments (literal or `%2e`) would
+/// climb above the root: `/../x`, `/a/../../x`. Empty segments count for
+/// nothing, as in [`crate::clean`] (Go's `path.Clean`), which such a path
+/// would otherwise be redirected to. Browsers resolve dot-segments before
+/// they send a path, so only scanners and attacks send these.
+///
+/// One pass over the bytes for the common path, in which no segment starts
+/// with `.` or `%`; the segments are walked only when one does.
+pub fn climbs_above_root(path: &str) -> bool {
+    let b = path.as_bytes();
+    let mut prev = 0u8;
+    let suspicious = b.iter().any(|&c| {
+        let hit = prev == b'/' && (c == b'.' || c == b'%');
+        prev = c;
+        hit
+    });
+    suspicious && climbs_slow(path)
+}
+
+#[cold]
+fn climbs_slow(path: &str) -> bool {
+    let mut depth = 0usize;
+    for seg in path.split('/') {
+        match dot_segment(seg) {
+            _ if seg.is_empty() => {}
+            Some(1) => {}
+            Some(_) if depth == 0 => return true,
+            Some(_) => depth -= 1,
+            None => depth += 1,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn climbing_paths_are_told_from_paths_that_stay_inside() {
+        for p in [
+            "/..",
+            "/../",
+            "/../etc/passwd",
+            "/a/../../x",
+            "/a/./../../x",
+            "/%2e%2e/x",
+            "/a/%2E./.%2e/b",
+            "//../x",
+            "/a//../../x",
+        ] {
+            assert!(climbs_above_root(p), "{p}");
+        }
+        for p in [
+            "",
+            "/",
+            "/x",
+            "//x",
+            "/a/./b",
+            "/a/../b",
+            "/a/..",
+            "/a/b/../../c",
+            "/style.css",
+            "/.well-known/x",
+            "/...",
+            "/..a/b",
+            "/%2e%2ex",
+            "/caf%C3%A9",
+            "/a%2F..%2F..%2Fb",
+        ] {
+            assert!(!climbs_above_root(p), "{p}");
+        }
+    }
 
     #[test]
     fn lenient_decoding_keeps_malformed_escapes() {

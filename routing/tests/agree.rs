@@ -4,7 +4,8 @@
 //! pattern, keep the most specific, host patterns first).
 
 use edgeshard_routing::{
-    build, decide, is_clean, Decision, Matcher, Params, Pattern, Relation, RuntimeTrie,
+    build, decide, decide_knowing, is_clean, Decision, Matcher, Params, Pattern, Relation,
+    RuntimeTrie,
 };
 use proptest::prelude::*;
 
@@ -121,8 +122,11 @@ proptest! {
             prop_assert_eq!(caps(&p1), caps(&p2));
         }
 
-        // The raw lookup agrees with the brute-force oracle on clean paths.
+        // The raw lookup agrees with the brute-force oracle on clean paths,
+        // and being told a path is clean changes no decision.
         if is_clean(&path) {
+            let mut p4 = Params::new();
+            prop_assert_eq!(&decide_knowing(&table, host, method, &path, query, &mut p4, true), &d1);
             let mut p3 = Params::new();
             let found = table.find(host, method, &path, false, &mut p3).map(|r| r as usize);
             prop_assert_eq!(found, oracle(&patterns, host, method, &path), "patterns {:?}", candidates);

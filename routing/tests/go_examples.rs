@@ -76,6 +76,18 @@ fn get_static_subtree() {
     assert_eq!(pat(&ps, None, "HEAD", "/static/"), "GET /static/");
     assert_eq!(pat(&ps, None, "POST", "/static/x"), "405 GET, HEAD");
     assert_eq!(pat(&ps, None, "GET", "/static"), "redirect /static/");
+    // Go's matchingMethods also tries the path with a slash added.
+    assert_eq!(pat(&ps, None, "PUT", "/static"), "405 GET, HEAD");
+    assert_eq!(pat(&ps, None, "PUT", "/other"), "404");
+}
+
+#[test]
+fn the_405_counts_methods_of_the_slashed_path() {
+    let ps = ["GET /r/", "POST /r/{$}", "DELETE /r", "PUT /s/{x...}"];
+    assert_eq!(pat(&ps, None, "PUT", "/r"), "405 DELETE, GET, HEAD, POST");
+    assert_eq!(pat(&ps, None, "PATCH", "/r/"), "405 GET, HEAD, POST");
+    assert_eq!(pat(&ps, None, "GET", "/s"), "405 PUT");
+    assert_eq!(pat(&ps, None, "PUT", "/s"), "redirect /s/");
 }
 
 #[test]
