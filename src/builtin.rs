@@ -3,6 +3,8 @@
 //! - `GET /healthz` → `ok`
 //! - `GET /api/stats` → per-shard request counts and uptime, gathered from
 //!   every shard by message
+//!
+//!   (both `Cache-Control: no-store`: they describe the server now)
 //! - `POST /api/echo` → the request body back, with its content type
 //! - anything else → static files (`--root`, `--mount`, or the embedded site)
 
@@ -16,7 +18,7 @@ use crate::http::StatusCode;
 use crate::json::Json;
 use crate::mesh::Mesh;
 use crate::metrics::{Metrics, ShardStats};
-use crate::response::{Response, OCTET_STREAM};
+use crate::response::{IntoResponse, Response, OCTET_STREAM};
 use crate::route::{format_routes, HasRoutes, NotFound};
 use crate::shard::ShardContext;
 use crate::static_files::StaticFiles;
@@ -62,8 +64,15 @@ fn router(state: Rc<Builtin>, fallback: impl Handler) -> impl Handler + HasRoute
     .fallback(fallback)
 }
 
-async fn healthz(_: Request) -> &'static str {
-    "ok"
+/// Answers that describe the server now: a cache must not keep them
+/// (RFC 9111 §4.2.2 would let it guess a freshness otherwise).
+fn uncached(resp: impl IntoResponse) -> Response {
+    resp.into_response()
+        .with_header("Cache-Control", "no-store")
+}
+
+async fn healthz(_: Request) -> Response {
+    uncached("ok")
 }
 
 /// The `/api/stats` body.
@@ -79,17 +88,17 @@ pub struct Stats {
     pub uptime_seconds: f64,
 }
 
-async fn api_stats(_: Request, b: Rc<Builtin>) -> Json<Stats> {
+async fn api_stats(_: Request, b: Rc<Builtin>) -> Response {
     let shards = match &b.mesh {
         Some(mesh) => mesh.gather_stats().await,
         None => vec![b.metrics.stats(0)],
     };
-    Json(Stats {
+    uncached(Json(Stats {
         shards_total: b.mesh.as_ref().map_or(1, |m| m.shards()),
         total_requests: shards.iter().map(|s| s.requests).sum(),
         uptime_seconds: b.metrics.started().elapsed().as_secs_f64(),
         shards,
-    })
+    }))
 }
 
 async fn echo(req: Request) -> Response {

@@ -27,7 +27,7 @@ fn an_idle_keep_alive_connection_holds_a_bounded_amount_of_heap() {
     let srv = Server::with_flags(&["--write-timeout", "400ms"]);
     // Warm-up: one-time lazy state is not a connection's cost.
     for _ in 0..16 {
-        common::assert_healthz(&mut srv.connect());
+        common::assert_builtin_healthz(&mut srv.connect());
     }
     let mut conns = Vec::with_capacity(CONNS);
     std::thread::sleep(Duration::from_millis(100));

@@ -294,11 +294,22 @@ pub fn exchange_to_close(server: &TestServer, req: &[u8]) -> String {
 
 pub const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
 
-/// Sends `GET /healthz` on `s` and checks the exact `200 ok` response.
+/// Sends `GET /healthz` on `s` and checks the exact `200 ok` response of
+/// [`test_handler`].
 pub fn assert_healthz(s: &mut TcpStream) {
     s.write_all(HEALTHZ).unwrap();
     assert_eq!(
         normalize(&read_response(s)),
         text_response("200 OK", "ok", "")
+    );
+}
+
+/// Sends `GET /healthz` on `s` and checks the exact response of the
+/// binary's built-in `/healthz`, which no cache may keep.
+pub fn assert_builtin_healthz(s: &mut TcpStream) {
+    s.write_all(HEALTHZ).unwrap();
+    assert_eq!(
+        normalize(&read_response(s)),
+        text_response("200 OK", "ok", "Cache-Control: no-store\r\n")
     );
 }

@@ -42,14 +42,19 @@ fn stats_are_gathered_from_every_shard() {
     // Separate connections, so SO_REUSEPORT spreads them over both shards.
     for _ in 0..20 {
         let mut s = connect(addr);
-        assert_healthz(&mut s);
+        assert_builtin_healthz(&mut s);
     }
     let mut s = connect(addr);
     s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
     let raw = read_response(&mut s);
     let head = normalize(&raw);
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: application/json\r\n"), "{head}");
+    let length = body_of(&raw).len();
+    let want = format!(
+        "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nCache-Control: no-store\r\n\r\n"
+    );
+    assert!(head.starts_with(&want), "{head}");
     let stats: serde_json::Value = serde_json::from_slice(body_of(&raw)).unwrap();
     let shards = stats["shards"].as_array().unwrap();
     assert_eq!(stats["shards_total"], 2);

@@ -46,7 +46,7 @@ fn get_and_head_send_exact_heads() {
         normalize(&raw),
         hello_head("200 OK", &etag, HELLO.len(), "")
     );
-    common::assert_healthz(&mut s);
+    common::assert_builtin_healthz(&mut s);
 }
 
 /// Reads one head and nothing more (HEAD responses carry a length but no body).
@@ -736,5 +736,5 @@ fn a_file_truncated_while_it_is_sent_ends_the_connection_not_the_shard() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
     let mut other = srv.connect();
-    common::assert_healthz(&mut other);
+    common::assert_builtin_healthz(&mut other);
 }
