@@ -34,6 +34,8 @@ pub fn parse(value: &[u8], len: u64) -> Ranges {
     };
     let mut out = Vec::new();
     let mut seen = 0;
+    // A suffix range of a non-zero length on an empty representation.
+    let mut empty_suffix = false;
     for spec in specs.split(|&b| b == b',') {
         let spec = spec.trim_ascii();
         if spec.is_empty() {
@@ -52,6 +54,7 @@ pub fn parse(value: &[u8], len: u64) -> Ranges {
             // `-n`: the last n bytes.
             (None, Some(n)) if first.is_empty() => {
                 if n == 0 || len == 0 {
+                    empty_suffix |= n > 0;
                     None
                 } else {
                     Some((len.saturating_sub(n), len))
@@ -68,7 +71,13 @@ pub fn parse(value: &[u8], len: u64) -> Ranges {
         return Ranges::Whole;
     }
     if out.is_empty() {
-        return Ranges::Unsatisfiable;
+        // §14.1.2: `-n` (n > 0) is satisfiable even when there are no
+        // bytes, but a 206 cannot describe zero of them: the (empty) whole.
+        return if empty_suffix {
+            Ranges::Whole
+        } else {
+            Ranges::Unsatisfiable
+        };
     }
     let total: u64 = out.iter().map(|(a, b)| b - a).sum();
     if total > len || overlapping(&out) {
@@ -115,8 +124,16 @@ mod tests {
         assert_eq!(p("bytes=100-200", 100), Ranges::Unsatisfiable);
         assert_eq!(p("bytes=-0", 100), Ranges::Unsatisfiable);
         assert_eq!(p("bytes=0-", 0), Ranges::Unsatisfiable);
+        assert_eq!(p("bytes=-0", 0), Ranges::Unsatisfiable);
         // One satisfiable range among unsatisfiable ones is served.
         assert_eq!(p("bytes=200-300, 0-0", 100), Ranges::Some(vec![(0, 1)]));
+    }
+
+    #[test]
+    fn a_suffix_range_on_an_empty_representation_gets_it_whole() {
+        assert_eq!(p("bytes=-5", 0), Ranges::Whole);
+        assert_eq!(p("bytes=0-, -1", 0), Ranges::Whole);
+        assert_eq!(p("bytes=0-0, 5-", 0), Ranges::Unsatisfiable);
     }
 
     #[test]

@@ -223,6 +223,41 @@ fn single_ranges_if_range_and_416() {
     assert_eq!(&head[9..12], "200", "17 ranges are too many");
 }
 
+#[test]
+fn a_suffix_range_on_an_empty_file_is_the_whole_empty_file() {
+    let fx = Fixture::new("empty-range");
+    let path = fx.file("empty.bin", b"");
+    let etag = etag_of(&path);
+    let srv = Server::with_flags(&["--root", fx.dir.to_str().unwrap()]);
+    // RFC 9110 §14.1.2: `-5` is satisfiable on zero bytes, and a 206 cannot
+    // describe them; nginx answers 200 too.
+    for range in ["bytes=-5", "bytes=-1", "bytes=0-, -5"] {
+        let (head, body) = srv.get("/empty.bin", &format!("Range: {range}\r\n"));
+        assert_eq!(
+            head,
+            format!(
+                "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\n\
+                 Content-Type: application/octet-stream\r\n\
+                 Accept-Ranges: bytes\r\nLast-Modified: {MTIME_TEXT}\r\nETag: {etag}\r\n\
+                 Cache-Control: no-cache\r\nContent-Length: 0\r\n\r\n"
+            ),
+            "{range}"
+        );
+        assert!(body.is_empty());
+    }
+    // No byte to start from: still unsatisfiable.
+    for range in ["bytes=0-", "bytes=0-0", "bytes=-0"] {
+        let (head, _) = srv.get("/empty.bin", &format!("Range: {range}\r\n"));
+        assert_eq!(
+            head,
+            "HTTP/1.1 416 Range Not Satisfiable\r\nServer: edgeshard\r\nDate: <date>\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Length: 49\r\n\
+             Content-Range: bytes */0\r\nAccept-Ranges: bytes\r\n\r\n",
+            "{range}"
+        );
+    }
+}
+
 /// Parses a multipart/byteranges body into (Content-Range, bytes) pairs.
 fn parts(head: &str, body: &[u8]) -> Vec<(String, String, Vec<u8>)> {
     let ct = header(head, "content-type").unwrap();
