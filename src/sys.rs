@@ -429,6 +429,13 @@ pub fn sendfile(
     Ok(rustix::fs::sendfile(sock, file, Some(offset), count)?)
 }
 
+/// Seconds since the Unix epoch, from `CLOCK_REALTIME` (a vDSO read);
+/// 0 for a clock set before 1970.
+pub fn unix_secs() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    u64::try_from(t.tv_sec).unwrap_or(0)
+}
+
 /// A cheap monotonic clock in milliseconds (`CLOCK_MONOTONIC_COARSE`,
 /// a vDSO read of the last tick): for cache freshness, not for deadlines.
 pub fn coarse_millis() -> u64 {

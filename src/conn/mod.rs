@@ -28,6 +28,7 @@ use std::rc::Rc;
 use bytes::BytesMut;
 
 use crate::handler::{ConnEntry, ConnInfo, Handler};
+use crate::http::date::DateMarks;
 use crate::http::{parse_head, StatusCode};
 use crate::transport::Transport;
 pub use shared::Shared;
@@ -177,6 +178,8 @@ struct Conn<S> {
     rbuf: BytesMut,
     /// Encoded responses waiting for the next flush.
     wbuf: Vec<u8>,
+    /// Where their Dates are, to bring up to the second of the flush.
+    dates: DateMarks,
     /// Next read size, adapted to how full reads come back.
     read_size: usize,
     /// Responses sent on this connection.
@@ -218,6 +221,7 @@ impl<S: Transport> Conn<S> {
             entry: a.entry,
             rbuf: BytesMut::new(),
             wbuf: Vec::new(),
+            dates: DateMarks::default(),
             read_size: a.read_size,
             served: a.served,
             // Each request decides its own error format.

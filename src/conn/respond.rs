@@ -60,7 +60,7 @@ impl<S: Transport> Conn<S> {
         if let Some((body, length)) = rest {
             self.send_body(body, length, shared).await?;
         }
-        if !close && self.wbuf.len() >= FLUSH_AT {
+        if !close && (self.wbuf.len() >= FLUSH_AT || self.dates.is_full()) {
             self.flush(shared).await?;
         }
         Ok(!close)
@@ -99,7 +99,8 @@ impl<S: Transport> Conn<S> {
         if self.wbuf.capacity() == 0 {
             self.wbuf = shared.write_pool.take();
         }
-        encode_head(&mut self.wbuf, &meta, &shared.date.get(), resp.headers());
+        let date_at = encode_head(&mut self.wbuf, &meta, &shared.date.get(), resp.headers());
+        self.dates.mark(date_at, shared.date.secs());
         if head_only || length == BodyLength::Forbidden {
             return (close, None);
         }

@@ -176,6 +176,7 @@ impl<S: Transport> Conn<S> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
+        self.dates.settle(&mut self.wbuf, &shared.date);
         self.slot.enter(Phase::Write, Some(shared.timeouts.write));
         let res = write_all(
             &mut self.io,

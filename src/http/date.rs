@@ -1,8 +1,13 @@
-//! The `Date` header value, formatted at most once per second per shard and
-//! refreshed by the shard's tick, so responses never read the clock.
+//! The `Date` header value, formatted at most once per second per shard.
+//!
+//! Responses copy the cached text; the clock is read once per write of
+//! response heads (and by the shard's tick), not per response. Before a
+//! write, [`DateMarks::settle`] reads it, and if the second has turned
+//! since the heads waiting in the buffer were encoded, rewrites their
+//! Dates in place: no response carries a Date earlier than the second in
+//! which its bytes leave.
 
 use std::cell::Cell;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const DATE_LEN: usize = 29;
@@ -30,30 +35,86 @@ impl DateCache {
         }
     }
 
-    /// The date text as of the last [`DateCache::refresh`]: no clock read
-    /// on the request path.
+    /// The date text as of the last [`DateCache::refresh`]: no clock read.
     #[inline]
     pub fn get(&self) -> [u8; DATE_LEN] {
         self.text.get()
     }
 
-    /// Reads the clock and reformats if the second has changed. The shard's
-    /// tick calls this (at least once a second), so a Date is at most one
-    /// tick behind the clock.
-    pub fn refresh(&self) {
+    /// The second (since the Unix epoch) the text shows.
+    #[inline]
+    pub fn secs(&self) -> u64 {
+        self.secs.get()
+    }
+
+    /// Reads the clock and reformats if the second has changed; returns
+    /// the second. Called before heads are written and by the shard's tick.
+    pub fn refresh(&self) -> u64 {
         let now = unix_now();
         if now != self.secs.get() {
             self.secs.set(now);
             self.text.set(format_imf_fixdate(now));
         }
+        now
     }
 }
 
+/// Where the Dates of the response heads waiting in a write buffer are,
+/// and the oldest second they show.
+#[derive(Debug, Default)]
+pub struct DateMarks {
+    at: [u32; DateMarks::CAPACITY],
+    len: u8,
+    oldest: u64,
+}
+
+impl DateMarks {
+    /// Heads one buffer may hold before it must be sent.
+    pub const CAPACITY: usize = 16;
+
+    /// A Date showing second `secs` was written at `offset` in the buffer.
+    #[inline]
+    pub fn mark(&mut self, offset: usize, secs: u64) {
+        debug_assert!(!self.is_full(), "the buffer is sent when full");
+        // (Full, in a release build: this Date is left as it is.)
+        let Some(slot) = self.at.get_mut(self.len as usize) else {
+            return;
+        };
+        *slot = offset as u32;
+        if self.len == 0 || secs < self.oldest {
+            self.oldest = secs;
+        }
+        self.len += 1;
+    }
+
+    /// No more heads may be marked: send the buffer first.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len as usize == Self::CAPACITY
+    }
+
+    /// Just before `buf` is sent: reads the clock, and if the second has
+    /// turned since a marked Date was made, brings them all up to it.
+    /// Forgets the marks (the buffer is about to be emptied).
+    pub fn settle(&mut self, buf: &mut [u8], cache: &DateCache) {
+        if self.len == 0 {
+            return;
+        }
+        if cache.refresh() > self.oldest {
+            let text = cache.get();
+            for &at in &self.at[..self.len as usize] {
+                let at = at as usize;
+                buf[at..at + DATE_LEN].copy_from_slice(&text);
+            }
+        }
+        self.len = 0;
+    }
+}
+
+/// Seconds since the Unix epoch (`CLOCK_REALTIME` through the vDSO;
+/// cheaper than `SystemTime`'s conversions).
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::sys::unix_secs()
 }
 
 /// Formats seconds since the Unix epoch as an IMF-fixdate.
@@ -210,6 +271,56 @@ mod tests {
         // second turned in between.
         let now = unix_now();
         assert!(d == format_imf_fixdate(now) || d == format_imf_fixdate(now - 1));
+    }
+
+    #[test]
+    fn settling_rewrites_the_marked_dates_only_when_the_second_turned() {
+        let cache = DateCache::new();
+        let now = cache.refresh();
+        let old = format_imf_fixdate(now - 5);
+        let mut buf = Vec::new();
+        let mut marks = DateMarks::default();
+        for body in [&b"one"[..], b"two"] {
+            buf.extend_from_slice(b"Date: ");
+            marks.mark(buf.len(), now - 5);
+            buf.extend_from_slice(&old);
+            buf.extend_from_slice(b"\r\n\r\n");
+            buf.extend_from_slice(body);
+            buf.extend_from_slice(&old);
+        }
+        marks.settle(&mut buf, &cache);
+        let fresh = cache.get();
+        let at_one = 6;
+        let at_two = 6 + DATE_LEN + 4 + 3 + DATE_LEN + 6;
+        assert_eq!(buf[at_one..at_one + DATE_LEN], fresh);
+        assert_eq!(buf[at_two..at_two + DATE_LEN], fresh);
+        assert_ne!(fresh, old);
+        // Body bytes that look like a date are not touched.
+        assert_eq!(buf[at_two - 6 - DATE_LEN..at_two - 6], old);
+        assert!(buf.ends_with(&old));
+
+        // Marks are forgotten once settled; a current Date is left alone.
+        let mut again = buf.clone();
+        marks.settle(&mut again, &cache);
+        assert_eq!(again, buf);
+        let mut current = b"Date: ".to_vec();
+        current.extend_from_slice(&format_imf_fixdate(now + 3600));
+        marks.mark(6, now + 3600);
+        let before = current.clone();
+        marks.settle(&mut current, &cache);
+        assert_eq!(current, before, "a Date ahead of the clock is not set back");
+    }
+
+    #[test]
+    fn marks_fill_up() {
+        let mut marks = DateMarks::default();
+        for i in 0..DateMarks::CAPACITY {
+            assert!(!marks.is_full());
+            marks.mark(i, 1);
+        }
+        assert!(marks.is_full());
+        marks.settle(&mut [0; 64], &DateCache::new());
+        assert!(!marks.is_full());
     }
 
     #[test]

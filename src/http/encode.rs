@@ -37,13 +37,14 @@ pub struct HeadMeta<'a> {
 
 const SERVER_DATE: &[u8] = b"Server: edgeshard\r\nDate: ";
 
-/// Appends a response head (through the blank line) to `out`.
+/// Appends a response head (through the blank line) to `out`. Returns
+/// where in `out` the Date's value starts.
 pub fn encode_head<'h>(
     out: &mut Vec<u8>,
     meta: &HeadMeta<'_>,
     date: &[u8; DATE_LEN],
     headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
-) {
+) -> usize {
     match meta.status.preformatted_line() {
         Some(line) => out.extend_from_slice(line),
         None => {
@@ -53,6 +54,7 @@ pub fn encode_head<'h>(
         }
     }
     out.extend_from_slice(SERVER_DATE);
+    let date_at = out.len();
     out.extend_from_slice(date);
     out.extend_from_slice(b"\r\n");
     if let Some(ct) = meta.content_type {
@@ -82,6 +84,7 @@ pub fn encode_head<'h>(
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    date_at
 }
 
 /// Appends one chunk of a chunked body.
@@ -123,7 +126,10 @@ mod tests {
             keep_alive_header: false,
             preformatted: b"",
         };
-        encode_head(&mut out, &meta, DATE, std::iter::empty());
+        out.extend_from_slice(b"(earlier response)");
+        let date_at = encode_head(&mut out, &meta, DATE, std::iter::empty());
+        assert_eq!(&out[date_at..date_at + DATE_LEN], DATE);
+        let out = &out[18..];
         assert_eq!(
             out,
             b"HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
