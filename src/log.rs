@@ -24,3 +24,58 @@ macro_rules! warning {
     };
 }
 pub(crate) use warning;
+
+/// A per-shard allowance of log lines for things clients can cause at
+/// will (refused attacks, scanners): at most `per_second` lines in each
+/// second, and a count of those left out in the next line that is written.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    per_second: u32,
+    second: std::cell::Cell<u64>,
+    used: std::cell::Cell<u32>,
+    left_out: std::cell::Cell<u64>,
+}
+
+impl Budget {
+    pub(crate) const fn new(per_second: u32) -> Budget {
+        Budget {
+            per_second,
+            second: std::cell::Cell::new(0),
+            used: std::cell::Cell::new(0),
+            left_out: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Whether a line may be written in second `now`; if so, how many
+    /// were left out since the last one that was.
+    pub(crate) fn take(&self, now: u64) -> Option<u64> {
+        if self.second.get() != now {
+            self.second.set(now);
+            self.used.set(0);
+        }
+        if self.used.get() >= self.per_second {
+            self.left_out.set(self.left_out.get() + 1);
+            return None;
+        }
+        self.used.set(self.used.get() + 1);
+        Some(self.left_out.replace(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn a_budget_allows_so_many_lines_a_second_and_counts_the_rest() {
+        let b = Budget::new(2);
+        assert_eq!(b.take(10), Some(0));
+        assert_eq!(b.take(10), Some(0));
+        assert_eq!(b.take(10), None);
+        assert_eq!(b.take(10), None);
+        assert_eq!(b.take(11), Some(2));
+        assert_eq!(b.take(11), Some(0));
+        assert_eq!(b.take(11), None);
+        assert_eq!(b.take(12), Some(1));
+    }
+}

@@ -29,7 +29,7 @@ use bytes::BytesMut;
 
 use crate::handler::{ConnEntry, ConnInfo, Handler};
 use crate::http::date::DateMarks;
-use crate::http::{parse_head, StatusCode};
+use crate::http::{parse_head, ParseError, StatusCode};
 use crate::transport::Transport;
 pub use shared::Shared;
 use table::SlotHandle;
@@ -258,7 +258,13 @@ impl<S: Transport> Conn<S> {
                     Ok(()) => continue,
                     Err(end) => return end,
                 },
-                Err(e) => return End::Reject(e.status(), e.reason()),
+                Err(e) => {
+                    if e == ParseError::PathAboveRoot {
+                        let peer = self.entry.key().info().peer;
+                        shared.report_refused(e.reason(), peer, &self.rbuf);
+                    }
+                    return End::Reject(e.status(), e.reason());
+                }
             };
             let body = match self.read_body(&head, shared).await {
                 Ok(body) => body,

@@ -3,6 +3,7 @@
 //! counters. One per shard, behind an `Rc`; nothing in it crosses shards.
 
 use std::cell::Cell;
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use super::pool::{ReadPool, WritePool};
@@ -34,7 +35,14 @@ pub struct Shared {
     /// Connections accepted so far: the low bits of the next one's id.
     accepted: Cell<u64>,
     reported_invalid: Cell<bool>,
+    refusals_logged: log::Budget,
 }
+
+/// Most lines a shard logs each second about requests it refused as
+/// attacks (a scanner sends thousands).
+const REFUSAL_LINES_PER_SECOND: u32 = 10;
+/// Most bytes of a refused request line that are logged.
+const LOGGED_LINE_MAX: usize = 256;
 
 impl Shared {
     /// The state for the connections of the shard `metrics` counts for.
@@ -49,6 +57,7 @@ impl Shared {
             metrics,
             accepted: Cell::new(0),
             reported_invalid: Cell::new(false),
+            refusals_logged: log::Budget::new(REFUSAL_LINES_PER_SECOND),
         })
     }
 
@@ -69,6 +78,34 @@ impl Shared {
     pub(crate) fn tick(&self, now: std::time::Instant) {
         self.conns.tick(now);
         self.date.refresh();
+    }
+
+    /// A request was refused as an attack (its path climbs above the
+    /// root): log who sent it and its request line, escaped and cut to
+    /// [`LOGGED_LINE_MAX`] bytes, within the shard's budget of lines.
+    #[cold]
+    pub(crate) fn report_refused(&self, why: &str, peer: SocketAddr, head: &[u8]) {
+        let Some(left_out) = self.refusals_logged.take(self.date.secs()) else {
+            return;
+        };
+        let start = head
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(head.len());
+        let line = &head[start..];
+        let end = memchr::memchr2(b'\r', b'\n', line)
+            .unwrap_or(line.len())
+            .min(LOGGED_LINE_MAX);
+        let more = if left_out > 0 {
+            format!(" ({left_out} more refused and not logged before this)")
+        } else {
+            String::new()
+        };
+        log::warning!(
+            "shard {}: refused a request from {peer} with 400 ({why}): \"{}\"{more}",
+            self.metrics.shard(),
+            line[..end].escape_ascii()
+        );
     }
 
     /// A handler built an invalid response; say so once per shard.

@@ -42,6 +42,12 @@ pub enum ParseError {
     TransferEncodingInHttp10,
     /// HTTP/1.1 request without Host.
     MissingHost,
+    /// A Host value that is not `host[:port]` (RFC 9112 §3.2).
+    BadHost,
+    /// An absolute-form target whose authority is empty or not `host[:port]`.
+    BadAuthority,
+    /// A path whose dot-segments climb above the root (`/../x`).
+    PathAboveRoot,
     /// More than one Host header.
     DuplicateHost,
     /// An `Expect` other than `100-continue`.
@@ -76,7 +82,10 @@ impl ParseError {
             | ChunkedNotLast
             | TransferEncodingInHttp10
             | MissingHost
-            | DuplicateHost => StatusCode::BAD_REQUEST,
+            | DuplicateHost
+            | BadHost
+            | BadAuthority
+            | PathAboveRoot => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -102,6 +111,9 @@ impl ParseError {
             TransferEncodingInHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
             MissingHost => "missing Host header",
             DuplicateHost => "duplicate Host header",
+            BadHost => "invalid Host header",
+            BadAuthority => "invalid authority in the request target",
+            PathAboveRoot => "path climbs above the root",
             UnknownExpectation => "unsupported expectation",
             UnsupportedVersion => "unsupported HTTP version",
             ConnectNotAllowed => "CONNECT is not supported",

@@ -111,6 +111,8 @@ pub struct RequestHead {
     /// The path within the target, found once while parsing (empty for an
     /// absolute-form target without one, which means `/`).
     path: Span,
+    /// The path is clean as it came (see [`RequestHead::path_is_plain`]).
+    plain_path: bool,
     version: Version,
     headers: HeaderSpans,
     /// The Host header's value, found while parsing (`None` if absent).
@@ -179,6 +181,13 @@ impl RequestHead {
         };
         let host = &authority[..end];
         (!host.is_empty()).then_some(host)
+    }
+
+    /// Whether the parser saw that the path is clean as it is: it starts
+    /// with `/` and no segment is empty or starts with `.` or `%`. (When
+    /// `false`, the path may still be clean: `/.well-known/` is.)
+    pub(crate) fn path_is_plain(&self) -> bool {
+        self.plain_path
     }
 
     /// The query string after `?`, if any.
@@ -253,6 +262,7 @@ pub(super) struct Fields {
     /// The path within the target, found once while parsing (empty for an
     /// absolute-form target without one, which means `/`).
     pub(super) path: Span,
+    pub(super) plain_path: bool,
     pub(super) version: Version,
     pub(super) headers: HeaderSpans,
     pub(super) host: Option<Span>,
@@ -269,6 +279,7 @@ impl Fields {
             method_span: self.method_span,
             target: self.target,
             path: self.path,
+            plain_path: self.plain_path,
             version: self.version,
             headers: self.headers,
             host: self.host,

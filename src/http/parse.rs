@@ -11,29 +11,84 @@ use smallvec::SmallVec;
 use super::error::ParseError;
 use super::head::{Fields, Framing, Method, RequestHead, Span, Version, MAX_HEAD};
 use super::limits::Limits;
+use edgeshard_routing::percent::{climbs_above_root, hex};
 
-/// The path part of a request target, as a subslice of it: origin-form up
-/// to `?`; for an absolute-form `http(s)://authority/path?q`, `/path`
-/// (empty when there is none, which [`RequestHead::path`] reads as `/`).
-fn path_in_target(t: &str) -> &str {
+/// The parts of a request target: an absolute-form `http(s)://authority/path?q`
+/// gives its authority (possibly empty) and `/path` (empty when there is
+/// none, which [`RequestHead::path`] reads as `/`); an origin-form target
+/// gives no authority and its path up to `?`. And what the same pass saw
+/// of the path's segments.
+fn target_parts(t: &str) -> (Option<&str>, &str, Segments) {
     let mut rest = t;
+    let mut authority = None;
     if !t.starts_with('/') {
         for scheme in ["http://", "https://"] {
             if t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
                 let after = &t[scheme.len()..];
-                rest = match after.find(['/', '?']) {
-                    Some(i) if after.as_bytes()[i] == b'/' => &after[i..],
-                    Some(i) => &after[i..i],
-                    None => &after[after.len()..],
+                let end = after.find(['/', '?']).unwrap_or(after.len());
+                authority = Some(&after[..end]);
+                rest = match after.as_bytes().get(end) {
+                    Some(b'/') => &after[end..],
+                    _ => &after[end..end],
                 };
                 break;
             }
         }
     }
-    match edgeshard_routing::find_byte(b'?', rest.as_bytes()) {
-        Some(q) => &rest[..q],
-        None => rest,
+    let (end, segments) = scan_path(rest.as_bytes());
+    (authority, &rest[..end], segments)
+}
+
+/// What [`scan_path`] saw of a path's segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Segments {
+    /// A segment starts with `.` or `%`: it may be a dot-segment.
+    dotted: bool,
+    /// The path starts with `/`, and no segment is empty or starts with
+    /// `.` or `%`: it is clean (Go's `path.Clean` leaves it as it is), and
+    /// the router need not look again.
+    plain: bool,
+}
+
+/// Bytes [`scan_path`] stops at: `/` (a segment starts), `.` and `%` (a
+/// segment may be a dot-segment), `?` (the path ends).
+const PATH_MARK: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'/' as usize] = true;
+    t[b'.' as usize] = true;
+    t[b'%' as usize] = true;
+    t[b'?' as usize] = true;
+    t
+};
+
+/// Where the path ends (at `?` or the end), and what its segments look
+/// like. One pass, a table lookup per byte: every request's path goes
+/// through here. (A word-at-a-time version took more instructions on the
+/// short paths requests have.)
+#[inline]
+fn scan_path(b: &[u8]) -> (usize, Segments) {
+    let (mut dotted, mut empty) = (false, false);
+    // Where the current segment starts (just after its `/`).
+    let mut segment = usize::MAX;
+    let mut end = b.len();
+    for (i, &c) in b.iter().enumerate() {
+        if !PATH_MARK[c as usize] {
+            continue;
+        }
+        match c {
+            b'/' => {
+                empty |= i == segment;
+                segment = i + 1;
+            }
+            b'?' => {
+                end = i;
+                break;
+            }
+            _ => dotted |= i == segment,
+        }
     }
+    let plain = b.first() == Some(&b'/') && !dotted && !empty;
+    (end, Segments { dotted, plain })
 }
 
 /// httparse needs one header slot per field; beyond this many we allocate.
@@ -101,11 +156,19 @@ fn parse_into<'b>(
         _ => return Err(ParseError::UnsupportedVersion),
     };
 
+    let (authority, path, segments) = target_parts(target_str);
+    if authority.is_some_and(|a| !is_authority(a.as_bytes())) {
+        return Err(ParseError::BadAuthority);
+    }
+    if segments.dotted && climbs_above_root(path) {
+        return Err(ParseError::PathAboveRoot);
+    }
     let mut fields = Fields {
         method,
         method_span: Span::of(base, method_str.as_bytes()),
         target: Span::of(base, target_str.as_bytes()),
-        path: Span::of(base, path_in_target(target_str).as_bytes()),
+        path: Span::of(base, path.as_bytes()),
+        plain_path: segments.plain,
         version,
         headers: SmallVec::new(),
         host: None,
@@ -120,6 +183,11 @@ fn parse_into<'b>(
             .headers
             .push((Span::of(base, h.name.as_bytes()), value));
         if semantics.observe(h.name, h.value)? == Observed::Host {
+            // An empty value is allowed (RFC 9112 §3.2); anything else must
+            // be `host[:port]`.
+            if !h.value.is_empty() && !is_authority(h.value) {
+                return Err(ParseError::BadHost);
+            }
             fields.host = Some(value);
         }
     }
@@ -202,6 +270,114 @@ fn check_target(method: Method, target: &[u8]) -> Result<(), ParseError> {
     } else {
         Err(ParseError::BadTarget)
     }
+}
+
+/// What a byte may be in an authority (RFC 3986 §3.2.2): part of a
+/// `reg-name` or IPv4 address (unreserved or sub-delims), or one of the
+/// bytes that need a closer look. Anything else (`/`, `@`, `?`, `#`,
+/// whitespace, controls, non-ASCII) makes it invalid.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HostByte {
+    Invalid,
+    Name,
+    Colon,
+    Percent,
+    Bracket,
+}
+
+const HOST_BYTES: [HostByte; 256] = {
+    let mut t = [HostByte::Invalid; 256];
+    let mut c = 0;
+    while c < 256 {
+        if (c as u8).is_ascii_alphanumeric() {
+            t[c] = HostByte::Name;
+        }
+        c += 1;
+    }
+    let name = b"-._~!$&'()*+,;=";
+    let mut i = 0;
+    while i < name.len() {
+        t[name[i] as usize] = HostByte::Name;
+        i += 1;
+    }
+    t[b':' as usize] = HostByte::Colon;
+    t[b'%' as usize] = HostByte::Percent;
+    t[b'[' as usize] = HostByte::Bracket;
+    t[b']' as usize] = HostByte::Bracket;
+    t
+};
+
+/// Whether `a` is `host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2–3):
+/// a non-empty host, then optionally `:` and a port of at most 65535
+/// (`host:` with an empty port is allowed, as RFC 3986's `port = *DIGIT`
+/// is). The host is a name or IPv4 address whose `%` start escapes, or a
+/// bracketed IP literal. No userinfo. One pass for the usual name.
+#[inline]
+fn is_authority(a: &[u8]) -> bool {
+    let name = a
+        .iter()
+        .position(|&b| HOST_BYTES[b as usize] != HostByte::Name)
+        .unwrap_or(a.len());
+    match a.get(name).map(|&b| HOST_BYTES[b as usize]) {
+        None => name > 0,
+        Some(HostByte::Colon) => name > 0 && is_port(&a[name + 1..]),
+        Some(HostByte::Percent | HostByte::Bracket) => is_authority_slow(a),
+        Some(_) => false,
+    }
+}
+
+/// [`is_authority`] for a host with an escape or an IP literal.
+#[cold]
+fn is_authority_slow(a: &[u8]) -> bool {
+    let (host, port) = if a.first() == Some(&b'[') {
+        let Some(close) = a.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &a[1..close];
+        // IPv6 (hex, `:`, `.`), an IPvFuture, or a zone id (`%25…`, RFC 6874).
+        let ok = |&b: &u8| {
+            matches!(
+                HOST_BYTES[b as usize],
+                HostByte::Name | HostByte::Colon | HostByte::Percent
+            )
+        };
+        if literal.is_empty() || !literal.iter().all(ok) {
+            return false;
+        }
+        match &a[close + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (literal, port),
+            _ => return false,
+        }
+    } else {
+        let end = a.iter().position(|&b| b == b':').unwrap_or(a.len());
+        let host = &a[..end];
+        let mut i = 0;
+        while i < host.len() {
+            match HOST_BYTES[host[i] as usize] {
+                HostByte::Name => i += 1,
+                HostByte::Percent
+                    if host.get(i + 1).and_then(|&h| hex(h)).is_some()
+                        && host.get(i + 2).and_then(|&h| hex(h)).is_some() =>
+                {
+                    i += 3
+                }
+                _ => return false,
+            }
+        }
+        if end == a.len() {
+            return !host.is_empty();
+        }
+        (host, &a[end + 1..])
+    };
+    !host.is_empty() && is_port(port)
+}
+
+/// `*DIGIT`, at most 65535.
+fn is_port(p: &[u8]) -> bool {
+    p.len() <= 5
+        && p.iter().all(u8::is_ascii_digit)
+        && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65_535
 }
 
 /// The headers that decide framing and connection handling.
@@ -356,7 +532,9 @@ fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
 #[cold]
 fn classify_httparse_error(err: httparse::Error, buf: &[u8]) -> ParseError {
     match err {
-        httparse::Error::Version => ParseError::UnsupportedVersion,
+        httparse::Error::Version if names_a_version(buf) => ParseError::UnsupportedVersion,
+        // `GET /a b HTTP/1.1`: a space inside the target, not a version.
+        httparse::Error::Version => ParseError::BadRequestLine,
         httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
         httparse::Error::HeaderName => {
             let mut lines = buf.split(|&b| b == b'\n').skip(1);
@@ -383,6 +561,24 @@ fn classify_httparse_error(err: httparse::Error, buf: &[u8]) -> ParseError {
             ParseError::BadRequestLine
         }
     }
+}
+
+/// Whether the request line (as far as it has arrived) is three words
+/// whose last starts `HTTP/`: a version, if not one we speak (`HTTP/2.0`,
+/// `HTTP/1.32`). Anything else that broke httparse's version is a broken
+/// request line.
+fn names_a_version(buf: &[u8]) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = buf[start..].split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|&b| b == b' ');
+    matches!(
+        (words.next(), words.next(), words.next(), words.next()),
+        (Some(_), Some(_), Some(v), None) if v.starts_with(b"HTTP/")
+    )
 }
 
 /// An HTTP/0.9 request line: `METHOD SP /path CRLF`, with no version.

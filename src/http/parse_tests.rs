@@ -168,6 +168,141 @@ fn host_rules() {
     parse_ok(b"GET / HTTP/1.1\r\nHost:\r\n\r\n");
 }
 
+fn with_host(value: &[u8]) -> Result<Option<RequestHead>, ParseError> {
+    let mut req = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+    req.extend_from_slice(value);
+    req.extend_from_slice(b"\r\n\r\n");
+    parse(&req)
+}
+
+#[test]
+fn host_values_must_be_a_host_and_port() {
+    for good in [
+        &b"example.com"[..],
+        b"example.com:8080",
+        b"example.com:",
+        b"EXAMPLE.com.",
+        b"127.0.0.1:65535",
+        b"[::1]",
+        b"[::1]:8080",
+        b"[fe80::1%25eth0]:80",
+        b"[v7.fe]",
+        b"under_score-x~y",
+        b"a!$&'()*+,;=b",
+        b"caf%C3%A9.example",
+        b"example.com:0",
+        b"example.com  ",
+    ] {
+        let head = with_host(good)
+            .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(good)))
+            .expect("complete");
+        assert!(head.host().is_some(), "{:?}", String::from_utf8_lossy(good));
+    }
+    for bad in [
+        &b"a/b"[..],
+        b"user@example.com",
+        b"example.com?x",
+        b"example.com#f",
+        b"exa mple.com",
+        b"a\tb",
+        b":80",
+        b":",
+        b"example.com:http",
+        b"example.com:65536",
+        b"example.com:123456",
+        b"example.com:-1",
+        b"example.com:80:81",
+        b"::1",
+        b"[::1",
+        b"::1]",
+        b"[]",
+        b"[::1]x",
+        b"[::1]:x",
+        b"[::1]]",
+        b"[::1/x]",
+        b"a[b]",
+        b"caf\xc3\xa9",
+        b"a%zzb",
+        b"a%4",
+        b"a\\b",
+        b"a\"b",
+    ] {
+        assert_eq!(
+            with_host(bad).map(|h| h.is_some()),
+            Err(E::BadHost),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    // httparse refuses other controls in any field value itself.
+    assert_eq!(with_host(b"a\x7fb").map(|h| h.is_some()), Err(E::BadHeader));
+    assert_eq!(E::BadHost.status(), StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn absolute_targets_need_a_valid_authority() {
+    for bad in [
+        &b"http:///x"[..],
+        b"http://?q",
+        b"http://user@h/x",
+        b"http://h:99999/",
+        b"http://[::1/x",
+        b"https://:443/x",
+        b"http://a#b/x",
+    ] {
+        let mut req = b"GET ".to_vec();
+        req.extend_from_slice(bad);
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            parse(&req).map(|h| h.is_some()),
+            Err(E::BadAuthority),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    for good in [
+        "http://h/x",
+        "http://h:80",
+        "HTTPS://[::1]:8443/x?y",
+        "http://h?q",
+    ] {
+        let req = format!("GET {good} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(parse(req.as_bytes()).is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn paths_that_climb_above_the_root_are_refused() {
+    for target in [
+        "/..",
+        "/../etc/passwd",
+        "/a/../../x",
+        "/%2e%2e/x",
+        "/a/.%2E/%2e./x?q",
+        "http://h/../x",
+        "http://h/a/../../x?q",
+    ] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            parse(req.as_bytes()).map(|h| h.is_some()),
+            Err(E::PathAboveRoot),
+            "{target}"
+        );
+    }
+    // Unclean paths that stay inside are the router's to redirect.
+    for target in [
+        "//x",
+        "/a/./b",
+        "/a/../b",
+        "/a/..",
+        "/x?q=/../..",
+        "/.well-known/x",
+    ] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(parse_ok(req.as_bytes()).target(), target);
+    }
+}
+
 #[test]
 fn line_ending_rules() {
     assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\n\r\n"), E::BareLineFeed);
@@ -236,6 +371,15 @@ fn request_line_rules() {
     );
     assert_eq!(err(b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n"), E::BadTarget);
     assert_eq!(err(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n"), E::BadTarget);
+    assert_eq!(err(b"POST * HTTP/1.1\r\nHost: a\r\n\r\n"), E::BadTarget);
+    assert_eq!(err(b"OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n"), E::BadTarget);
+    // A raw space inside the target: a broken line, not a version.
+    assert_eq!(
+        err(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"),
+        E::BadRequestLine
+    );
+    assert_eq!(err(b"GET /a b"), E::BadRequestLine);
+    assert_eq!(err(b"GET / FOO\r\nHost: a\r\n\r\n"), E::BadRequestLine);
     assert_eq!(
         err(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"),
         E::BadTarget
@@ -441,4 +585,72 @@ fn heads_over_64_kib_are_refused_whatever_the_limits() {
         parse_head(&mut complete, &huge).unwrap_err(),
         E::HeadersTooLarge
     );
+}
+
+#[test]
+fn the_path_scan_finds_the_query_and_what_follows_each_slash_in_any_word() {
+    // Every position of `?`, `/.`, `/%` and `//` across word boundaries,
+    // against a plain byte-by-byte reading.
+    let plain = |b: &[u8]| {
+        let end = b.iter().position(|&c| c == b'?').unwrap_or(b.len());
+        let after_slash = |c: &[u8]| (1..end).any(|i| b[i - 1] == b'/' && c.contains(&b[i]));
+        let dotted = after_slash(b".%");
+        let plain = b.first() == Some(&b'/') && !after_slash(b".%/");
+        (end, Segments { dotted, plain })
+    };
+    for len in 0..20 {
+        for at in 0..len {
+            for mark in [&b"?"[..], b"/.", b"/%", b"//", b"/", b".", b"?/.", b"?//"] {
+                let mut p = vec![b'a'; len];
+                p[0] = b'/';
+                for (k, &c) in mark.iter().enumerate() {
+                    if at + k < len {
+                        p[at + k] = c;
+                    }
+                }
+                assert_eq!(
+                    scan_path(&p),
+                    plain(&p),
+                    "{:?}",
+                    String::from_utf8_lossy(&p)
+                );
+            }
+        }
+    }
+    let seg = |dotted, plain| Segments { dotted, plain };
+    assert_eq!(scan_path(b"/a/b/./c/../d?x=/../"), (13, seg(true, false)));
+    assert_eq!(scan_path(b"/plaintext"), (10, seg(false, true)));
+    assert_eq!(scan_path(b"/plaintext/"), (11, seg(false, true)));
+    assert_eq!(scan_path(b"/.well-known/x"), (14, seg(true, false)));
+    assert_eq!(scan_path(b"/a//b"), (5, seg(false, false)));
+    assert_eq!(scan_path(b""), (0, seg(false, false)));
+    assert_eq!(scan_path(b"/x?//"), (2, seg(false, true)));
+}
+
+#[test]
+fn a_plain_path_is_clean_and_an_undotted_one_never_climbs() {
+    // Every path of up to six bytes over the bytes that matter.
+    let alphabet = b"/.%2ea?";
+    let mut path = Vec::new();
+    fn each(path: &mut Vec<u8>, alphabet: &[u8], left: usize, check: &dyn Fn(&[u8])) {
+        check(path);
+        if left == 0 {
+            return;
+        }
+        for &c in alphabet {
+            path.push(c);
+            each(path, alphabet, left - 1, check);
+            path.pop();
+        }
+    }
+    each(&mut path, alphabet, 6, &|p| {
+        let (end, seg) = scan_path(p);
+        let text = std::str::from_utf8(&p[..end]).unwrap();
+        if seg.plain {
+            assert!(edgeshard_routing::is_clean(text), "{text:?}");
+        }
+        if !seg.dotted {
+            assert!(!climbs_above_root(text), "{text:?}");
+        }
+    });
 }

@@ -18,7 +18,7 @@ use crate::response::{IntoResponse, Response};
 #[doc(hidden)]
 pub use edgeshard_routing::table;
 pub use edgeshard_routing::{
-    decide, Decision, Matcher, Params, Pattern, RouteInfo, RuntimeTrie, Table,
+    decide, decide_knowing, Decision, Matcher, Params, Pattern, RouteInfo, RuntimeTrie, Table,
 };
 
 /// A handler the router can call: `async fn(Request)` or
@@ -140,13 +140,15 @@ where
         let mut params = Params::new();
         let decision = {
             let head = req.head();
-            decide(
+            decide_knowing(
                 self.table,
                 head.host(),
                 head.method_str(),
                 head.path(),
                 head.query(),
                 &mut params,
+                // The parser has seen whether the path is clean already.
+                head.path_is_plain(),
             )
         };
         let answer = match decision {

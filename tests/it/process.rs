@@ -284,6 +284,67 @@ fn starts_one_line_per_shard_serves_and_exits_0_on_sigterm() {
 }
 
 #[test]
+fn paths_climbing_above_the_root_are_logged_within_a_budget() {
+    let mut p = spawn(&["--listen", "127.0.0.1:0", "--shards", "1"], &[], 1);
+    let refuse = |n: usize| {
+        let mut s = p.connect();
+        write!(
+            s,
+            "GET /a/../../etc/passwd?n={n} HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        .unwrap();
+        assert_eq!(
+            normalize(&read_to_close(&mut s)),
+            common::error_response("400 Bad Request", "path climbs above the root")
+        );
+        s.local_addr().unwrap()
+    };
+    // A scanner's burst: 25 within well under two seconds, so at least five
+    // go over the shard's budget of 10 lines a second.
+    let mut peers: Vec<_> = (0..25).map(refuse).collect();
+    // In a later second, one more: its line counts those left out.
+    std::thread::sleep(Duration::from_millis(2100));
+    peers.push(refuse(25));
+    p.signal("-TERM");
+    assert!(p.wait_exit(Duration::from_secs(5)).success());
+    let err = p.stderr();
+    let mut logged = 0;
+    let mut left_out = 0;
+    for line in err.lines() {
+        let (start, more) = match line.rsplit_once(" (") {
+            Some((start, more)) if more.ends_with(" more refused and not logged before this)") => (
+                start,
+                more.split(' ').next().unwrap().parse::<usize>().unwrap(),
+            ),
+            _ => (line, 0),
+        };
+        let n: usize = start
+            .rsplit("?n=")
+            .next()
+            .and_then(|r| r.strip_suffix(" HTTP/1.1\""))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        assert_eq!(
+            start,
+            format!(
+                "edgeshard: shard 0: refused a request from {} with 400 \
+                 (path climbs above the root): \"GET /a/../../etc/passwd?n={n} HTTP/1.1\"",
+                peers[n]
+            )
+        );
+        logged += 1;
+        left_out += more;
+    }
+    assert!((10..=20).contains(&(logged - 1)), "{err}");
+    assert!(err.lines().last().unwrap().contains("?n=25 "), "{err}");
+    assert_eq!(
+        logged + left_out,
+        26,
+        "every refusal is logged or counted: {err}"
+    );
+}
+
+#[test]
 fn runs_with_transparent_huge_pages_off() {
     // One touched byte of a 2 MiB page would make all of it resident: idle
     // connections would cost whatever page the allocator last touched.

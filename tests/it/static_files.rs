@@ -492,9 +492,11 @@ fn traversal_attempts_never_reach_the_file_system() {
         before,
         "a refused path must not touch the file system"
     );
-    // Raw dot segments are cleaned by the router and redirected within the root.
-    let (head, _) = srv.get("/a/../../secret.txt", "");
+    // Raw dot segments that stay inside are cleaned by the router and
+    // redirected; those that climb above the root are refused.
+    let (head, _) = srv.get("/a/../secret.txt", "");
     assert_eq!(header(&head, "location"), Some("/secret.txt"));
+    assert_eq!(&srv.get("/a/../../secret.txt", "").0[9..12], "400");
     assert_eq!(&srv.get("/secret.txt", "").0[9..12], "404");
 }
 
