@@ -31,24 +31,30 @@ impl<S: Transport> Conn<S> {
         let head_only = head.method() == Method::Head;
         let version = head.version();
         let keep_alive = head.keep_alive();
-        self.slot.enter(Phase::Handler, None);
-        // `call` does work before its future exists (the router decides
-        // there), so making the future is guarded as well as polling it.
-        let request = Request::on(head, body, self.entry.key());
-        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request))) {
-            Ok(call) => AssertUnwindSafe(call).catch_unwind().await,
-            Err(panic) => Err(panic),
-        };
-        let response = match outcome {
-            Ok(r) => match r.invalid() {
-                None => r,
-                Some(why) => {
-                    shared.report_invalid_response(why);
-                    internal_error()
-                }
-            },
-            // The panic hook has already printed the message.
-            Err(_) => internal_error(),
+        // The parser lets a `*` target through for OPTIONS only.
+        let response = if head.method() == Method::Options && head.target() == "*" {
+            server_options()
+        } else {
+            self.slot.enter(Phase::Handler, None);
+            // `call` does work before its future exists (the router decides
+            // there), so making the future is guarded as well as polling it.
+            let request = Request::on(head, body, self.entry.key());
+            let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)))
+            {
+                Ok(call) => AssertUnwindSafe(call).catch_unwind().await,
+                Err(panic) => Err(panic),
+            };
+            match outcome {
+                Ok(r) => match r.invalid() {
+                    None => r,
+                    Some(why) => {
+                        shared.report_invalid_response(why);
+                        internal_error()
+                    }
+                },
+                // The panic hook has already printed the message.
+                Err(_) => internal_error(),
+            }
         };
         shared.metrics.count_request();
         self.served += 1;
@@ -113,6 +119,18 @@ impl<S: Transport> Conn<S> {
             body => (close, Some((body, length))),
         }
     }
+}
+
+/// The methods `OPTIONS *` lists: the standard ones edgeshard passes to
+/// handlers. CONNECT it refuses itself; TRACE reaches handlers too but is
+/// not advertised (it is what cross-site-tracing scanners look for).
+const SERVER_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
+
+/// `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7): it has
+/// no path to route, so it is answered here, as Go's server does.
+#[cold]
+fn server_options() -> Response {
+    Response::new(StatusCode::OK).with_header("Allow", SERVER_METHODS)
 }
 
 #[cold]
