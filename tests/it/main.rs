@@ -18,6 +18,7 @@ mod api;
 mod bad_input;
 mod browser;
 mod clients;
+mod corners;
 mod lifecycle;
 mod process;
 mod request_facts;
