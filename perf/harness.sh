@@ -5,7 +5,14 @@
 # rounds that rotate the servers (A B C D A B C D ...) so drift hits all of
 # them; the summary reports medians.
 #
-#   perf/harness.sh [--rounds N] [--duration 10s] [--cases a,b] [--no-extras] [--force]
+#   perf/harness.sh [--rounds N] [--duration 10s] [--cases a,b] [--no-extras]
+#                   [--baseline BIN] [--force]
+#
+# --baseline BIN adds another edgeshard binary (say, examples/bench built
+# from the commit before a change) to every case, in the same rotation, so
+# a change's cost is a same-run ratio rather than two runs' difference.
+# The README's summary is updated only by a run of every case without a
+# baseline.
 #
 # Per run it records req/s, p99 (for the pipelined case, where wrk's
 # percentiles are not batch latencies, the mean batch latency instead; see
@@ -17,9 +24,11 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=3
 DURATION=10s
-CASES=plaintext,pipelined,json,static1k,static1m,notfound
+ALL_CASES=plaintext,pipelined,json,static1k,static1m,notfound
+CASES=$ALL_CASES
 FORCE=0
 EXTRAS=1
+BASELINE=
 while [ $# -gt 0 ]; do
     case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -27,6 +36,7 @@ while [ $# -gt 0 ]; do
         --cases) CASES=$2; shift 2 ;;
         --force) FORCE=1; shift ;;
         --no-extras) EXTRAS=0; shift ;;
+        --baseline) BASELINE=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -50,6 +60,10 @@ cargo build --release --quiet --manifest-path perf/peers/may/Cargo.toml
 EDGE=./target/release/examples/bench
 HYPER=perf/peers/hyper/target/release/peer-hyper
 MAY=perf/peers/may/target/release/peer-may
+if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
+    echo "--baseline $BASELINE: not an executable" >&2
+    exit 2
+fi
 
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -66,9 +80,11 @@ NGINX_CONF=perf/nginx-harness.conf
 
 # Which servers take part in a case: the peers serve no files.
 servers_for() {
+    local base=
+    [ -n "$BASELINE" ] && base=baseline
     case $1 in
-        static1k | static1m) echo edgeshard nginx ;;
-        *) echo edgeshard nginx hyper may ;;
+        static1k | static1m) echo edgeshard $base nginx ;;
+        *) echo edgeshard $base nginx hyper may ;;
     esac
 }
 
@@ -120,7 +136,8 @@ done
 STAMP=$(date -u +%F-%H%M)
 mkdir -p perf/results
 OUT="perf/results/$STAMP-harness.md"
-python3 perf/summarize.py "$RAW" "$ROUNDS" "$DURATION" > "$OUT"
+BASELINE_NOTE=${BASELINE:+baseline: $BASELINE}
+python3 perf/summarize.py "$RAW" "$ROUNDS" "$DURATION" "$BASELINE_NOTE" > "$OUT"
 [ "$EXTRAS" = 1 ] && perf/extras.sh >> "$OUT"
 # The rows behind the medians, in the order they ran, to check or recompute.
 {
@@ -129,6 +146,10 @@ python3 perf/summarize.py "$RAW" "$ROUNDS" "$DURATION" > "$OUT"
     cat "$RAW"
     printf '```\n'
 } >> "$OUT"
-python3 perf/summarize.py --readme "$RAW" "$ROUNDS" "$DURATION" "$OUT" README.md
-echo "# wrote $OUT and the README summary" >&2
+if [ "$CASES" = "$ALL_CASES" ] && [ -z "$BASELINE" ]; then
+    python3 perf/summarize.py --readme "$RAW" "$ROUNDS" "$DURATION" "" "$OUT" README.md
+    echo "# wrote $OUT and the README summary" >&2
+else
+    echo "# wrote $OUT (a partial or baseline run: README summary left alone)" >&2
+fi
 cat "$OUT"

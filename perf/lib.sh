@@ -1,6 +1,6 @@
 # Shared by perf/harness.sh, perf/extras.sh and perf/vs-nginx.sh (sourced).
 # The caller sets WORK (a scratch directory), EDGE (the edgeshard binary to
-# run), NGINX_CONF (a template with PREFIX, PORT and ROOT), and for the
+# run; BASELINE, when set, another one run as the server "baseline"), NGINX_CONF (a template with PREFIX, PORT and ROOT), and for the
 # peers HYPER and MAY; PROBE_PATH is the path that must answer before a
 # server counts as up (default /plaintext). edgeshard serves $WORK/www (the
 # static fixtures) when it exists; EDGE_ARGS adds flags (e.g.
@@ -12,11 +12,12 @@ SERVER_PID=
 # Starts NAME on 127.0.0.1:PORT pinned to CPU 1 and waits until it answers.
 start_server() { # name port
     case $1 in
-        edgeshard)
-            local root=()
+        edgeshard | baseline)
+            local root=() bin=$EDGE
+            [ "$1" = baseline ] && bin=$BASELINE
             [ -d "$WORK/www" ] && root=(--root "$WORK/www")
             # shellcheck disable=SC2086 # EDGE_ARGS is a list of flags
-            taskset -c 1 "$EDGE" --shards 1 --listen "127.0.0.1:$2" "${root[@]}" ${EDGE_ARGS:-} >/dev/null 2>&1 &
+            taskset -c 1 "$bin" --shards 1 --listen "127.0.0.1:$2" "${root[@]}" ${EDGE_ARGS:-} >/dev/null 2>&1 &
             ;;
         hyper) taskset -c 1 "$HYPER" "127.0.0.1:$2" >/dev/null 2>&1 & ;;
         may) taskset -c 1 "$MAY" "127.0.0.1:$2" >/dev/null 2>&1 & ;;

@@ -1,7 +1,10 @@
 """Medians per case and server from the harness's raw rows, as markdown.
 
-Usage: summarize.py RAW ROUNDS DURATION              (markdown on stdout)
-       summarize.py --readme RAW ROUNDS DURATION RESULT README
+Usage: summarize.py RAW ROUNDS DURATION [NOTE]       (markdown on stdout)
+       summarize.py --readme RAW ROUNDS DURATION NOTE RESULT README
+
+A server named "baseline" (harness --baseline) is another edgeshard build:
+each case then also says edgeshard's ratio to it.
                     (replaces the README section between the harness markers)
 """
 import statistics
@@ -84,6 +87,12 @@ def tables(med, runs):
                 notes.append(f"vs nginx: req/s {ratio(ours['rps'], nginx['rps'])}, "
                              f"req per CPU-s {ratio(ours['per_cpu'], nginx['per_cpu'])} "
                              f"(round by round: {round_ratios(runs, case, ['nginx'])})")
+            base = med.get((case, "baseline"))
+            if base:
+                notes.append(f"vs the baseline build: req/s {ratio(ours['rps'], base['rps'])}, "
+                             f"req per CPU-s {ratio(ours['per_cpu'], base['per_cpu'])} "
+                             f"(round by round: {round_ratios(runs, case, ['baseline'])}), "
+                             f"user µs/req {ours['user_us']:.2f} vs {base['user_us']:.2f}")
             present = [p for p in PEERS if (case, p) in med]
             peers = [med[(case, p)] for p in present]
             if peers:
@@ -106,6 +115,7 @@ def main():
     if readme_mode:
         args = args[1:]
     raw, rounds, duration = args[:3]
+    note = args[3] if len(args) > 3 else ""
     runs = load(raw)
     med = medians(runs)
     body = tables(med, runs)
@@ -114,9 +124,11 @@ def main():
               "(wrk on CPU 0, each server alone on CPU 1; rounds rotate the servers). "
               "For the pipelined case the latency column is the mean latency of a batch of 16 "
               "(Little's law), because wrk's percentiles there are not batch latencies.\n")
+        if note:
+            print(f"{note}\n")
         print(body)
         return
-    result, readme = args[3:5]
+    result, readme = args[4:6]
     text = open(readme).read()
     start, end = "<!-- harness:start -->", "<!-- harness:end -->"
     section = f"{start}\nLatest harness run (`{result}`):\n\n{body}\n{end}"
