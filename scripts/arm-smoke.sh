@@ -90,8 +90,11 @@ cleanup() {
         cat "$WORK/serial.log" >&2
         echo "--------------------------" >&2
     fi
-    [ -n "${CAT_PID:-}" ] && kill "$CAT_PID" 2>/dev/null
+    if [ -n "${CAT_PID:-}" ]; then
+        kill "$CAT_PID" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
+    exit "$status"
 }
 trap cleanup EXIT
 
