@@ -18,6 +18,7 @@ use crate::http::StatusCode;
 use crate::json::Json;
 use crate::mesh::Mesh;
 use crate::metrics::{Metrics, ShardStats};
+use crate::middleware::{Cors, HandlerExt, RequestIds, SecurityHeaders};
 use crate::response::{IntoResponse, Response, OCTET_STREAM};
 use crate::route::{format_routes, HasRoutes, NotFound};
 use crate::shard::ShardContext;
@@ -34,15 +35,30 @@ pub struct Builtin {
 /// The built-in API for one shard.
 /// Paths no route matches go to the static files: `--root`/`--mount`
 /// directories, or the embedded demo site when there are none.
+///
+/// Around it all, the middleware the configuration asks for, outermost
+/// first: request ids, security headers, CORS (so a preflight is answered
+/// before routing could turn it into a 405).
 pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
     let files = StaticFiles::new(&ctx.static_files, ctx.metrics.clone());
-    router(
+    let routes = router(
         Rc::new(Builtin {
             metrics: ctx.metrics.clone(),
             mesh: Some(ctx.mesh.clone()),
         }),
         files,
-    )
+    );
+    routes.layer(middleware(ctx))
+}
+
+/// The middleware chain the configuration asks for; each part `None`
+/// when switched off. (The configuration was validated: the settings build.)
+fn middleware(ctx: &ShardContext) -> (Option<RequestIds>, (Option<SecurityHeaders>, Option<Cors>)) {
+    let mw = &ctx.config.middleware;
+    let request_ids = mw.request_id.then(|| RequestIds::new(ctx.id));
+    let security = SecurityHeaders::new(&mw.security).ok();
+    let cors = mw.cors.as_ref().and_then(|c| Cors::new(c).ok());
+    (request_ids, (security, cors))
 }
 
 /// The built-in route table, as `--print-routes` shows it.

@@ -74,6 +74,7 @@ mod listener;
 mod log;
 pub mod mesh;
 pub mod metrics;
+pub mod middleware;
 pub mod poller;
 mod response;
 pub mod route;

@@ -12,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use super::units::{parse_duration, parse_size, show_duration, show_size};
 use super::{invalid, Config, ConfigError, MountSpec};
+use crate::middleware::{CorsSettings, Origins};
 use crate::static_files::CachePolicy;
 
 /// The command line as written.
@@ -93,6 +94,60 @@ pub struct Flags {
     /// Most cached file lookups per mount and shard.
     #[arg(long = "file-cache", value_name = "N")]
     pub file_cache: Option<usize>,
+    /// Put an `X-Request-Id` on every response (an incoming one is kept if
+    /// it is short and of safe characters; else one is made), also in the
+    /// request's extensions for handlers.
+    #[arg(long = "request-id", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub request_id: Option<bool>,
+    /// Send `X-Content-Type-Options: nosniff` and a `Referrer-Policy` on
+    /// responses that do not set them (`--security-headers=false` turns both off).
+    #[arg(long = "security-headers", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub security_headers: Option<bool>,
+    /// The `Referrer-Policy` value sent with the security headers.
+    #[arg(long = "referrer-policy", value_name = "POLICY")]
+    pub referrer_policy: Option<String>,
+    /// Send `Strict-Transport-Security: max-age=<this>; includeSubDomains`
+    /// (meaningful behind TLS only).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub hsts: Option<Duration>,
+    /// Send this `Content-Security-Policy`.
+    #[arg(long, value_name = "POLICY")]
+    pub csp: Option<String>,
+    /// Allow cross-origin reads from these origins (`https://a.example,https://b.example`)
+    /// or any (`*`): CORS headers, and preflights answered with 204.
+    #[arg(long, value_name = "ORIGIN[,ORIGIN...]|*")]
+    pub cors: Option<String>,
+    /// Methods a CORS preflight may ask for.
+    #[arg(
+        long = "cors-methods",
+        value_name = "METHOD[,METHOD...]",
+        value_delimiter = ','
+    )]
+    pub cors_methods: Option<Vec<String>>,
+    /// Request headers a CORS preflight may ask for.
+    #[arg(
+        long = "cors-headers",
+        value_name = "NAME[,NAME...]",
+        value_delimiter = ','
+    )]
+    pub cors_headers: Option<Vec<String>>,
+    /// Response headers cross-origin scripts may read.
+    #[arg(
+        long = "cors-expose",
+        value_name = "NAME[,NAME...]",
+        value_delimiter = ','
+    )]
+    pub cors_expose: Option<Vec<String>>,
+    /// Allow credentials (cookies, Authorization) in CORS requests; not with `--cors '*'`.
+    #[arg(long = "cors-credentials", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub cors_credentials: Option<bool>,
+    /// How long browsers may cache a CORS preflight's answer.
+    #[arg(long = "cors-max-age", value_name = "DURATION", value_parser = parse_duration)]
+    pub cors_max_age: Option<Duration>,
+    /// Time a handler may take to answer; past it the handler is cancelled
+    /// and the client gets 503. Default: no limit.
+    #[arg(long = "handler-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub handler_timeout: Option<Duration>,
     /// Print the route table (methods, pattern, handler) and exit.
     #[arg(long = "print-routes")]
     pub print_routes: bool,
@@ -103,6 +158,7 @@ impl Flags {
     /// as [`Config::default`] has it.
     pub fn command() -> clap::Command {
         let d = Config::default();
+        let cors = CorsSettings::new(Origins::Any);
         let listen: Vec<String> = d.listen.iter().map(ToString::to_string).collect();
         let shown = [
             ("listen", listen.join(", ")),
@@ -125,6 +181,27 @@ impl Flags {
             ("dotfiles", d.static_files.dotfiles.to_string()),
             ("file_inline_max", show_size(d.static_files.inline_max)),
             ("file_cache", d.static_files.cache_entries.to_string()),
+            ("request_id", d.middleware.request_id.to_string()),
+            (
+                "security_headers",
+                (d.middleware.security.nosniff || d.middleware.security.referrer_policy.is_some())
+                    .to_string(),
+            ),
+            (
+                "referrer_policy",
+                d.middleware
+                    .security
+                    .referrer_policy
+                    .clone()
+                    .unwrap_or_default(),
+            ),
+            ("cors_methods", cors.methods.join(",")),
+            ("cors_headers", cors.headers.join(",")),
+            ("cors_credentials", cors.credentials.to_string()),
+            (
+                "cors_max_age",
+                cors.max_age.map(show_duration).unwrap_or_default(),
+            ),
         ];
         let mut command = <Flags as CommandFactory>::command();
         for (id, default) in shown {
@@ -178,6 +255,9 @@ impl Flags {
         set(&mut timeouts.idle, self.idle_timeout);
         set(&mut timeouts.write, self.write_timeout);
         set(&mut timeouts.drain, self.drain_timeout);
+        if self.handler_timeout.is_some() {
+            timeouts.handler = self.handler_timeout;
+        }
         let files = &mut config.static_files;
         if self.root.is_some() || !self.mounts.is_empty() {
             files.mounts = mounts(self.root, &self.mounts)?;
@@ -189,6 +269,51 @@ impl Flags {
             self.file_inline_max.map(|n| n as u64),
         );
         set(&mut files.cache_entries, self.file_cache);
+        let mw = &mut config.middleware;
+        set(&mut mw.request_id, self.request_id);
+        if let Some(on) = self.security_headers {
+            mw.security.nosniff = on;
+            if !on {
+                mw.security.referrer_policy = None;
+            }
+        }
+        if let Some(p) = self.referrer_policy {
+            mw.security.referrer_policy = Some(p);
+        }
+        if self.hsts.is_some() {
+            mw.security.hsts = self.hsts;
+        }
+        if self.csp.is_some() {
+            mw.security.csp = self.csp;
+        }
+        if let Some(list) = self.cors {
+            let origins = match list.trim() {
+                "*" => Origins::Any,
+                "" => return Err(invalid("--cors", "give origins, or * for any")),
+                list => Origins::List(list.split(',').map(|o| o.trim().to_string()).collect()),
+            };
+            mw.cors = Some(CorsSettings::new(origins));
+        }
+        let cors_flags = self.cors_methods.is_some()
+            || self.cors_headers.is_some()
+            || self.cors_expose.is_some()
+            || self.cors_credentials.is_some()
+            || self.cors_max_age.is_some();
+        match &mut mw.cors {
+            Some(cors) => {
+                set(&mut cors.methods, self.cors_methods);
+                set(&mut cors.headers, self.cors_headers);
+                set(&mut cors.expose, self.cors_expose);
+                set(&mut cors.credentials, self.cors_credentials);
+                if self.cors_max_age.is_some() {
+                    cors.max_age = self.cors_max_age;
+                }
+            }
+            None if cors_flags => {
+                return Err(invalid("--cors", "the --cors-* settings need --cors"));
+            }
+            None => {}
+        }
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ pub use crate::http::Limits;
 use crate::http::{
     LimitError, MAX_HEAD, MAX_MAX_BODY, MAX_MAX_HEADERS, MIN_MAX_HEADER_BYTES, MIN_MAX_URI,
 };
+use crate::middleware::{Cors, CorsSettings, SecurityHeaders, SecuritySettings};
 use crate::static_files::{
     CachePolicy, MountConfig, Resolver, StaticConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_INLINE_MAX,
 };
@@ -63,6 +64,22 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Static files: mounts and their settings.
     pub static_files: StaticSettings,
+    /// The binary's middleware (the library's own handlers use what they
+    /// are given; `builtin::app` reads this).
+    pub middleware: MiddlewareSettings,
+}
+
+/// The middleware the binary puts around its app, outermost first. By
+/// default: security headers only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MiddlewareSettings {
+    /// `X-Request-Id` on every response (an incoming short, safe one
+    /// kept); off by default.
+    pub request_id: bool,
+    /// Security headers on every response that lacks them.
+    pub security: SecuritySettings,
+    /// CORS, when origins are configured.
+    pub cors: Option<CorsSettings>,
 }
 
 impl Default for Config {
@@ -75,6 +92,7 @@ impl Default for Config {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             static_files: StaticSettings::default(),
+            middleware: MiddlewareSettings::default(),
         }
     }
 }
@@ -197,6 +215,17 @@ impl Config {
     /// Checks every value without touching the file system: the errors
     /// name the flag a value is set with.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let mw = &self.middleware;
+        if let Some(cors) = &mw.cors {
+            Cors::new(cors).map_err(|e| invalid("--cors", e.to_string()))?;
+        }
+        SecurityHeaders::new(&mw.security).map_err(|e| {
+            let flag = match e.split(':').next() {
+                Some("Referrer-Policy") => "--referrer-policy",
+                _ => "--csp",
+            };
+            invalid(flag, e)
+        })?;
         if self.backlog == 0 || self.backlog > i32::MAX as u32 {
             return Err(invalid("--backlog", "must be between 1 and 2^31-1"));
         }
@@ -337,6 +366,12 @@ mod tests {
             (&["--idle-timeout", "0ms"], "--idle-timeout"),
             (&["--write-timeout", "0"], "--write-timeout"),
             (&["--drain-timeout", "0"], "--drain-timeout"),
+            (&["--handler-timeout", "0"], "--handler-timeout"),
+            (&["--csp", "a\nb"], "--csp"),
+            (&["--referrer-policy", ""], "--referrer-policy"),
+            (&["--cors", "*", "--cors-credentials"], "--cors"),
+            (&["--cors", "https://a.example/x"], "--cors"),
+            (&["--cors-headers", "X"], "--cors"),
             (&["--file-cache", "0"], "--file-cache"),
             (&["--mount", "/a/../b=/tmp"], "--mount"),
         ] {

@@ -2,12 +2,16 @@
 //! 500), and its response is encoded into the write buffer, with its body
 //! when that is small and in memory.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_lite::FutureExt;
+use pin_project_lite::pin_project;
 
-use super::table::Phase;
+use super::table::{Interrupt, Phase, SlotHandle};
 use super::{Conn, End, Shared, FLUSH_AT};
 use crate::handler::{Handler, Request};
 use crate::http::encode::{encode_head, BodyLength, HeadMeta};
@@ -35,17 +39,18 @@ impl<S: Transport> Conn<S> {
         let response = if head.method() == Method::Options && head.target() == "*" {
             server_options()
         } else {
-            self.slot.enter(Phase::Handler, None);
+            // The handler's deadline, if any, is the connection table's.
+            self.slot.enter(Phase::Handler, shared.timeouts.handler);
             // `call` does work before its future exists (the router decides
             // there), so making the future is guarded as well as polling it.
             let request = Request::on(head, body, self.entry.key());
             let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)))
             {
-                Ok(call) => AssertUnwindSafe(call).catch_unwind().await,
-                Err(panic) => Err(panic),
+                Ok(call) => bounded(&self.slot, AssertUnwindSafe(call).catch_unwind()).await,
+                Err(panic) => Ok(Err(panic)),
             };
             match outcome {
-                Ok(r) => match r.invalid() {
+                Ok(Ok(r)) => match r.invalid() {
                     None => r,
                     Some(why) => {
                         shared.report_invalid_response(why);
@@ -53,7 +58,11 @@ impl<S: Transport> Conn<S> {
                     }
                 },
                 // The panic hook has already printed the message.
-                Err(_) => internal_error(),
+                Ok(Err(_)) => internal_error(),
+                // The handler's future was dropped: it is cancelled.
+                Err(Interrupt::Timeout(_)) => handler_timed_out(),
+                // The drain deadline passed.
+                Err(_) => return Err(End::Abort),
             }
         };
         shared.metrics.count_request();
@@ -131,6 +140,45 @@ const SERVER_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
 #[cold]
 fn server_options() -> Response {
     Response::new(StatusCode::OK).with_header("Allow", SERVER_METHODS)
+}
+
+pin_project! {
+    /// A handler's future that the connection's interrupts can end: its
+    /// handler deadline passing, or the drain deadline closing it. Only a
+    /// future that is not ready looks at the slot. (A named future, not an
+    /// `async fn`: that would be one more frame holding the handler's.)
+    struct Bounded<'a, F> {
+        #[pin]
+        fut: F,
+        slot: &'a SlotHandle,
+    }
+}
+
+fn bounded<F: Future>(slot: &SlotHandle, fut: F) -> Bounded<'_, F> {
+    Bounded { fut, slot }
+}
+
+impl<F: Future> Future for Bounded<'_, F> {
+    type Output = Result<F::Output, Interrupt>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.fut.poll(cx) {
+            Poll::Ready(out) => Poll::Ready(Ok(out)),
+            Poll::Pending => match this.slot.take_interrupt() {
+                Some(i) => Poll::Ready(Err(i)),
+                None => {
+                    this.slot.park(cx.waker());
+                    Poll::Pending
+                }
+            },
+        }
+    }
+}
+
+#[cold]
+fn handler_timed_out() -> Response {
+    Response::error(StatusCode::SERVICE_UNAVAILABLE, "the handler timed out")
 }
 
 #[cold]

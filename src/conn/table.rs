@@ -384,6 +384,7 @@ mod tests {
             idle: t,
             write: t,
             drain: t,
+            handler: Some(t),
         }))
     }
 

@@ -38,6 +38,9 @@ pub struct Timeouts {
     pub write: Duration,
     /// After a shutdown signal, in-flight requests get this long.
     pub drain: Duration,
+    /// A handler that has not answered within this time is dropped
+    /// (cancelled) and the client gets 503; `None`: no limit.
+    pub handler: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -49,6 +52,7 @@ impl Default for Timeouts {
             idle: DEFAULT_IDLE_TIMEOUT,
             write: DEFAULT_WRITE_TIMEOUT,
             drain: DEFAULT_DRAIN_TIMEOUT,
+            handler: None,
         }
     }
 }
@@ -58,6 +62,7 @@ impl Timeouts {
     pub fn shortest(&self) -> Duration {
         [self.header, self.body, self.idle, self.write, self.drain]
             .into_iter()
+            .chain(self.handler)
             .min()
             .unwrap_or(DEFAULT_HEADER_TIMEOUT)
     }
@@ -70,6 +75,7 @@ impl Timeouts {
             ("idle", self.idle),
             ("write", self.write),
             ("drain", self.drain),
+            ("handler", self.handler.unwrap_or(Duration::MAX)),
         ]
         .into_iter()
         .find_map(|(name, d)| d.is_zero().then_some(name))

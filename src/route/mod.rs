@@ -13,6 +13,7 @@ pub use crate::future::Either;
 pub use crate::future::IntoResponseFuture;
 use crate::handler::{Handler, Request, RouteParams};
 use crate::http::StatusCode;
+use crate::middleware::{Layered, Middleware, NoLayer, RouteLayer, RouteWrap};
 use crate::response::{IntoResponse, Response};
 
 #[doc(hidden)]
@@ -56,11 +57,13 @@ where
 /// handlers, the generated `match` from route index to handler call, and
 /// the handler for paths no route matches (404 unless set with
 /// [`Router::fallback`]).
-pub struct Router<S, D, F = NotFound> {
+pub struct Router<S, D, F = NotFound, L = NoLayer> {
     table: &'static Table<'static>,
     state: S,
     dispatch: D,
     fallback: F,
+    /// Middleware around matched routes only ([`Router::route_layer`]).
+    routes_layer: L,
 }
 
 /// The default fallback: `404 Not Found`.
@@ -73,16 +76,48 @@ impl Handler for NotFound {
     }
 }
 
-impl<S, D, F> Router<S, D, F> {
+impl<S, D, F, L> Router<S, D, F, L> {
     /// Sends requests that no route matches (Go's "404" case; a path that
     /// matches with another method still gets 405) to `fallback`, such as
     /// [`StaticFiles`](crate::static_files::StaticFiles). Routes win.
-    pub fn fallback<G: Handler>(self, fallback: G) -> Router<S, D, G> {
+    pub fn fallback<G: Handler>(self, fallback: G) -> Router<S, D, G, L> {
         Router {
             table: self.table,
             state: self.state,
             dispatch: self.dispatch,
             fallback,
+            routes_layer: self.routes_layer,
+        }
+    }
+}
+
+impl<S, D, F> Router<S, D, F, NoLayer> {
+    /// Puts `m` around the matched routes only: not around the router's
+    /// own 404s, 405s and redirects, nor the fallback, so (say) an
+    /// authentication check does not turn a 404 into a 401. For a
+    /// middleware around everything, use
+    /// [`HandlerExt::layer`](crate::middleware::HandlerExt::layer).
+    pub fn route_layer<M: Middleware>(self, m: M) -> Router<S, D, F, RouteLayer<M>> {
+        Router {
+            table: self.table,
+            state: self.state,
+            dispatch: self.dispatch,
+            fallback: self.fallback,
+            routes_layer: RouteLayer(m),
+        }
+    }
+}
+
+impl<S, D, F, M: Middleware> Router<S, D, F, RouteLayer<M>> {
+    /// Another middleware around the matched routes, outside those
+    /// already there.
+    pub fn route_layer<N: Middleware>(self, n: N) -> Router<S, D, F, RouteLayer<(N, M)>> {
+        Router {
+            table: self.table,
+            state: self.state,
+            dispatch: self.dispatch,
+            fallback: self.fallback,
+            routes_layer: RouteLayer((n, self.routes_layer.0)),
         }
     }
 }
@@ -100,6 +135,7 @@ impl<S, D> Router<S, D> {
             state,
             dispatch,
             fallback: NotFound,
+            routes_layer: NoLayer,
         }
     }
 }
@@ -115,9 +151,16 @@ pub trait HasRoutes {
     }
 }
 
-impl<S, D, F> HasRoutes for Router<S, D, F> {
+impl<S, D, F, L> HasRoutes for Router<S, D, F, L> {
     fn table(&self) -> &'static Table<'static> {
         self.table
+    }
+}
+
+/// A router with middleware around it still shows its table.
+impl<M, H: HasRoutes> HasRoutes for Layered<M, H> {
+    fn table(&self) -> &'static Table<'static> {
+        self.inner().table()
     }
 }
 
@@ -126,12 +169,13 @@ pub fn table_of(router: &impl HasRoutes) -> &'static Table<'static> {
     router.table()
 }
 
-impl<S, D, F, Fut> Handler for Router<S, D, F>
+impl<S, D, F, L, Fut> Handler for Router<S, D, F, L>
 where
     S: Clone + 'static,
     D: Fn(u32, Request, S) -> Fut + 'static,
     Fut: Future<Output = Response>,
     F: Handler,
+    L: RouteWrap,
 {
     /// Not `async`: the decision is made here, and the future returned is
     /// the route's or the fallback's own, so no layer holds another copy
@@ -156,7 +200,9 @@ where
                 let route = &self.table.routes[r as usize];
                 req.set_params(RouteParams::new(route, params));
                 return Either::Left {
-                    inner: (self.dispatch)(r, req, self.state.clone()),
+                    inner: self
+                        .routes_layer
+                        .wrap(req, |req| (self.dispatch)(r, req, self.state.clone())),
                 };
             }
             Decision::NotFound => {

@@ -305,11 +305,30 @@ pub fn assert_healthz(s: &mut TcpStream) {
 }
 
 /// Sends `GET /healthz` on `s` and checks the exact response of the
-/// binary's built-in `/healthz`, which no cache may keep.
+/// binary's built-in `/healthz`, which no cache may keep, with the
+/// security headers switched off (as `static_common::config_from` does).
 pub fn assert_builtin_healthz(s: &mut TcpStream) {
     s.write_all(HEALTHZ).unwrap();
     assert_eq!(
         normalize(&read_response(s)),
         text_response("200 OK", "ok", "Cache-Control: no-store\r\n")
+    );
+}
+
+/// The security headers the binary adds by default, after a response's own.
+pub const SECURITY_LINES: &str =
+    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: strict-origin-when-cross-origin\r\n";
+
+/// [`assert_builtin_healthz`] for the binary as it runs by default: with
+/// its security headers.
+pub fn assert_default_healthz(s: &mut TcpStream) {
+    s.write_all(HEALTHZ).unwrap();
+    assert_eq!(
+        normalize(&read_response(s)),
+        text_response(
+            "200 OK",
+            "ok",
+            &format!("Cache-Control: no-store\r\n{SECURITY_LINES}")
+        )
     );
 }

@@ -42,7 +42,7 @@ fn stats_are_gathered_from_every_shard() {
     // Separate connections, so SO_REUSEPORT spreads them over both shards.
     for _ in 0..20 {
         let mut s = connect(addr);
-        assert_builtin_healthz(&mut s);
+        assert_default_healthz(&mut s);
     }
     let mut s = connect(addr);
     s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -52,7 +52,7 @@ fn stats_are_gathered_from_every_shard() {
     let length = body_of(&raw).len();
     let want = format!(
         "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: application/json\r\n\
-         Content-Length: {length}\r\nCache-Control: no-store\r\n\r\n"
+         Content-Length: {length}\r\nCache-Control: no-store\r\n{SECURITY_LINES}\r\n"
     );
     assert!(head.starts_with(&want), "{head}");
     let stats: serde_json::Value = serde_json::from_slice(body_of(&raw)).unwrap();
@@ -79,8 +79,10 @@ fn echo_returns_the_body_and_its_content_type() {
         .unwrap();
     assert_eq!(
         normalize(&read_response(&mut s)),
-        "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: text/x-note; charset=utf-8\r\n\
-         Content-Length: 5\r\n\r\nhello"
+        format!(
+            "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: text/x-note; charset=utf-8\r\n\
+             Content-Length: 5\r\n{SECURITY_LINES}\r\nhello"
+        )
     );
     // GET on a POST route: 405 with Allow.
     s.write_all(b"GET /api/echo HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -90,7 +92,7 @@ fn echo_returns_the_body_and_its_content_type() {
         text_response(
             "405 Method Not Allowed",
             "405 Method Not Allowed\n",
-            "Allow: POST\r\n"
+            &format!("Allow: POST\r\n{SECURITY_LINES}")
         )
     );
     h.shutdown();

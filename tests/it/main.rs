@@ -20,6 +20,7 @@ mod browser;
 mod clients;
 mod corners;
 mod lifecycle;
+mod middleware;
 mod process;
 mod request_facts;
 mod routes;

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_builtin_healthz, normalize, read_response, read_to_close, text_response, HEALTHZ,
+    assert_default_healthz, normalize, read_response, read_to_close, text_response, HEALTHZ,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_edgeshard");
@@ -52,7 +52,7 @@ impl Proc {
 
     /// Serves one request, sends `sig`, and expects exit status 0 within 5 s.
     fn serve_once_then_stop(&mut self, sig: &str) {
-        assert_builtin_healthz(&mut self.connect());
+        assert_default_healthz(&mut self.connect());
         self.signal(sig);
         let st = self.wait_exit(Duration::from_secs(5));
         assert!(st.success(), "exit status {st:?}");
@@ -272,7 +272,7 @@ fn starts_one_line_per_shard_serves_and_exits_0_on_sigterm() {
     }
     // Several connections, so both shards are likely to see some.
     for _ in 0..8 {
-        assert_builtin_healthz(&mut p.connect());
+        assert_default_healthz(&mut p.connect());
     }
     p.signal("-TERM");
     assert!(p.wait_exit(Duration::from_secs(5)).success());
@@ -476,7 +476,7 @@ fn out_of_file_descriptors_pauses_accepting_and_recovers() {
     // Existing connections are still served while accepts fail.
     for s in served.iter_mut() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        assert_builtin_healthz(s);
+        assert_default_healthz(s);
     }
     drop(served);
     // Freed descriptors let the waiting connections in; their requests are answered.
@@ -484,7 +484,11 @@ fn out_of_file_descriptors_pauses_accepting_and_recovers() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(
             normalize(&read_response(s)),
-            text_response("200 OK", "ok", "Cache-Control: no-store\r\n")
+            text_response(
+                "200 OK",
+                "ok",
+                &format!("Cache-Control: no-store\r\n{}", common::SECURITY_LINES)
+            )
         );
     }
     drop(waiting);
@@ -514,7 +518,7 @@ fn sigterm_finishes_in_flight_requests_and_closes_idle_ones() {
         1,
     );
     let mut idle = p.connect();
-    assert_builtin_healthz(&mut idle);
+    assert_default_healthz(&mut idle);
     let mut in_flight = p.connect();
     in_flight
         .write_all(b"POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n12345")
@@ -535,8 +539,11 @@ fn sigterm_finishes_in_flight_requests_and_closes_idle_ones() {
     in_flight.write_all(b"67890").unwrap();
     assert_eq!(
         normalize(&read_to_close(&mut in_flight)),
-        "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: text/plain\r\n\
-         Content-Length: 10\r\nConnection: close\r\n\r\n1234567890"
+        format!(
+            "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: text/plain\r\n\
+             Content-Length: 10\r\n{}Connection: close\r\n\r\n1234567890",
+            common::SECURITY_LINES
+        )
     );
     let st = p.wait_exit(Duration::from_secs(3));
     assert!(st.success(), "exit status {st:?}");

@@ -268,3 +268,82 @@ fn deadlines_fire_on_time_during_traffic_and_just_after_it_stops() {
         );
     }
 }
+
+/// Sets `done` if it runs to the end, `dropped` when it goes away: a
+/// handler cancelled at its deadline is dropped without finishing.
+struct Watch {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.dropped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_handler_past_its_deadline_is_cancelled_and_answered_503() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let done = Arc::new(AtomicBool::new(false));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (d, g) = (done.clone(), dropped.clone());
+    let config = edgeshard::Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        shards: std::num::NonZeroUsize::new(1),
+        timeouts: edgeshard::config::Timeouts {
+            handler: Some(ms(300)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let server = TestServer::with_handler(config, move |_| {
+        let (d, g) = (d.clone(), g.clone());
+        move |req: edgeshard::Request| {
+            let (d, g) = (d.clone(), g.clone());
+            async move {
+                if req.path() == "/slow" {
+                    let watch = Watch {
+                        done: d,
+                        dropped: g,
+                    };
+                    glommio::timer::sleep(ms(3000)).await;
+                    watch.done.store(true, Ordering::SeqCst);
+                }
+                edgeshard::Response::text("ok")
+            }
+        }
+    });
+    let mut s = server.connect();
+    let start = Instant::now();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let got = normalize(&read_response(&mut s));
+    let took = start.elapsed();
+    assert_eq!(
+        got,
+        text_response(
+            "503 Service Unavailable",
+            "503 Service Unavailable: the handler timed out\n",
+            ""
+        )
+    );
+    assert!(took >= ms(300) && took < ms(1500), "took {took:?}");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the handler's future was dropped"
+    );
+    assert!(!done.load(Ordering::SeqCst), "and did not run to its end");
+    // The connection goes on; a quick handler is not affected.
+    assert_healthz(&mut s);
+    std::thread::sleep(ms(400));
+    s.write_all(b"GET /other HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        text_response("200 OK", "ok", "")
+    );
+    assert!(!done.load(Ordering::SeqCst));
+}

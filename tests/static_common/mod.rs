@@ -80,8 +80,18 @@ pub fn etag_of(path: &Path) -> String {
 /// files) on one shard at an ephemeral loopback port.
 pub use crate::common::TestServer as Server;
 
+/// The binary's configuration from these flags, on one shard at an
+/// ephemeral loopback port, without the security headers (these tests are
+/// about what the app answers; tests/it/middleware.rs checks the headers).
 pub fn config_from(flags: &[&str]) -> Config {
-    let mut argv = vec!["edgeshard", "--listen", "127.0.0.1:0", "--shards", "1"];
+    let mut argv = vec![
+        "edgeshard",
+        "--listen",
+        "127.0.0.1:0",
+        "--shards",
+        "1",
+        "--security-headers=false",
+    ];
     argv.extend_from_slice(flags);
     Config::from_flags(Flags::parse_from(argv)).expect("valid flags")
 }

@@ -1,0 +1,129 @@
+//! Request ids: every request gets one, echoed in `X-Request-Id` and put
+//! in the request's extensions for handlers (and logs) to read.
+
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hasher};
+
+use bytes::Bytes;
+
+use super::Middleware;
+use crate::handler::Request;
+use crate::response::Response;
+
+/// The longest incoming `X-Request-Id` taken as it is.
+const MAX_INCOMING: usize = 64;
+
+/// A request's id, in its extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub Bytes);
+
+impl RequestId {
+    /// The id as text (ids are ASCII).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+/// The request-id middleware of one shard: keeps an incoming
+/// `X-Request-Id` that is short (at most 64 bytes) and of safe characters
+/// (letters, digits, `-`, `_`, `.`, `:`), else makes one:
+/// `<prefix>-<shard>-<n>`, where the prefix is random per process and `n`
+/// counts this shard's requests. No lock, no syscall, unique in the
+/// process and (by the prefix) across restarts.
+#[derive(Debug)]
+pub struct RequestIds {
+    prefix: u32,
+    shard: usize,
+    next: Cell<u64>,
+}
+
+impl RequestIds {
+    /// Ids for shard `shard`, with a prefix drawn now.
+    pub fn new(shard: usize) -> RequestIds {
+        RequestIds::with_prefix(shard, boot_prefix())
+    }
+
+    /// Ids with a given prefix (tests, or one prefix for all shards).
+    pub fn with_prefix(shard: usize, prefix: u32) -> RequestIds {
+        RequestIds {
+            prefix,
+            shard,
+            next: Cell::new(0),
+        }
+    }
+
+    fn make(&self) -> Bytes {
+        let n = self.next.get() + 1;
+        self.next.set(n);
+        Bytes::from(format!("{:08x}-{:x}-{n:x}", self.prefix, self.shard))
+    }
+}
+
+/// A random 32-bit prefix, the same for every shard of this process: std's
+/// hash keys are seeded from the OS once per process.
+fn boot_prefix() -> u32 {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PREFIX.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(std::process::id().into());
+        h.finish() as u32
+    })
+}
+
+/// Whether an incoming id can be passed on as it is: short, and nothing a
+/// log line or a header could be confused by.
+fn acceptable(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_INCOMING
+        && id
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+impl Middleware for RequestIds {
+    type Carry = Bytes;
+
+    fn on_request(&self, req: &mut Request) -> Result<Bytes, Response> {
+        let id = match req.header("x-request-id") {
+            Some(v) if acceptable(v) => Bytes::copy_from_slice(v),
+            _ => self.make(),
+        };
+        req.extensions_mut().insert(RequestId(id.clone()));
+        Ok(id)
+    }
+
+    fn on_response(&self, id: Bytes, resp: Response) -> Response {
+        resp.with_header(Bytes::from_static(b"X-Request-Id"), id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_ids_count_per_shard_under_one_prefix() {
+        let ids = RequestIds::with_prefix(3, 0xabc);
+        assert_eq!(ids.make(), "00000abc-3-1");
+        assert_eq!(ids.make(), "00000abc-3-2");
+        assert_eq!(RequestIds::new(0).prefix, RequestIds::new(1).prefix);
+    }
+
+    #[test]
+    fn only_short_safe_incoming_ids_are_kept() {
+        assert!(acceptable(b"abc-123_x.y:z"));
+        assert!(acceptable(&[b'a'; 64]));
+        assert!(!acceptable(&[b'a'; 65]));
+        assert!(!acceptable(b""));
+        for bad in [
+            &b"a b"[..],
+            b"a\"b",
+            b"a\tb",
+            b"caf\xc3\xa9",
+            b"a/b",
+            b"<x>",
+        ] {
+            assert!(!acceptable(bad), "{bad:?}");
+        }
+    }
+}
