@@ -43,6 +43,8 @@ impl<S: Transport> Conn<S> {
             self.slot.enter(Phase::Handler, shared.timeouts.handler);
             // `call` does work before its future exists (the router decides
             // there), so making the future is guarded as well as polling it.
+            // For the log if the handler panics: a reference, not a copy.
+            let raw = head.as_bytes().clone();
             let request = Request::on(head, body, self.entry.key());
             let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)))
             {
@@ -57,10 +59,18 @@ impl<S: Transport> Conn<S> {
                         internal_error()
                     }
                 },
-                // The panic hook has already printed the message.
-                Ok(Err(_)) => internal_error(),
+                // The panic hook has already printed the message; say
+                // which request it was.
+                Ok(Err(_)) => {
+                    let key = self.entry.key();
+                    shared.report_panic(&raw, key.info().peer, key.take_request_id());
+                    internal_error()
+                }
                 // The handler's future was dropped: it is cancelled.
-                Err(Interrupt::Timeout(_)) => handler_timed_out(),
+                Err(Interrupt::Timeout(_)) => {
+                    self.entry.key().take_request_id();
+                    handler_timed_out()
+                }
                 // The drain deadline passed.
                 Err(_) => return Err(End::Abort),
             }

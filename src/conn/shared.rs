@@ -6,6 +6,8 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use bytes::Bytes;
+
 use super::pool::{ReadPool, WritePool};
 use super::table::ConnTable;
 use super::timeouts::Timeouts;
@@ -36,6 +38,7 @@ pub struct Shared {
     accepted: Cell<u64>,
     reported_invalid: Cell<bool>,
     refusals_logged: log::Budget,
+    panics_logged: log::Budget,
 }
 
 /// Most lines a shard logs each second about requests it refused as
@@ -58,6 +61,7 @@ impl Shared {
             accepted: Cell::new(0),
             reported_invalid: Cell::new(false),
             refusals_logged: log::Budget::new(REFUSAL_LINES_PER_SECOND),
+            panics_logged: log::Budget::new(REFUSAL_LINES_PER_SECOND),
         })
     }
 
@@ -88,14 +92,6 @@ impl Shared {
         let Some(left_out) = self.refusals_logged.take(self.date.secs()) else {
             return;
         };
-        let start = head
-            .iter()
-            .position(|&b| b != b'\r' && b != b'\n')
-            .unwrap_or(head.len());
-        let line = &head[start..];
-        let end = memchr::memchr2(b'\r', b'\n', line)
-            .unwrap_or(line.len())
-            .min(LOGGED_LINE_MAX);
         let more = if left_out > 0 {
             format!(" ({left_out} more refused and not logged before this)")
         } else {
@@ -104,7 +100,30 @@ impl Shared {
         log::warning!(
             "shard {}: refused a request from {peer} with 400 ({why}): \"{}\"{more}",
             self.metrics.shard(),
-            line[..end].escape_ascii()
+            request_line(head).escape_ascii()
+        );
+    }
+
+    /// A handler panicked (the panic hook printed where and why): say on
+    /// which request, from whom, with its id when it had one, within the
+    /// shard's budget of such lines.
+    #[cold]
+    pub(crate) fn report_panic(&self, head: &[u8], peer: SocketAddr, id: Option<Bytes>) {
+        let Some(left_out) = self.panics_logged.take(self.date.secs()) else {
+            return;
+        };
+        let id = id.map_or(String::new(), |id| {
+            format!(" (request id {})", id.escape_ascii())
+        });
+        let more = if left_out > 0 {
+            format!(" ({left_out} more panics not logged before this)")
+        } else {
+            String::new()
+        };
+        log::warning!(
+            "shard {}: handler panicked on \"{}\" from {peer}{id}; answered 500{more}",
+            self.metrics.shard(),
+            request_line(head).escape_ascii()
         );
     }
 
@@ -118,4 +137,18 @@ impl Shared {
             );
         }
     }
+}
+
+/// A head's request line (after any empty lines before it), without its
+/// line end, cut to [`LOGGED_LINE_MAX`] bytes.
+fn request_line(head: &[u8]) -> &[u8] {
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    let line = &head[start..];
+    let end = memchr::memchr2(b'\r', b'\n', line)
+        .unwrap_or(line.len())
+        .min(LOGGED_LINE_MAX);
+    &line[..end]
 }

@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddr};
 
+use bytes::Bytes;
 use slab::Slab;
 
 /// What a request knows about the connection it came on: the addresses of
@@ -73,6 +74,39 @@ impl ConnKey {
             .flatten()
             .filter(|info| info.id == self.id)
             .unwrap_or(ConnInfo::UNKNOWN)
+    }
+}
+
+thread_local! {
+    /// The request ids of this shard's requests in flight, by connection,
+    /// for the connection to name in its log when a handler panics or is
+    /// cancelled (the request itself is gone by then). Filled only by the
+    /// request-id middleware.
+    static REQUEST_IDS: RefCell<Vec<(ConnKey, Bytes)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl ConnKey {
+    /// Notes the id of the request now in flight on this connection.
+    pub(crate) fn note_request_id(self, id: Bytes) {
+        let _ = REQUEST_IDS.try_with(|ids| {
+            let mut ids = ids.borrow_mut();
+            match ids.iter_mut().find(|(k, _)| *k == self) {
+                Some(entry) => entry.1 = id,
+                None => ids.push((self, id)),
+            }
+        });
+    }
+
+    /// Takes the noted id of this connection's request, if any.
+    pub(crate) fn take_request_id(self) -> Option<Bytes> {
+        REQUEST_IDS
+            .try_with(|ids| {
+                let mut ids = ids.borrow_mut();
+                let at = ids.iter().position(|(k, _)| *k == self)?;
+                Some(ids.swap_remove(at).1)
+            })
+            .ok()
+            .flatten()
     }
 }
 

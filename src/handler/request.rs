@@ -58,6 +58,11 @@ impl Request {
     }
 
     /// A request that came on the connection `conn` leads to.
+    /// The key of the connection this request came on.
+    pub(crate) fn conn_key(&self) -> ConnKey {
+        self.conn
+    }
+
     pub(crate) fn on(head: RequestHead, body: Bytes, conn: ConnKey) -> Request {
         Request {
             head,

@@ -55,7 +55,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 pub use cors::{Cors, CorsError, CorsSettings, Origins};
-pub use request_id::{RequestId, RequestIds};
+pub use request_id::{IdCarry, RequestId, RequestIds};
 pub use security::{SecurityHeaders, SecuritySettings};
 
 use crate::handler::{Handler, Request};

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, Hasher};
 use bytes::Bytes;
 
 use super::Middleware;
-use crate::handler::Request;
+use crate::handler::{ConnKey, Request};
 use crate::response::Response;
 
 /// The longest incoming `X-Request-Id` taken as it is.
@@ -80,20 +80,31 @@ fn acceptable(id: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-impl Middleware for RequestIds {
-    type Carry = Bytes;
+/// What [`RequestIds`] carries to the response: the id, and where the
+/// connection finds it if the handler panics or is cancelled.
+#[derive(Debug)]
+pub struct IdCarry {
+    id: Bytes,
+    conn: ConnKey,
+}
 
-    fn on_request(&self, req: &mut Request) -> Result<Bytes, Response> {
+impl Middleware for RequestIds {
+    type Carry = IdCarry;
+
+    fn on_request(&self, req: &mut Request) -> Result<IdCarry, Response> {
         let id = match req.header("x-request-id") {
             Some(v) if acceptable(v) => Bytes::copy_from_slice(v),
             _ => self.make(),
         };
         req.extensions_mut().insert(RequestId(id.clone()));
-        Ok(id)
+        let conn = req.conn_key();
+        conn.note_request_id(id.clone());
+        Ok(IdCarry { id, conn })
     }
 
-    fn on_response(&self, id: Bytes, resp: Response) -> Response {
-        resp.with_header(Bytes::from_static(b"X-Request-Id"), id)
+    fn on_response(&self, carry: IdCarry, resp: Response) -> Response {
+        carry.conn.take_request_id();
+        resp.with_header(Bytes::from_static(b"X-Request-Id"), carry.id)
     }
 }
 

@@ -6,8 +6,8 @@
 //! Kept apart, each in a binary of its own: `alloc.rs` and
 //! `idle_memory.rs` (they install a counting global allocator),
 //! `idle_cpu.rs` and `static_timing.rs` (they measure the process's CPU
-//! time, which must be theirs alone), and `compile_fail.rs` (it runs the
-//! compiler for a minute).
+//! time, which must be theirs alone), `compile_fail.rs` (it runs the
+//! compiler for a minute), and `panic_log.rs` (it points stderr at a file).
 
 #[path = "../common/mod.rs"]
 mod common;
