@@ -72,7 +72,10 @@ impl<S: Transport> Conn<S> {
                     handler_timed_out()
                 }
                 // The drain deadline passed.
-                Err(_) => return Err(End::Abort),
+                Err(_) => {
+                    self.entry.key().take_request_id();
+                    return Err(End::Abort);
+                }
             }
         };
         shared.metrics.count_request();
