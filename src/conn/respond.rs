@@ -41,11 +41,11 @@ impl<S: Transport> Conn<S> {
         } else {
             // The handler's deadline, if any, is the connection table's.
             self.slot.enter(Phase::Handler, shared.timeouts.handler);
-            // `call` does work before its future exists (the router decides
-            // there), so making the future is guarded as well as polling it.
             // For the log if the handler panics: a reference, not a copy.
             let raw = head.as_bytes().clone();
             let request = Request::on(head, body, self.entry.key());
+            // `call` does work before its future exists (the router decides
+            // there), so making the future is guarded as well as polling it.
             let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)))
             {
                 Ok(call) => bounded(&self.slot, AssertUnwindSafe(call).catch_unwind()).await,
