@@ -7,8 +7,8 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use edgeshard::config::Limits;
 use edgeshard::internals::parse_head;
 use edgeshard::middleware::{
-    Cors, CorsSettings, HandlerExt, Middleware, Origins, RequestIds, SecurityHeaders,
-    SecuritySettings,
+    Cors, CorsSettings, HandlerExt, Middleware, Origins, RateLimit, RateLimitSettings, RequestIds,
+    SecurityHeaders, SecuritySettings,
 };
 use edgeshard::{Handler, Request, Response};
 use futures_lite::future::block_on;
@@ -59,6 +59,15 @@ fn bench_middleware(c: &mut Criterion) {
     bench_one(c, "middleware/cors_no_origin", PLAIN, cors());
     bench_one(c, "middleware/cors_allowed_origin", CORS_GET, cors());
     bench_one(c, "middleware/cors_preflight", PREFLIGHT, cors());
+    // A rate no request reaches: the cost of admitting one.
+    let mut rate = RateLimitSettings::new(1e6);
+    rate.burst = 1_000_000_000;
+    bench_one(
+        c,
+        "middleware/rate_limit_admitted",
+        PLAIN,
+        RateLimit::new(&rate),
+    );
     bench_one(
         c,
         "middleware/request_id_and_security",

@@ -18,7 +18,7 @@ use crate::http::StatusCode;
 use crate::json::Json;
 use crate::mesh::Mesh;
 use crate::metrics::{Metrics, ShardStats};
-use crate::middleware::{Cors, HandlerExt, RequestIds, SecurityHeaders};
+use crate::middleware::{Cors, HandlerExt, RateLimit, RequestIds, SecurityHeaders};
 use crate::response::{IntoResponse, Response, OCTET_STREAM};
 use crate::route::{format_routes, HasRoutes, NotFound};
 use crate::shard::ShardContext;
@@ -38,7 +38,7 @@ pub struct Builtin {
 ///
 /// Around it all, the middleware the configuration asks for, outermost
 /// first: request ids, security headers, CORS (so a preflight is answered
-/// before routing could turn it into a 405).
+/// before routing could turn it into a 405), the rate limit.
 pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
     let files = StaticFiles::new(&ctx.static_files, ctx.metrics.clone());
     let routes = router(
@@ -53,12 +53,20 @@ pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
 
 /// The middleware chain the configuration asks for; each part `None`
 /// when switched off. (The configuration was validated: the settings build.)
-fn middleware(ctx: &ShardContext) -> (Option<RequestIds>, (Option<SecurityHeaders>, Option<Cors>)) {
+/// The binary's chain: each part `None` when switched off.
+type Chain = (
+    Option<RequestIds>,
+    (Option<SecurityHeaders>, (Option<Cors>, Option<RateLimit>)),
+);
+
+fn middleware(ctx: &ShardContext) -> Chain {
     let mw = &ctx.config.middleware;
     let request_ids = mw.request_id.then(|| RequestIds::new(ctx.id));
     let security = SecurityHeaders::new(&mw.security).ok();
     let cors = mw.cors.as_ref().and_then(|c| Cors::new(c).ok());
-    (request_ids, (security, cors))
+    // Inside CORS: a 429 carries the CORS headers a browser needs to read it.
+    let rate_limit = mw.rate_limit.as_ref().map(RateLimit::new);
+    (request_ids, (security, (cors, rate_limit)))
 }
 
 /// The built-in route table, as `--print-routes` shows it.

@@ -12,7 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use super::units::{parse_duration, parse_size, show_duration, show_size};
 use super::{invalid, Config, ConfigError, MountSpec};
-use crate::middleware::{CorsSettings, Origins};
+use crate::middleware::{parse_rate, Cidr, CorsSettings, Origins, RateLimitSettings};
 use crate::static_files::CachePolicy;
 
 /// The command line as written.
@@ -144,6 +144,20 @@ pub struct Flags {
     /// How long browsers may cache a CORS preflight's answer.
     #[arg(long = "cors-max-age", value_name = "DURATION", value_parser = parse_duration)]
     pub cors_max_age: Option<Duration>,
+    /// Limit each client IP to this rate (`100/s`, `600/m`, `2/h`), per
+    /// shard: over it, 429 with Retry-After. A client whose connections
+    /// land on several shards can reach that many times the rate.
+    #[arg(long = "rate-limit", value_name = "RATE", value_parser = parse_rate)]
+    pub rate_limit: Option<f64>,
+    /// Requests a client may send at once before the rate applies.
+    /// Default: one second's worth of the rate (at least 1).
+    #[arg(long = "rate-burst", value_name = "N")]
+    pub rate_burst: Option<u32>,
+    /// Believe `Forwarded` / `X-Forwarded-For` from peers in this block
+    /// (`10.0.0.0/8`, `::1`; repeatable): the client is the nearest address
+    /// in it that is not a trusted proxy.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<Cidr>,
     /// Time a handler may take to answer; past it the handler is cancelled
     /// and the client gets 503. Default: no limit.
     #[arg(long = "handler-timeout", value_name = "DURATION", value_parser = parse_duration)]
@@ -293,6 +307,17 @@ impl Flags {
                 list => Origins::List(list.split(',').map(|o| o.trim().to_string()).collect()),
             };
             mw.cors = Some(CorsSettings::new(origins));
+        }
+        if let Some(rate) = self.rate_limit {
+            let mut rl = RateLimitSettings::new(rate);
+            set(&mut rl.burst, self.rate_burst);
+            rl.trusted_proxies = self.trusted_proxies;
+            mw.rate_limit = Some(rl);
+        } else if self.rate_burst.is_some() || !self.trusted_proxies.is_empty() {
+            return Err(invalid(
+                "--rate-limit",
+                "--rate-burst and --trusted-proxy need --rate-limit",
+            ));
         }
         let cors_flags = self.cors_methods.is_some()
             || self.cors_headers.is_some()

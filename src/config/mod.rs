@@ -28,7 +28,7 @@ pub use crate::http::Limits;
 use crate::http::{
     LimitError, MAX_HEAD, MAX_MAX_BODY, MAX_MAX_HEADERS, MIN_MAX_HEADER_BYTES, MIN_MAX_URI,
 };
-use crate::middleware::{Cors, CorsSettings, SecurityHeaders, SecuritySettings};
+use crate::middleware::{Cors, CorsSettings, RateLimitSettings, SecurityHeaders, SecuritySettings};
 use crate::static_files::{
     CachePolicy, MountConfig, Resolver, StaticConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_INLINE_MAX,
 };
@@ -71,7 +71,7 @@ pub struct Config {
 
 /// The middleware the binary puts around its app, outermost first. By
 /// default: security headers only.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MiddlewareSettings {
     /// `X-Request-Id` on every response (an incoming short, safe one
     /// kept); off by default.
@@ -80,6 +80,8 @@ pub struct MiddlewareSettings {
     pub security: SecuritySettings,
     /// CORS, when origins are configured.
     pub cors: Option<CorsSettings>,
+    /// Rate limiting per client IP, when a rate is configured.
+    pub rate_limit: Option<RateLimitSettings>,
 }
 
 impl Default for Config {
@@ -216,6 +218,9 @@ impl Config {
     /// name the flag a value is set with.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mw = &self.middleware;
+        if let Some(rl) = &mw.rate_limit {
+            rl.check().map_err(|e| invalid("--rate-limit", e))?;
+        }
         if let Some(cors) = &mw.cors {
             Cors::new(cors).map_err(|e| invalid("--cors", e.to_string()))?;
         }
@@ -367,6 +372,13 @@ mod tests {
             (&["--write-timeout", "0"], "--write-timeout"),
             (&["--drain-timeout", "0"], "--drain-timeout"),
             (&["--handler-timeout", "0"], "--handler-timeout"),
+            (&["--rate-limit", "0/s"], "--rate-limit"),
+            (
+                &["--rate-limit", "5/s", "--rate-burst", "0"],
+                "--rate-limit",
+            ),
+            (&["--rate-burst", "3"], "--rate-limit"),
+            (&["--trusted-proxy", "10.0.0.0/8"], "--rate-limit"),
             (&["--csp", "a\nb"], "--csp"),
             (&["--referrer-policy", ""], "--referrer-policy"),
             (&["--cors", "*", "--cors-credentials"], "--cors"),

@@ -45,6 +45,7 @@
 //! and `handler.layer(Guard)` (with [`HandlerExt`] in scope) uses it.
 
 mod cors;
+mod rate_limit;
 mod request_id;
 mod security;
 
@@ -55,6 +56,10 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 pub use cors::{Cors, CorsError, CorsSettings, Origins};
+pub use rate_limit::{
+    parse_rate, Cidr, RateLimit, RateLimitSettings,
+    DEFAULT_MAX_CLIENTS as DEFAULT_RATE_LIMIT_CLIENTS,
+};
 pub use request_id::{IdCarry, RequestId, RequestIds};
 pub use security::{SecurityHeaders, SecuritySettings};
 

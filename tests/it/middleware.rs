@@ -352,3 +352,132 @@ fn a_handler_reads_the_request_id_from_the_extensions() {
         text_response("200 OK", "id=given-1", "X-Request-Id: given-1\r\n")
     );
 }
+
+const TOO_MANY: &str = "429 Too Many Requests: rate limit exceeded\n";
+
+#[test]
+fn a_burst_over_the_rate_limit_gets_429_then_the_bucket_refills() {
+    let srv = binary(&[
+        "--security-headers=false",
+        "--rate-limit",
+        "5/s",
+        "--rate-burst",
+        "3",
+    ]);
+    let mut s = srv.connect();
+    let mut get = || {
+        s.write_all(HEALTHZ).unwrap();
+        normalize(&read_response(&mut s))
+    };
+    let ok = text_response("200 OK", "ok", "Cache-Control: no-store\r\n");
+    for _ in 0..3 {
+        assert_eq!(get(), ok);
+    }
+    let limited = text_response("429 Too Many Requests", TOO_MANY, "Retry-After: 1\r\n");
+    assert_eq!(get(), limited);
+    // One interval (200 ms) later, one request more; then limited again.
+    std::thread::sleep(std::time::Duration::from_millis(260));
+    assert_eq!(get(), ok);
+    assert_eq!(get(), limited);
+    // A second later the whole burst is back.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for _ in 0..3 {
+        assert_eq!(get(), ok);
+    }
+}
+
+#[test]
+fn forwarded_clients_are_told_apart_only_behind_a_trusted_proxy() {
+    let flags = [
+        "--security-headers=false",
+        "--rate-limit",
+        "1/m",
+        "--rate-burst",
+        "1",
+    ];
+    let status = |srv: &Server, extra: &str| {
+        send(
+            srv,
+            &format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{extra}\r\n"),
+        )[9..12]
+            .to_string()
+    };
+    // Not trusted: the header is ignored, every request is 127.0.0.1's.
+    let direct = binary(&flags);
+    assert_eq!(status(&direct, "X-Forwarded-For: 203.0.113.1\r\n"), "200");
+    assert_eq!(status(&direct, "X-Forwarded-For: 203.0.113.2\r\n"), "429");
+
+    // Trusted: the nearest untrusted address in the chain is the client.
+    let mut with_proxy = flags.to_vec();
+    with_proxy.extend_from_slice(&[
+        "--trusted-proxy",
+        "127.0.0.0/8",
+        "--trusted-proxy",
+        "10.0.0.0/8",
+    ]);
+    let proxied = binary(&with_proxy);
+    assert_eq!(status(&proxied, "X-Forwarded-For: 203.0.113.1\r\n"), "200");
+    assert_eq!(status(&proxied, "X-Forwarded-For: 203.0.113.1\r\n"), "429");
+    assert_eq!(
+        status(&proxied, "X-Forwarded-For: 203.0.113.2, 10.1.2.3\r\n"),
+        "200"
+    );
+    assert_eq!(
+        status(&proxied, "X-Forwarded-For: 198.51.100.7, 203.0.113.2\r\n"),
+        "429",
+        "a spoofed first hop does not help: 203.0.113.2 is the client"
+    );
+    assert_eq!(
+        status(
+            &proxied,
+            "Forwarded: for=\"[2001:db8::5]:4711\";proto=http\r\n"
+        ),
+        "200"
+    );
+    assert_eq!(
+        status(&proxied, "Forwarded: for=2001:db8::5\r\n"),
+        "200",
+        "no port, no brackets: not an address, the proxy itself is the client"
+    );
+    assert_eq!(
+        status(&proxied, ""),
+        "429",
+        "the proxy's own requests share its bucket"
+    );
+}
+
+#[test]
+fn each_shard_enforces_the_burst_of_its_own_connections() {
+    // As documented: per shard, the full burst. From one address, over
+    // connections the kernel spreads, the shards together admit
+    // burst × the shards reached.
+    let mut config = static_common::config_from(&[]);
+    config.shards = std::num::NonZeroUsize::new(2);
+    let srv = TestServer::with_handler(config, |shard| {
+        let id = shard.id;
+        let mut settings = edgeshard::middleware::RateLimitSettings::new(0.01);
+        settings.burst = 2;
+        (move |_: Request| async move { format!("shard {id}") })
+            .layer(edgeshard::middleware::RateLimit::new(&settings))
+    });
+    let mut admitted = std::collections::HashMap::new();
+    let mut refused = 0;
+    for _ in 0..24 {
+        let got = send(&srv, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        match &got[9..12] {
+            "200" => {
+                let shard = got.rsplit("\r\n\r\n").next().unwrap().to_string();
+                *admitted.entry(shard).or_insert(0) += 1;
+            }
+            "429" => refused += 1,
+            other => panic!("unexpected {other}: {got}"),
+        }
+    }
+    assert_eq!(
+        admitted.len(),
+        2,
+        "24 connections reached both shards: {admitted:?}"
+    );
+    assert!(admitted.values().all(|&n| n == 2), "{admitted:?}");
+    assert_eq!(refused, 24 - 4);
+}
