@@ -9,6 +9,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures_lite::Stream;
 
+use crate::http::field::{is_safe_value, is_token};
 use crate::http::{Method, StatusCode};
 
 /// `text/plain; charset=utf-8`
@@ -321,11 +322,10 @@ impl Response {
 }
 
 fn check_header(name: &[u8], value: &[u8]) -> Result<(), Invalid> {
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.iter().all(|&b| token(b)) {
+    if !is_token(name) {
         return Err(Invalid::Name);
     }
-    if value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+    if !is_safe_value(value) {
         return Err(Invalid::Value);
     }
     const OWNED: [&[u8]; 6] = [

@@ -225,11 +225,11 @@ impl Config {
             Cors::new(cors).map_err(|e| invalid("--cors", e.to_string()))?;
         }
         SecurityHeaders::new(&mw.security).map_err(|e| {
-            let flag = match e.split(':').next() {
-                Some("Referrer-Policy") => "--referrer-policy",
+            let flag = match e.header {
+                "Referrer-Policy" => "--referrer-policy",
                 _ => "--csp",
             };
-            invalid(flag, e)
+            invalid(flag, e.to_string())
         })?;
         if self.backlog == 0 || self.backlog > i32::MAX as u32 {
             return Err(invalid("--backlog", "must be between 1 and 2^31-1"));

@@ -11,6 +11,7 @@ pub(crate) mod date;
 pub(crate) mod encode;
 mod error;
 mod extensions;
+pub(crate) mod field;
 mod head;
 mod limits;
 pub(crate) mod parse;

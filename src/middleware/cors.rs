@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::Middleware;
 use crate::handler::Request;
+use crate::http::field::is_token;
 use crate::http::{Method, StatusCode};
 use crate::response::Response;
 
@@ -95,12 +96,6 @@ pub struct Cors {
     max_age: Option<Bytes>,
 }
 
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 fn is_origin(o: &str) -> bool {
     let Some((scheme, rest)) = o.split_once("://") else {
         return false;
@@ -130,7 +125,7 @@ impl Cors {
             .chain(&settings.headers)
             .chain(&settings.expose);
         for t in tokens {
-            if !is_token(t) {
+            if !is_token(t.as_bytes()) {
                 return Err(CorsError::BadToken(t.clone()));
             }
         }

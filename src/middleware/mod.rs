@@ -61,7 +61,7 @@ pub use rate_limit::{
     DEFAULT_MAX_CLIENTS as DEFAULT_RATE_LIMIT_CLIENTS,
 };
 pub use request_id::{IdCarry, RequestId, RequestIds};
-pub use security::{SecurityHeaders, SecuritySettings};
+pub use security::{BadValue, SecurityHeaders, SecuritySettings};
 
 use crate::handler::{Handler, Request};
 use crate::response::Response;

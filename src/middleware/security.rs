@@ -2,12 +2,14 @@
 //! `X-Content-Type-Options: nosniff` and a `Referrer-Policy` by default;
 //! `Strict-Transport-Security` and `Content-Security-Policy` when asked.
 
+use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::Middleware;
 use crate::handler::Request;
+use crate::http::field::is_safe_value;
 use crate::response::Response;
 
 /// What [`SecurityHeaders`] sends.
@@ -36,6 +38,24 @@ impl Default for SecuritySettings {
     }
 }
 
+/// A configured value that cannot be a header's: empty, or with a CR, LF
+/// or NUL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadValue {
+    /// The header it was for (`Referrer-Policy`, `Content-Security-Policy`).
+    pub header: &'static str,
+    /// The value as configured.
+    pub value: String,
+}
+
+impl fmt::Display for BadValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?} is not a header value", self.header, self.value)
+    }
+}
+
+impl std::error::Error for BadValue {}
+
 /// The middleware: headers built once, added to each response that lacks
 /// them (a handler's own value wins).
 #[derive(Debug, Clone)]
@@ -46,7 +66,7 @@ pub struct SecurityHeaders {
 impl SecurityHeaders {
     /// The headers `settings` asks for. A value with a CR, LF or NUL is
     /// refused (the configuration checks this before).
-    pub fn new(settings: &SecuritySettings) -> Result<SecurityHeaders, String> {
+    pub fn new(settings: &SecuritySettings) -> Result<SecurityHeaders, BadValue> {
         let mut headers = Vec::new();
         if settings.nosniff {
             headers.push(("X-Content-Type-Options", "nosniff".to_string()));
@@ -63,9 +83,12 @@ impl SecurityHeaders {
         if let Some(csp) = &settings.csp {
             headers.push(("Content-Security-Policy", csp.clone()));
         }
-        for (name, value) in &headers {
-            if value.is_empty() || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-                return Err(format!("{name}: {value:?} is not a header value"));
+        for (header, value) in &headers {
+            if value.is_empty() || !is_safe_value(value.as_bytes()) {
+                return Err(BadValue {
+                    header,
+                    value: value.clone(),
+                });
             }
         }
         Ok(SecurityHeaders {
