@@ -60,6 +60,15 @@ impl Budget {
         self.used.set(self.used.get() + 1);
         Some(self.left_out.replace(0))
     }
+
+    /// [`Budget::take`], with what to append to the line: nothing, or
+    /// ` (N more <what> before this)`, `what` saying what was left out.
+    pub(crate) fn admit(&self, now: u64, what: &str) -> Option<String> {
+        self.take(now).map(|left_out| match left_out {
+            0 => String::new(),
+            n => format!(" ({n} more {what} before this)"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -77,5 +86,12 @@ mod tests {
         assert_eq!(b.take(11), Some(0));
         assert_eq!(b.take(11), None);
         assert_eq!(b.take(12), Some(1));
+        assert_eq!(b.take(12), Some(0));
+        assert_eq!(b.take(12), None);
+        assert_eq!(
+            b.admit(13, "refused and not logged").as_deref(),
+            Some(" (1 more refused and not logged before this)")
+        );
+        assert_eq!(b.admit(13, "refused and not logged").as_deref(), Some(""));
     }
 }

@@ -89,13 +89,11 @@ impl Shared {
     /// [`LOGGED_LINE_MAX`] bytes, within the shard's budget of lines.
     #[cold]
     pub(crate) fn report_refused(&self, why: &str, peer: SocketAddr, head: &[u8]) {
-        let Some(left_out) = self.refusals_logged.take(self.date.secs()) else {
+        let Some(more) = self
+            .refusals_logged
+            .admit(self.date.secs(), "refused and not logged")
+        else {
             return;
-        };
-        let more = if left_out > 0 {
-            format!(" ({left_out} more refused and not logged before this)")
-        } else {
-            String::new()
         };
         log::warning!(
             "shard {}: refused a request from {peer} with 400 ({why}): \"{}\"{more}",
@@ -109,17 +107,15 @@ impl Shared {
     /// shard's budget of such lines.
     #[cold]
     pub(crate) fn report_panic(&self, head: &[u8], peer: SocketAddr, id: Option<Bytes>) {
-        let Some(left_out) = self.panics_logged.take(self.date.secs()) else {
+        let Some(more) = self
+            .panics_logged
+            .admit(self.date.secs(), "panics not logged")
+        else {
             return;
         };
         let id = id.map_or(String::new(), |id| {
             format!(" (request id {})", id.escape_ascii())
         });
-        let more = if left_out > 0 {
-            format!(" ({left_out} more panics not logged before this)")
-        } else {
-            String::new()
-        };
         log::warning!(
             "shard {}: handler panicked on \"{}\" from {peer}{id}; answered 500{more}",
             self.metrics.shard(),

@@ -36,7 +36,7 @@ pub struct Cidr {
 impl Cidr {
     /// Whether `ip` is in the block (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
+        match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))
@@ -62,10 +62,10 @@ impl FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr = canonical(
-            addr.parse::<IpAddr>()
-                .map_err(|_| format!("{s:?} is not an address or CIDR block"))?,
-        );
+        let addr = addr
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{s:?} is not an address or CIDR block"))?
+            .to_canonical();
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -81,14 +81,6 @@ impl FromStr for Cidr {
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-/// IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 
@@ -191,7 +183,7 @@ impl RateLimit {
     /// The client: the peer, or (when the peer is a trusted proxy) the
     /// nearest untrusted address its forwarding header names.
     fn client(&self, req: &Request) -> IpAddr {
-        let peer = canonical(req.peer_addr().ip());
+        let peer = req.peer_addr().ip().to_canonical();
         if self.trusted.is_empty() || !self.is_trusted(peer) {
             return peer;
         }
@@ -272,7 +264,7 @@ fn forwarded_for(v: &[u8]) -> Vec<IpAddr> {
                 Some(rest) => rest.split(']').next()?,
                 None => v.split(':').next()?,
             };
-            host.parse().ok().map(canonical)
+            host.parse().ok().map(|ip: IpAddr| ip.to_canonical())
         })
         .collect()
 }
@@ -281,7 +273,7 @@ fn forwarded_for(v: &[u8]) -> Vec<IpAddr> {
 fn x_forwarded_for(v: &[u8]) -> Vec<IpAddr> {
     String::from_utf8_lossy(v)
         .split(',')
-        .filter_map(|a| a.trim().parse().ok().map(canonical))
+        .filter_map(|a| a.trim().parse().ok().map(|ip: IpAddr| ip.to_canonical()))
         .collect()
 }
 
