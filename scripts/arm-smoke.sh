@@ -8,6 +8,7 @@
 #   scripts/arm-smoke.sh [BINARY]    (default: scripts/build-aarch64.sh's)
 #
 # ARM_SMOKE_VERBOSE=1 prints the serial console at the end, pass or fail.
+# ARM_SMOKE_ROUNDS=N runs the host's checks N times against one boot.
 #
 # In the guest, /init loads the virtio-net modules, brings up the network
 # and starts two servers: the embedded site on :8080, and --root /www (a
@@ -31,6 +32,7 @@ cd "$(dirname "$0")/.."
 
 READY_TIMEOUT=${ARM_SMOKE_READY_TIMEOUT:-240}
 STOP_TIMEOUT=${ARM_SMOKE_STOP_TIMEOUT:-60}
+ROUNDS=${ARM_SMOKE_ROUNDS:-1}
 CPUS=2
 CACHE=${ARM_SMOKE_CACHE:-target/arm-smoke}
 BIN=${1:-}
@@ -140,7 +142,8 @@ until wget -q -O /dev/null http://127.0.0.1:8080/healthz && wget -q -O /dev/null
 done
 echo "SMOKE: ready"
 read -r command
-echo "SMOKE: got \$command; SIGTERM to both servers"
+echo "SMOKE: got \$command; the guest's TCP sockets (queues in hex), then SIGTERM to both servers"
+cat /proc/net/tcp
 kill -TERM \$SITE \$FILES
 wait \$SITE
 site=\$?
@@ -191,7 +194,22 @@ wait_for() {
 
 wait_for "SMOKE: ready" "$READY_TIMEOUT"
 echo "# guest ready after $(($(date +%s) - started)) s: $(grep '^SMOKE: kernel' "$WORK/serial.log" | tr -d '\r')" >&2
-python3 scripts/arm_smoke_checks.py "$SITE_PORT" "$FILES_PORT" "$CPUS"
+# A failed check still stops the servers, so the console shows what they
+# logged (the log is printed on failure).
+stop_guest_after_failure() {
+    echo "a check failed; stopping the servers to see their logs" >&2
+    echo stop >&3
+    wait_for "SMOKE: exit" 30 || true
+    exit 1
+}
+for round in $(seq "$ROUNDS"); do
+    if [ "$ROUNDS" = 1 ]; then
+        python3 scripts/arm_smoke_checks.py "$SITE_PORT" "$FILES_PORT" "$CPUS" || stop_guest_after_failure
+    else
+        python3 scripts/arm_smoke_checks.py "$SITE_PORT" "$FILES_PORT" "$CPUS" 2>&1 | sed "s/^/[$round] /" >&2
+        [ "${PIPESTATUS[0]}" = 0 ] || stop_guest_after_failure
+    fi
+done
 echo stop >&3
 wait_for "SMOKE: exit" "$STOP_TIMEOUT"
 result=$(grep '^SMOKE: exit' "$WORK/serial.log" | tr -d '\r')
