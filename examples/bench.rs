@@ -44,6 +44,7 @@ fn app(files: impl Handler) -> impl Handler + HasRoutes {
 fn main() -> ExitCode {
     edgeshard::daemon::main(
         "bench",
+        edgeshard::Config::default(),
         || format_routes(app(NotFound).routes()),
         |ctx| app(StaticFiles::new(&ctx.static_files, ctx.metrics.clone())),
     )

@@ -62,6 +62,7 @@
 // Lets `routes!` (which names `::edgeshard::...`) be used inside this crate.
 extern crate self as edgeshard;
 
+pub mod access_log;
 pub mod builtin;
 pub mod config;
 mod conn;

@@ -7,8 +7,13 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Unlike the library (and the benchmark binary), `edgeshard` logs each
+    // request to stdout unless told otherwise (`--access-log off|PATH`).
+    let mut defaults = edgeshard::Config::default();
+    defaults.access_log.target = edgeshard::config::AccessLogTarget::Stdout;
     edgeshard::daemon::main(
         "edgeshard",
+        defaults,
         edgeshard::builtin::route_table,
         edgeshard::builtin::app,
     )

@@ -15,6 +15,7 @@ use glommio::timer::Timer;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::Socket;
 
+use crate::access_log::{AccessLog, Outlet, Reopen, FINAL_WRITE};
 use crate::config::{Config, ConfigError, Prepared};
 use crate::conn::Shared;
 use crate::handler::Handler;
@@ -132,6 +133,7 @@ pub struct ServerHandle {
     shards: Vec<ShardInfo>,
     trigger: ShutdownTrigger,
     threads: Vec<ExecutorJoinHandle<()>>,
+    access_log: Option<Arc<Outlet>>,
 }
 
 impl ServerHandle {
@@ -156,13 +158,24 @@ impl ServerHandle {
         self.trigger.fire();
     }
 
-    /// Waits for every shard to exit.
+    /// A handle that makes every shard reopen its access log file before
+    /// its next write (what SIGHUP does, after logrotate); `None` without
+    /// an access log.
+    pub fn log_reopener(&self) -> Option<Reopen> {
+        self.access_log.as_ref().map(|o| o.reopen())
+    }
+
+    /// Waits for every shard to exit, then (for at most two seconds) for
+    /// the access log's writer thread to write the shards' last lines.
     pub fn join(self) -> Result<(), String> {
         let mut first_err = None;
         for (i, t) in self.threads.into_iter().enumerate() {
             if let Err(e) = t.join() {
                 first_err.get_or_insert(format!("shard {i}: {e}"));
             }
+        }
+        if let Some(outlet) = &self.access_log {
+            outlet.finish(FINAL_WRITE);
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -241,6 +254,7 @@ where
         shards: Vec::with_capacity(n),
         trigger: trigger.clone(),
         threads: Vec::with_capacity(n),
+        access_log: prepared.access_log.clone(),
     };
     for (id, sockets) in sockets.into_iter().enumerate() {
         let core = cores[id % cores.len()];
@@ -250,6 +264,7 @@ where
             sockets: sockets.into_iter().zip(addrs.iter().copied()).collect(),
             config: config.clone(),
             static_files: static_files.clone(),
+            access_log: prepared.access_log.clone(),
             mesh: mesh.clone(),
             trigger: trigger.clone(),
             ready: ready_tx.clone(),
@@ -299,6 +314,7 @@ struct Start {
     sockets: Vec<(Socket, SocketAddr)>,
     config: Arc<Config>,
     static_files: Arc<StaticConfig>,
+    access_log: Option<Arc<Outlet>>,
     mesh: MeshHandle,
     trigger: ShutdownTrigger,
     ready: mpsc::Sender<Result<(), (usize, String)>>,
@@ -322,7 +338,13 @@ impl Start {
             Err(e) => return fail(format!("cannot create an epoll instance: {e}")),
         };
         let metrics = Rc::new(Metrics::new(id, core));
-        let shared = Shared::new(self.config.limits, self.config.timeouts, metrics.clone());
+        let access_log = self.access_log.map(|o| AccessLog::new(o, id));
+        let shared = Shared::new(
+            self.config.limits,
+            self.config.timeouts,
+            metrics.clone(),
+            access_log.clone(),
+        );
         let stats = {
             let (metrics, shared) = (metrics.clone(), shared.clone());
             Box::new(move || metrics.stats(shared.connections()))
@@ -352,6 +374,9 @@ impl Start {
         let slots = Rc::new(Semaphore::new(max_conns));
         let handler = Rc::new(handler);
         let ticker = glommio::spawn_local(tick(shared.clone(), poller.clone()));
+        let log_writer = access_log
+            .as_ref()
+            .map(|log| glommio::spawn_local(log.clone().run()));
         let polling = glommio::spawn_local(poller.run());
         let accepting: Vec<_> = listeners
             .into_iter()
@@ -393,6 +418,23 @@ impl Start {
                 Timer::new(Duration::from_millis(100)).await;
             };
             closed.or(grace).await;
+        }
+        if let (Some(log), Some(writer)) = (access_log, log_writer) {
+            log.stop();
+            // Bounded: a target that hangs must not keep the process up.
+            let written = async {
+                writer.await;
+                true
+            };
+            let late = async {
+                Timer::new(FINAL_WRITE).await;
+                false
+            };
+            if !written.or(late).await {
+                crate::log::warning!(
+                    "shard {id}: access log: the last lines were not written within {FINAL_WRITE:?}"
+                );
+            }
         }
         ticker.cancel().await;
         polling.cancel().await;

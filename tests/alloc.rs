@@ -104,7 +104,7 @@ fn serve(request: &'static [u8], reads: usize) -> (u64, ScriptedConn) {
 fn serve_with<H: Handler>(handler: H, request: &'static [u8], reads: usize) -> (u64, ScriptedConn) {
     let config = Config::default();
     let metrics = Rc::new(Metrics::new(0, 0));
-    let shard = Shared::new(config.limits, config.timeouts, metrics.clone());
+    let shard = Shared::new(config.limits, config.timeouts, metrics.clone(), None);
     let handler = Rc::new(handler);
     let mut conn = ScriptedConn::new(request, reads);
     let before = CountingAllocator::this_thread();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use super::units::{parse_duration, parse_size, show_duration, show_size};
-use super::{invalid, Config, ConfigError, MountSpec};
+use super::{invalid, AccessLogFormat, AccessLogTarget, Config, ConfigError, MountSpec};
 use crate::middleware::{parse_rate, Cidr, CorsSettings, Origins, RateLimitSettings};
 use crate::static_files::CachePolicy;
 
@@ -162,6 +162,15 @@ pub struct Flags {
     /// and the client gets 503. Default: no limit.
     #[arg(long = "handler-timeout", value_name = "DURATION", value_parser = parse_duration)]
     pub handler_timeout: Option<Duration>,
+    /// Access log: `-` (stdout), `off`, or a file to append to (reopened on
+    /// SIGHUP, for logrotate). Default: `-` for `edgeshard`, off for the
+    /// library and the benchmark binary.
+    #[arg(long = "access-log", value_name = "-|off|PATH", value_parser = AccessLogTarget::parse)]
+    pub access_log: Option<AccessLogTarget>,
+    /// Access log lines: `combined` (nginx's, then the request time in µs,
+    /// the shard and the request id) or `json`.
+    #[arg(long = "access-log-format", value_name = "FORMAT", value_parser = AccessLogFormat::parse)]
+    pub access_log_format: Option<AccessLogFormat>,
     /// Print the route table (methods, pattern, handler) and exit.
     #[arg(long = "print-routes")]
     pub print_routes: bool,
@@ -196,6 +205,7 @@ impl Flags {
             ("file_inline_max", show_size(d.static_files.inline_max)),
             ("file_cache", d.static_files.cache_entries.to_string()),
             ("request_id", d.middleware.request_id.to_string()),
+            ("access_log_format", d.access_log.format.to_string()),
             (
                 "security_headers",
                 (d.middleware.security.nosniff || d.middleware.security.referrer_policy.is_some())
@@ -283,6 +293,8 @@ impl Flags {
             self.file_inline_max.map(|n| n as u64),
         );
         set(&mut files.cache_entries, self.file_cache);
+        set(&mut config.access_log.target, self.access_log);
+        set(&mut config.access_log.format, self.access_log_format);
         let mw = &mut config.middleware;
         set(&mut mw.request_id, self.request_id);
         if let Some(on) = self.security_headers {

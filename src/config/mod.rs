@@ -16,10 +16,15 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use flags::Flags;
 pub use units::{parse_duration, parse_size, show_duration, show_size};
 
+use crate::access_log::Outlet;
+pub use crate::access_log::{
+    Format as AccessLogFormat, Settings as AccessLogSettings, Target as AccessLogTarget,
+};
 pub use crate::conn::{
     Timeouts, BODY_RATE_GRACE, DEFAULT_BODY_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_BODY_RATE, DEFAULT_WRITE_TIMEOUT,
@@ -67,6 +72,9 @@ pub struct Config {
     /// The binary's middleware (the library's own handlers use what they
     /// are given; `builtin::app` reads this).
     pub middleware: MiddlewareSettings,
+    /// The access log, which connections write (off by default; the
+    /// `edgeshard` binary defaults to stdout).
+    pub access_log: AccessLogSettings,
 }
 
 /// The middleware the binary puts around its app, outermost first. By
@@ -95,6 +103,7 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             static_files: StaticSettings::default(),
             middleware: MiddlewareSettings::default(),
+            access_log: AccessLogSettings::default(),
         }
     }
 }
@@ -169,12 +178,15 @@ impl MountSpec {
     }
 }
 
-/// What [`Config::prepare`] opened: the mounts' directories (later, key
-/// and certificate files). Shared by every shard.
+/// What [`Config::prepare`] opened: the mounts' directories and the access
+/// log (later, key and certificate files). Shared by every shard.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
     /// The static files, their directories open.
     pub static_files: StaticConfig,
+    /// The access log's target, checked writable (its writer thread
+    /// started for stdout or a pipe); `None` when it is off.
+    pub access_log: Option<Arc<Outlet>>,
 }
 
 /// A configuration value that cannot be used, with the setting it came
@@ -208,7 +220,13 @@ pub(crate) fn invalid(
 impl Config {
     /// The defaults with the command line laid over them, validated.
     pub fn from_flags(flags: Flags) -> Result<Config, ConfigError> {
-        let mut config = Config::default();
+        Config::from_flags_over(Config::default(), flags)
+    }
+
+    /// [`Config::from_flags`] over other defaults (a binary's own, such as
+    /// `edgeshard`'s access log to stdout).
+    pub fn from_flags_over(defaults: Config, flags: Flags) -> Result<Config, ConfigError> {
+        let mut config = defaults;
         flags.apply(&mut config)?;
         config.validate()?;
         Ok(config)
@@ -310,7 +328,9 @@ impl Config {
         let resolver = files
             .resolver
             .unwrap_or_else(|| StaticConfig::detect_resolver(&mounts));
+        let access_log = Outlet::open(&self.access_log).map_err(|e| invalid("--access-log", e))?;
         Ok(Prepared {
+            access_log,
             static_files: StaticConfig {
                 mounts,
                 resolver,

@@ -23,7 +23,8 @@ impl<S: Transport> Conn<S> {
     /// Sends what the ending calls for, then closes.
     pub(super) async fn finish(&mut self, end: End, shared: &Shared) {
         match end {
-            End::Abort => {}
+            // What was answered is logged, though it may not have arrived.
+            End::Abort => self.log_sent(shared),
             // `busy` turns it into a sleep; as Quiet if it ever got here.
             End::Quiet | End::Sleep => {
                 let _ = self.flush(shared).await;
@@ -36,9 +37,12 @@ impl<S: Transport> Conn<S> {
                     Response::error(status, reason)
                 };
                 // Earlier pipelined responses are still in `wbuf`, ahead of this one.
-                let (_, rest) = self.encode_response(resp, Version::Http11, false, true, shared);
+                let (_, rest, bytes) =
+                    self.encode_response(resp, Version::Http11, false, true, shared);
+                self.refused(status, bytes, shared);
                 if let Some((body, length)) = rest {
                     if self.send_body(body, length, shared).await.is_err() {
+                        self.log_sent(shared);
                         return;
                     }
                 }

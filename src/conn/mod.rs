@@ -13,6 +13,7 @@
 //! goodbye. [`table`] keeps every connection's deadline, [`shared`] what a
 //! shard's connections share, [`pool`] the buffers they borrow.
 
+mod access;
 mod end;
 mod io;
 mod pool;
@@ -24,8 +25,9 @@ mod timeouts;
 mod write;
 
 use std::rc::Rc;
+use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::handler::{ConnEntry, ConnInfo, Handler};
 use crate::http::date::DateMarks;
@@ -186,6 +188,27 @@ struct Conn<S> {
     served: u64,
     /// The current request declared a JSON body: errors answer in JSON.
     json_errors: bool,
+    /// With an access log: the request being answered, and the answered
+    /// ones whose responses have not left yet.
+    log: LogQueue,
+}
+
+/// What the connection keeps for its access log lines (nothing without one).
+#[derive(Default)]
+struct LogQueue {
+    /// The request being answered: its head and when it was parsed.
+    current: Option<(Bytes, Instant)>,
+    /// Answered requests whose responses wait in the write buffer.
+    waiting: Vec<Answered>,
+}
+
+/// An answered request, for its log line once the response has left.
+struct Answered {
+    head: Bytes,
+    start: Instant,
+    status: u16,
+    bytes: u64,
+    id: Option<Bytes>,
 }
 
 impl<S: Transport> Conn<S> {
@@ -226,6 +249,7 @@ impl<S: Transport> Conn<S> {
             served: a.served,
             // Each request decides its own error format.
             json_errors: false,
+            log: LogQueue::default(),
         }
     }
 
@@ -253,7 +277,12 @@ impl<S: Transport> Conn<S> {
     async fn run<H: Handler>(&mut self, shared: &Shared, handler: &H) -> End {
         loop {
             let head = match parse_head(&mut self.rbuf, &shared.limits) {
-                Ok(Some(head)) => head,
+                Ok(Some(head)) => {
+                    if shared.access_log.is_some() {
+                        self.log.current = Some((head.as_bytes().clone(), Instant::now()));
+                    }
+                    head
+                }
                 Ok(None) => match self.fill_head(shared).await {
                     Ok(()) => continue,
                     Err(end) => return end,

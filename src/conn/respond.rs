@@ -36,14 +36,15 @@ impl<S: Transport> Conn<S> {
         let version = head.version();
         let keep_alive = head.keep_alive();
         // The parser lets a `*` target through for OPTIONS only.
-        let response = if head.method() == Method::Options && head.target() == "*" {
-            server_options()
+        let key = self.entry.key();
+        let (response, id) = if head.method() == Method::Options && head.target() == "*" {
+            (server_options(), None)
         } else {
             // The handler's deadline, if any, is the connection table's.
             self.slot.enter(Phase::Handler, shared.timeouts.handler);
             // For the log if the handler panics: a reference, not a copy.
             let raw = head.as_bytes().clone();
-            let request = Request::on(head, body, self.entry.key());
+            let request = Request::on(head, body, key);
             // `call` does work before its future exists (the router decides
             // there), so making the future is guarded as well as polling it.
             let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)))
@@ -51,7 +52,10 @@ impl<S: Transport> Conn<S> {
                 Ok(call) => bounded(&self.slot, AssertUnwindSafe(call).catch_unwind()).await,
                 Err(panic) => Ok(Err(panic)),
             };
-            match outcome {
+            // The request-id middleware noted the id for the logs; it is
+            // taken whether or not there is an access log.
+            let id = key.take_request_id();
+            let response = match outcome {
                 Ok(Ok(r)) => match r.invalid() {
                     None => r,
                     Some(why) => {
@@ -62,33 +66,34 @@ impl<S: Transport> Conn<S> {
                 // The panic hook has already printed the message; say
                 // which request it was.
                 Ok(Err(_)) => {
-                    let key = self.entry.key();
-                    shared.report_panic(&raw, key.info().peer, key.take_request_id());
+                    shared.report_panic(&raw, key.info().peer, id.as_ref());
                     internal_error()
                 }
                 // The handler's future was dropped: it is cancelled.
-                Err(Interrupt::Timeout(_)) => {
-                    self.entry.key().take_request_id();
-                    handler_timed_out()
-                }
+                Err(Interrupt::Timeout(_)) => handler_timed_out(),
                 // The drain deadline passed.
-                Err(_) => {
-                    self.entry.key().take_request_id();
-                    return Err(End::Abort);
-                }
-            }
+                Err(_) => return Err(End::Abort),
+            };
+            (response, id)
         };
         shared.metrics.count_request();
         self.served += 1;
         // The next request decides its own error format.
         self.json_errors = false;
         let close = !keep_alive || response.closes() || self.slot.draining();
+        let status = response.status();
         // Most responses are encoded whole here, without a nested future.
-        let (close, rest) = self.encode_response(response, version, head_only, close, shared);
+        let (close, rest, mut bytes) =
+            self.encode_response(response, version, head_only, close, shared);
         if let Some((body, length)) = rest {
-            self.send_body(body, length, shared).await?;
+            bytes = self.send_body(body, length, shared).await?;
         }
-        if !close && (self.wbuf.len() >= FLUSH_AT || self.dates.is_full()) {
+        self.answered(status, bytes, id);
+        if self.wbuf.is_empty() {
+            // The body went on its own and took the head with it: the
+            // response has left.
+            self.log_sent(shared);
+        } else if !close && (self.wbuf.len() >= FLUSH_AT || self.dates.is_full()) {
             self.flush(shared).await?;
         }
         Ok(!close)
@@ -96,8 +101,9 @@ impl<S: Transport> Conn<S> {
 
     /// Encodes `resp`'s head into the write buffer, and its body when that
     /// is empty or small and in memory: no waiting. Returns whether the
-    /// connection closes after it, and the body still to send (large, a
-    /// stream or a file) with its framing.
+    /// connection closes after it, the body still to send (large, a stream
+    /// or a file) with its framing, and the body bytes encoded (0 when a
+    /// body is left to send: [`Conn::send_body`] counts those).
     pub(super) fn encode_response(
         &mut self,
         resp: Response,
@@ -105,7 +111,7 @@ impl<S: Transport> Conn<S> {
         head_only: bool,
         mut close: bool,
         shared: &Shared,
-    ) -> (bool, Option<(Body, BodyLength)>) {
+    ) -> (bool, Option<(Body, BodyLength)>, u64) {
         let status = resp.status();
         let length = match resp.body() {
             _ if status.forbids_body() => BodyLength::Forbidden,
@@ -130,15 +136,15 @@ impl<S: Transport> Conn<S> {
         let date_at = encode_head(&mut self.wbuf, &meta, &shared.date.get(), resp.headers());
         self.dates.mark(date_at, shared.date.secs());
         if head_only || length == BodyLength::Forbidden {
-            return (close, None);
+            return (close, None, 0);
         }
         match resp.into_body() {
-            Body::Empty => (close, None),
+            Body::Empty => (close, None, 0),
             Body::Full(b) if b.len() <= COPY_LIMIT => {
                 self.wbuf.extend_from_slice(&b);
-                (close, None)
+                (close, None, b.len() as u64)
             }
-            body => (close, Some((body, length))),
+            body => (close, Some((body, length)), 0),
         }
     }
 }

@@ -12,6 +12,7 @@ use super::pool::{ReadPool, WritePool};
 use super::table::ConnTable;
 use super::timeouts::Timeouts;
 use super::INITIAL_READ;
+use crate::access_log::AccessLog;
 use crate::http::date::DateCache;
 use crate::http::Limits;
 use crate::log;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub(crate) write_pool: WritePool,
     /// The shard's counters: connections count the requests they answer.
     pub(crate) metrics: Rc<Metrics>,
+    /// The shard's access log, if there is one.
+    pub(crate) access_log: Option<Rc<AccessLog>>,
     /// Connections accepted so far: the low bits of the next one's id.
     accepted: Cell<u64>,
     reported_invalid: Cell<bool>,
@@ -48,8 +51,14 @@ const REFUSAL_LINES_PER_SECOND: u32 = 10;
 const LOGGED_LINE_MAX: usize = 256;
 
 impl Shared {
-    /// The state for the connections of the shard `metrics` counts for.
-    pub fn new(limits: Limits, timeouts: Timeouts, metrics: Rc<Metrics>) -> Rc<Shared> {
+    /// The state for the connections of the shard `metrics` counts for,
+    /// with its access log if there is one.
+    pub fn new(
+        limits: Limits,
+        timeouts: Timeouts,
+        metrics: Rc<Metrics>,
+        access_log: Option<Rc<AccessLog>>,
+    ) -> Rc<Shared> {
         Rc::new(Shared {
             limits,
             timeouts,
@@ -58,6 +67,7 @@ impl Shared {
             read_pool: ReadPool::new(INITIAL_READ),
             write_pool: WritePool::default(),
             metrics,
+            access_log,
             accepted: Cell::new(0),
             reported_invalid: Cell::new(false),
             refusals_logged: log::Budget::new(REFUSAL_LINES_PER_SECOND),
@@ -106,7 +116,7 @@ impl Shared {
     /// which request, from whom, with its id when it had one, within the
     /// shard's budget of such lines.
     #[cold]
-    pub(crate) fn report_panic(&self, head: &[u8], peer: SocketAddr, id: Option<Bytes>) {
+    pub(crate) fn report_panic(&self, head: &[u8], peer: SocketAddr, id: Option<&Bytes>) {
         let Some(more) = self
             .panics_logged
             .admit(self.date.secs(), "panics not logged")

@@ -26,18 +26,20 @@ const SENDFILE_CHUNK: usize = 512 * 1024;
 const COPY_CHUNK: usize = 16 * 1024;
 
 impl<S: Transport> Conn<S> {
-    /// Sends a body [`Conn::encode_response`] left, after its head.
+    /// Sends a body [`Conn::encode_response`] left, after its head;
+    /// returns the body bytes sent.
     pub(super) async fn send_body(
         &mut self,
         body: Body,
         length: BodyLength,
         shared: &Shared,
-    ) -> Result<(), End> {
+    ) -> Result<u64, End> {
         match body {
-            Body::Empty => Ok(()),
+            Body::Empty => Ok(0),
             Body::Full(b) => {
                 self.flush(shared).await?;
-                self.write_direct(&b, shared).await
+                self.write_direct(&b, shared).await?;
+                Ok(b.len() as u64)
             }
             // Boxed, like the file branch: their futures are large, and a
             // connection's future is as large as its largest state, idle or not.
@@ -45,23 +47,40 @@ impl<S: Transport> Conn<S> {
                 let chunked = length == BodyLength::Chunked;
                 Box::pin(self.write_stream(stream, chunked, shared)).await
             }
-            Body::File(f) => Box::pin(self.write_file(f, shared)).await,
+            Body::File(f) => {
+                let len = f.len();
+                Box::pin(self.write_file(f, shared)).await?;
+                Ok(len)
+            }
         }
     }
 
-    /// Sends a streamed body: chunked (HTTP/1.1) or raw until close.
+    /// Sends a streamed body: chunked (HTTP/1.1) or raw until close. What
+    /// the stream has given is sent whenever it has nothing more ready (an
+    /// event stream's events leave as they come), and in any case once
+    /// [`FLUSH_AT`] bytes wait. Returns the body bytes (without framing).
     async fn write_stream(
         &mut self,
         mut stream: Pin<Box<dyn Stream<Item = Bytes>>>,
         chunked: bool,
         shared: &Shared,
-    ) -> Result<(), End> {
+    ) -> Result<u64, End> {
+        let mut sent = 0;
         loop {
             // Waiting on the handler's stream is handler time: no write deadline.
             self.slot.enter(Phase::Handler, None);
-            let Some(piece) = stream.next().await else {
+            let piece = match futures_lite::future::poll_once(stream.next()).await {
+                Some(piece) => piece,
+                None => {
+                    self.flush(shared).await?;
+                    self.slot.enter(Phase::Handler, None);
+                    stream.next().await
+                }
+            };
+            let Some(piece) = piece else {
                 break;
             };
+            sent += piece.len() as u64;
             if chunked {
                 encode_chunk(&mut self.wbuf, &piece);
             } else {
@@ -74,7 +93,7 @@ impl<S: Transport> Conn<S> {
         if chunked {
             self.wbuf.extend_from_slice(LAST_CHUNK);
         }
-        Ok(())
+        Ok(sent)
     }
 
     /// Sends a file body after its head (already in `wbuf`).
@@ -171,9 +190,13 @@ impl<S: Transport> Conn<S> {
         self.flush_with(false, shared).await
     }
 
-    /// Sends `wbuf`; with `more`, a file body follows at once.
+    /// Sends `wbuf`; with `more`, a file body follows at once. Without,
+    /// the responses waiting in it have left: their log lines are written.
     async fn flush_with(&mut self, more: bool, shared: &Shared) -> Result<(), End> {
         if self.wbuf.is_empty() {
+            if !more {
+                self.log_sent(shared);
+            }
             return Ok(());
         }
         self.dates.settle(&mut self.wbuf, &shared.date);
@@ -189,6 +212,9 @@ impl<S: Transport> Conn<S> {
         self.wbuf.clear();
         if self.wbuf.capacity() > 4 * FLUSH_AT {
             self.wbuf.shrink_to(FLUSH_AT);
+        }
+        if !more {
+            self.log_sent(shared);
         }
         res.map_err(|_| End::Abort)
     }

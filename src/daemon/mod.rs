@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::config::{Config, Flags, Prepared};
 use crate::handler::Handler;
@@ -14,13 +14,16 @@ use crate::shard::{start_prepared, ShardContext};
 use crate::static_files::Resolver;
 use crate::sys;
 
-/// A whole `main`: parses the command line ([`Flags`]), prints
-/// `route_table()` for `--print-routes`, validates the flags and opens the
-/// mounts (exit 2 naming the flag if one is wrong), turns transparent huge
-/// pages off (`PR_SET_THP_DISABLE`) and runs until a signal
-/// ([`run_until_signal`]). Messages start with `name`.
+/// A whole `main`: parses the command line ([`Flags`]) and lays it over
+/// `defaults` (the binary's own: `edgeshard` logs access to stdout, the
+/// benchmark does not), prints `route_table()` for `--print-routes`,
+/// validates the flags and opens the mounts and the access log (exit 2
+/// naming the flag if one is wrong), turns transparent huge pages off
+/// (`PR_SET_THP_DISABLE`) and runs until a signal ([`run_until_signal`]).
+/// Messages start with `name`.
 pub fn main<F, H>(
     name: &'static str,
+    defaults: Config,
     route_table: impl FnOnce() -> String,
     make_handler: F,
 ) -> ExitCode
@@ -34,7 +37,8 @@ where
         print!("{}", route_table());
         return ExitCode::SUCCESS;
     }
-    let prepared = Config::from_flags(flags).and_then(|c| c.prepare().map(|p| (c, p)));
+    let prepared =
+        Config::from_flags_over(defaults, flags).and_then(|c| c.prepare().map(|p| (c, p)));
     let (config, prepared) = match prepared {
         Ok(both) => both,
         Err(e) => {
@@ -59,15 +63,16 @@ where
 }
 
 /// Runs a server until SIGTERM or SIGINT, then drains it; a second signal
-/// exits at once. Prints one line per shard and address at start. Returns
-/// the process exit code.
+/// exits at once. SIGHUP reopens the access log file (after logrotate
+/// moved it). Prints one line per shard and address at start. Returns the
+/// process exit code.
 pub fn run_until_signal<F, H>(config: Config, prepared: Prepared, make_handler: F) -> ExitCode
 where
     F: Fn(&ShardContext) -> H + Send + Sync + 'static,
     H: Handler,
 {
     // Registered before the shards start so no signal finds the default action.
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             log::warning!("cannot install signal handlers: {e}");
@@ -92,14 +97,22 @@ where
         }
     }
     let trigger = server.shutdown_trigger();
+    let reopen = server.log_reopener();
     std::thread::spawn(move || {
-        let mut pending = signals.forever();
-        if pending.next().is_some() {
-            trigger.fire();
-        }
-        // A second signal while draining: stop now.
-        if pending.next().is_some() {
-            std::process::exit(1);
+        let mut stopping = false;
+        for signal in signals.forever() {
+            match signal {
+                SIGHUP => match &reopen {
+                    Some(r) => r.request(),
+                    None => log::warning!("SIGHUP: there is no access log file to reopen"),
+                },
+                // A second signal while draining: stop now.
+                _ if stopping => std::process::exit(1),
+                _ => {
+                    stopping = true;
+                    trigger.fire();
+                }
+            }
         }
     });
     match server.join() {

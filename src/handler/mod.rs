@@ -9,8 +9,8 @@ mod request;
 
 use std::future::Future;
 
+pub(crate) use conn_info::ConnEntry;
 pub use conn_info::ConnInfo;
-pub(crate) use conn_info::{ConnEntry, ConnKey};
 pub use request::{Request, RouteParams};
 
 use crate::future::IntoResponseFuture;

@@ -142,6 +142,14 @@ pub fn format_imf_fixdate(secs: u64) -> [u8; DATE_LEN] {
     out
 }
 
+/// A second since the Unix epoch as UTC calendar fields: (year, month
+/// 1–12, day 1–31, hour, minute, second). For log timestamps.
+pub fn utc_fields(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let rem = (secs % 86_400) as u32;
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    (year, month, day, rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
 fn two_digits(dst: &mut [u8], v: u64) {
     dst[0] = b'0' + (v / 10) as u8;
     dst[1] = b'0' + (v % 10) as u8;

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, Hasher};
 use bytes::Bytes;
 
 use super::Middleware;
-use crate::handler::{ConnKey, Request};
+use crate::handler::Request;
 use crate::response::Response;
 
 /// The longest incoming `X-Request-Id` taken as it is.
@@ -80,12 +80,12 @@ fn acceptable(id: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// What [`RequestIds`] carries to the response: the id, and where the
-/// connection finds it if the handler panics or is cancelled.
+/// What [`RequestIds`] carries to the response: the id. (The connection
+/// finds it for its logs by the note `on_request` made, which outlives a
+/// handler that panics or is cancelled.)
 #[derive(Debug)]
 pub struct IdCarry {
     id: Bytes,
-    conn: ConnKey,
 }
 
 impl Middleware for RequestIds {
@@ -97,13 +97,12 @@ impl Middleware for RequestIds {
             _ => self.make(),
         };
         req.extensions_mut().insert(RequestId(id.clone()));
-        let conn = req.conn_key();
-        conn.note_request_id(id.clone());
-        Ok(IdCarry { id, conn })
+        req.conn_key().note_request_id(id.clone());
+        Ok(IdCarry { id })
     }
 
     fn on_response(&self, carry: IdCarry, resp: Response) -> Response {
-        carry.conn.take_request_id();
+        // The connection takes the noted id once the request is answered.
         resp.with_header(Bytes::from_static(b"X-Request-Id"), carry.id)
     }
 }

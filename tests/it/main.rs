@@ -14,6 +14,7 @@ mod common;
 #[path = "../static_common/mod.rs"]
 mod static_common;
 
+mod access_log;
 mod api;
 mod bad_input;
 mod browser;

@@ -103,10 +103,10 @@ fn spawn_command(mut cmd: Command, shards: usize) -> Proc {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end: the access log goes to stdout too, and a closed
+        // pipe would make the server say its lines are lost.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let mut lines = Vec::new();

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# What the binary's default middleware chain costs: `edgeshard` answering
+# GET /healthz ("ok") bare (no security headers, no access log) against
+# the same binary with the chain an edge host would run (request ids, the
+# security headers, the access log to a file), one shard pinned to CPU 1,
+# wrk pinned to CPU 0, 64 keep-alive connections; rounds alternate the two
+# so drift hits both. Reports the medians and the ratio of requests per
+# server CPU-second.
+#
+#   perf/chain.sh [--rounds N] [--duration 10s] [--force]
+#
+# Results: perf/results/DATE-HHMM-chain.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=5
+DURATION=10s
+FORCE=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --force) FORCE=1; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+for tool in wrk taskset curl python3; do
+    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
+done
+load=$(awk '{print $1}' /proc/loadavg)
+if awk -v l="$load" 'BEGIN {exit !(l > 0.7)}' && [ "$FORCE" = 0 ]; then
+    echo "!!! load average is $load: refusing to run (--force to run anyway)" >&2
+    exit 3
+fi
+
+cargo build --release --quiet --bin edgeshard
+BIN=./target/release/edgeshard
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+TCK=$(getconf CLK_TCK)
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
+
+args_for() {
+    case $1 in
+        bare) echo "--security-headers=false --access-log off" ;;
+        chain) echo "--request-id --access-log $WORK/access.log" ;;
+    esac
+}
+
+RAW="$WORK/raw.tsv"
+for round in $(seq "$ROUNDS"); do
+    for name in bare chain; do
+        port=$(free_port)
+        rm -f "$WORK/access.log"
+        # shellcheck disable=SC2046 # the flags are words
+        taskset -c 1 "$BIN" --shards 1 --listen "127.0.0.1:$port" $(args_for "$name") >/dev/null 2>&1 &
+        SERVER_PID=$!
+        for _ in $(seq 200); do
+            curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break
+            sleep 0.025
+        done
+        url="http://127.0.0.1:$port/healthz"
+        taskset -c 0 wrk -t1 -c64 -d2s "$url" >/dev/null
+        read -r u0 s0 < <(cpu_ticks "$SERVER_PID")
+        out=$(taskset -c 0 wrk -t1 -c64 -d"$DURATION" --latency "$url")
+        read -r u1 s1 < <(cpu_ticks "$SERVER_PID")
+        stop_server
+        if [ "$name" = chain ]; then
+            lines=$(wc -l < "$WORK/access.log")
+            echo "# round $round: the access log has $lines lines" >&2
+        fi
+        python3 perf/wrk_row.py healthz "$name" "$DURATION" "$TCK" "$u0" "$s0" "$u1" "$s1" 64 <<<"$out" | tee -a "$RAW"
+    done
+done
+
+STAMP=$(date -u +%F-%H%M)
+OUT="perf/results/$STAMP-chain.md"
+python3 - "$RAW" "$ROUNDS" "$DURATION" "$(git rev-parse --short HEAD)" > "$OUT" <<'PY'
+import statistics, sys
+raw, rounds, duration, rev = sys.argv[1:5]
+rows = [l.split("\t") for l in open(raw).read().splitlines()]
+by = {}
+for case, name, rps, lat, err, non2xx, reqs, user, sys_ in rows:
+    cpu = float(user) + float(sys_)
+    by.setdefault(name, []).append((float(rps), float(lat), int(reqs) / cpu if cpu else 0.0, int(err), int(non2xx)))
+print(f"## Middleware chain cost ({rev}): GET /healthz, {rounds} rounds of {duration}, 64 connections, 1 shard\n")
+print("bare: `--security-headers=false --access-log off`; chain: `--request-id --access-log FILE` (security headers on by default)\n")
+print("| server | req/s (median) | p99 ms | req per server CPU-s (median) | errors | non-2xx |")
+print("|---|---|---|---|---|---|")
+med = {}
+for name in ("bare", "chain"):
+    v = by[name]
+    med[name] = (statistics.median(x[0] for x in v), statistics.median(x[2] for x in v))
+    print(f"| {name} | {med[name][0]:.0f} | {statistics.median(x[1] for x in v):.3f} | {med[name][1]:.0f} | {sum(x[3] for x in v)} | {sum(x[4] for x in v)} |")
+print()
+print(f"chain / bare: req/s {med['chain'][0] / med['bare'][0]:.3f}, req per CPU-s {med['chain'][1] / med['bare'][1]:.3f} "
+      f"(cost {100 * (1 - med['chain'][1] / med['bare'][1]):.1f}% of requests per CPU-second)")
+print("\n```")
+print(open(raw).read(), end="")
+print("```")
+PY
+echo "# wrote $OUT" >&2
+cat "$OUT"
