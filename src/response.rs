@@ -239,6 +239,17 @@ impl Response {
         self
     }
 
+    /// [`Response::with_header`] for a header the server built and checked
+    /// once, when it was configured (the middleware's own): no check per
+    /// response. Never `Content-Type`, nor a header the server owns.
+    #[inline]
+    pub(crate) fn with_checked_header(mut self, name: Bytes, value: Bytes) -> Response {
+        debug_assert!(check_header(&name, &value).is_ok());
+        debug_assert!(!name.eq_ignore_ascii_case(b"content-type"));
+        self.headers.push((name, value));
+        self
+    }
+
     /// Sets a body without touching the content type.
     pub(crate) fn with_raw_body(mut self, body: Body) -> Response {
         self.body = body;

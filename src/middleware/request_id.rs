@@ -55,8 +55,28 @@ impl RequestIds {
     fn make(&self) -> Bytes {
         let n = self.next.get() + 1;
         self.next.set(n);
-        Bytes::from(format!("{:08x}-{:x}-{n:x}", self.prefix, self.shard))
+        // `{prefix:08x}-{shard:x}-{n:x}`, without the formatting machinery.
+        let mut id = [0u8; 8 + 1 + 16 + 1 + 16];
+        let mut len = hex_into(&mut id, u64::from(self.prefix), 8);
+        id[len] = b'-';
+        len += 1;
+        len += hex_into(&mut id[len..], self.shard as u64, 1);
+        id[len] = b'-';
+        len += 1;
+        len += hex_into(&mut id[len..], n, 1);
+        Bytes::copy_from_slice(&id[..len])
     }
+}
+
+/// Writes `v` in lowercase hex, at least `width` digits, at the start of
+/// `out`; returns the digits written.
+fn hex_into(out: &mut [u8], v: u64, width: usize) -> usize {
+    let digits = (16 - v.leading_zeros() as usize / 4).max(width);
+    for (i, slot) in out[..digits].iter_mut().enumerate() {
+        let shift = 4 * (digits - 1 - i);
+        *slot = b"0123456789abcdef"[((v >> shift) & 0xf) as usize];
+    }
+    digits
 }
 
 /// A random 32-bit prefix, the same for every shard of this process: std's
@@ -103,7 +123,8 @@ impl Middleware for RequestIds {
 
     fn on_response(&self, carry: IdCarry, resp: Response) -> Response {
         // The connection takes the noted id once the request is answered.
-        resp.with_header(Bytes::from_static(b"X-Request-Id"), carry.id)
+        // Made here, or taken only if it passed `acceptable`.
+        resp.with_checked_header(Bytes::from_static(b"X-Request-Id"), carry.id)
     }
 }
 
@@ -116,6 +137,10 @@ mod tests {
         let ids = RequestIds::with_prefix(3, 0xabc);
         assert_eq!(ids.make(), "00000abc-3-1");
         assert_eq!(ids.make(), "00000abc-3-2");
+        let ids = RequestIds::with_prefix(0x1f, 0xdead_beef);
+        ids.next.set(0xffff_ffff_ffff_fffe);
+        assert_eq!(ids.make(), "deadbeef-1f-ffffffffffffffff");
+        assert_eq!(RequestIds::with_prefix(0, 0).make(), "00000000-0-1");
         assert_eq!(RequestIds::new(0).prefix, RequestIds::new(1).prefix);
     }
 

@@ -112,7 +112,8 @@ impl Middleware for SecurityHeaders {
         for (name, value) in &self.headers {
             let set = resp.headers().any(|(n, _)| n.eq_ignore_ascii_case(name));
             if !set {
-                resp = resp.with_header(name.clone(), value.clone());
+                // Checked when the settings were.
+                resp = resp.with_checked_header(name.clone(), value.clone());
             }
         }
         resp
