@@ -31,6 +31,7 @@
 //! | [`mesh`] | messages between shards (stats gathered for `/api/stats`) |
 //! | `listener` | socket setup (reuseport, backlog, in-use probe), accept loop, cap |
 //! | [`config`] | flags as written ([`config::Flags`]) → validated [`Config`] → prepared (mounts open) |
+//! | [`access_log`] | the access log: line formats, each shard's buffer, the file and stdout writers, SIGHUP reopening |
 //! | `conn` | the connection by stage (`read`, `respond`, `write`, `end`), its deadline `table` and [`Timeouts`](config::Timeouts), what a shard's connections share (`shared`), buffer `pool`s |
 //! | [`static_files`] | mounts, path safety, file cache, conditionals, ranges, precompressed variants, the embedded site |
 //! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
