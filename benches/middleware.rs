@@ -7,8 +7,8 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use edgeshard::config::Limits;
 use edgeshard::internals::parse_head;
 use edgeshard::middleware::{
-    Cors, CorsSettings, HandlerExt, Middleware, Origins, RateLimit, RateLimitSettings, RequestIds,
-    SecurityHeaders, SecuritySettings,
+    Compress, CompressSettings, Cors, CorsSettings, HandlerExt, Middleware, Origins, RateLimit,
+    RateLimitSettings, RequestIds, SecurityHeaders, SecuritySettings,
 };
 use edgeshard::{Handler, Request, Response};
 use futures_lite::future::block_on;
@@ -27,7 +27,10 @@ async fn plaintext(_: Request) -> Response {
 }
 
 fn bench_one<M: Middleware>(c: &mut Criterion, name: &str, head: &[u8], m: M) {
-    let handler = plaintext.layer(m);
+    bench_handler(c, name, head, plaintext.layer(m));
+}
+
+fn bench_handler<H: Handler>(c: &mut Criterion, name: &str, head: &[u8], handler: H) {
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(4096);
     c.bench_function(name, |b| {
@@ -76,5 +79,37 @@ fn bench_middleware(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench_middleware);
+/// A 4 KiB JSON document, as an API would answer.
+async fn json_4k(_: Request) -> Response {
+    let items: Vec<String> = (0..100)
+        .map(|i| format!("{{\"id\":{i},\"name\":\"item {i}\",\"ok\":true}}"))
+        .collect();
+    Response::new(edgeshard::StatusCode::OK)
+        .with_body("application/json", format!("[{}]", items.join(",")))
+}
+
+fn bench_compress(c: &mut Criterion) {
+    let head = |accept: &str| {
+        format!("GET /api HTTP/1.1\r\nHost: localhost:8080\r\nAccept-Encoding: {accept}\r\n\r\n")
+            .into_bytes()
+    };
+    // The document is built in each iteration, with or without compression.
+    bench_handler(
+        c,
+        "compress/json_4k_uncompressed",
+        &head("identity"),
+        json_4k,
+    );
+    let compress = || Compress::new(CompressSettings::default());
+    for (name, accept) in [
+        ("compress/json_4k_not_accepted", "identity"),
+        ("compress/json_4k_gzip", "gzip"),
+        ("compress/json_4k_br", "br"),
+        ("compress/json_4k_zstd", "zstd"),
+    ] {
+        bench_handler(c, name, &head(accept), json_4k.layer(compress()));
+    }
+}
+
+criterion_group!(benches, bench_middleware, bench_compress);
 criterion_main!(benches);

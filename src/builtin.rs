@@ -18,7 +18,7 @@ use crate::http::StatusCode;
 use crate::json::Json;
 use crate::mesh::Mesh;
 use crate::metrics::{Metrics, ShardStats};
-use crate::middleware::{Cors, HandlerExt, RateLimit, RequestIds, SecurityHeaders};
+use crate::middleware::{Compress, Cors, HandlerExt, RateLimit, RequestIds, SecurityHeaders};
 use crate::response::{IntoResponse, Response, OCTET_STREAM};
 use crate::route::{format_routes, HasRoutes, NotFound};
 use crate::shard::ShardContext;
@@ -38,7 +38,8 @@ pub struct Builtin {
 ///
 /// Around it all, the middleware the configuration asks for, outermost
 /// first: request ids, security headers, CORS (so a preflight is answered
-/// before routing could turn it into a 405), the rate limit.
+/// before routing could turn it into a 405), the rate limit, compression
+/// (innermost: it sees the app's own response).
 pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
     let files = StaticFiles::new(&ctx.static_files, ctx.metrics.clone());
     let routes = router(
@@ -51,12 +52,13 @@ pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
     routes.layer(middleware(ctx))
 }
 
-/// The middleware chain the configuration asks for; each part `None`
-/// when switched off. (The configuration was validated: the settings build.)
 /// The binary's chain: each part `None` when switched off.
 type Chain = (
     Option<RequestIds>,
-    (Option<SecurityHeaders>, (Option<Cors>, Option<RateLimit>)),
+    (
+        Option<SecurityHeaders>,
+        (Option<Cors>, (Option<RateLimit>, Option<Compress>)),
+    ),
 );
 
 fn middleware(ctx: &ShardContext) -> Chain {
@@ -66,7 +68,8 @@ fn middleware(ctx: &ShardContext) -> Chain {
     let cors = mw.cors.as_ref().and_then(|c| Cors::new(c).ok());
     // Inside CORS: a 429 carries the CORS headers a browser needs to read it.
     let rate_limit = mw.rate_limit.as_ref().map(RateLimit::new);
-    (request_ids, (security, (cors, rate_limit)))
+    let compress = mw.compress.clone().map(Compress::new);
+    (request_ids, (security, (cors, (rate_limit, compress))))
 }
 
 /// The built-in route table, as `--print-routes` shows it.

@@ -250,6 +250,11 @@ impl Response {
         self
     }
 
+    /// Takes the body out, leaving none.
+    pub(crate) fn take_body(&mut self) -> Body {
+        std::mem::replace(&mut self.body, Body::Empty)
+    }
+
     /// Sets a body without touching the content type.
     pub(crate) fn with_raw_body(mut self, body: Body) -> Response {
         self.body = body;
@@ -262,6 +267,59 @@ impl Response {
     /// before `Content-Length` and any [`Response::with_header`] headers.
     pub(crate) fn with_preformatted(mut self, lines: Bytes) -> Response {
         self.lines = Lines::Preformatted(lines);
+        self
+    }
+
+    /// The first value of header `name` (any case), wherever it is kept:
+    /// the content type, the server's preformatted lines or the headers.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        let name = name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-type") {
+            return self.content_type();
+        }
+        let preformatted = self.preformatted().split(|&b| b == b'\n').find_map(|line| {
+            let (n, v) = split_line(line)?;
+            n.eq_ignore_ascii_case(name).then_some(v)
+        });
+        preformatted.or_else(|| {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| &v[..])
+        })
+    }
+
+    /// The preformatted lines turned into ordinary headers (ahead of the
+    /// others), so a middleware can change them; nothing else changes.
+    pub(crate) fn without_preformatted(mut self) -> Response {
+        let Lines::Preformatted(lines) = std::mem::replace(&mut self.lines, Lines::None) else {
+            return self;
+        };
+        let mut spread = Vec::with_capacity(self.headers.len() + 6);
+        for line in lines.split(|&b| b == b'\n') {
+            let Some((name, value)) = split_line(line) else {
+                continue;
+            };
+            let (name, value) = (lines.slice_ref(name), lines.slice_ref(value));
+            if name.eq_ignore_ascii_case(b"content-type") {
+                self.lines = Lines::ContentType(value);
+            } else {
+                spread.push((name, value));
+            }
+        }
+        spread.append(&mut self.headers);
+        self.headers = spread;
+        self
+    }
+
+    /// Replaces the value of every header `name` (any case) with what `f`
+    /// makes of it. Not for the preformatted lines: spread them first.
+    pub(crate) fn map_header(mut self, name: &str, f: impl Fn(&Bytes) -> Bytes) -> Response {
+        for (n, v) in &mut self.headers {
+            if n.eq_ignore_ascii_case(name.as_bytes()) {
+                *v = f(v);
+            }
+        }
         self
     }
 
@@ -330,6 +388,13 @@ impl Response {
     pub fn invalid(&self) -> Option<&'static str> {
         self.invalid.map(Invalid::reason)
     }
+}
+
+/// `Name: value\r` (a preformatted line without its `\n`) → name, value.
+fn split_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let colon = memchr::memchr(b':', line)?;
+    Some((&line[..colon], line[colon + 1..].trim_ascii()))
 }
 
 fn check_header(name: &[u8], value: &[u8]) -> Result<(), Invalid> {

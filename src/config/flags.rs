@@ -12,7 +12,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use super::units::{parse_duration, parse_size, show_duration, show_size};
 use super::{invalid, AccessLogFormat, AccessLogTarget, Config, ConfigError, MountSpec};
-use crate::middleware::{parse_rate, Cidr, CorsSettings, Origins, RateLimitSettings};
+use crate::middleware::{
+    parse_rate, Cidr, CompressSettings, CorsSettings, Origins, RateLimitSettings,
+};
 use crate::static_files::CachePolicy;
 
 /// The command line as written.
@@ -162,6 +164,13 @@ pub struct Flags {
     /// and the client gets 503. Default: no limit.
     #[arg(long = "handler-timeout", value_name = "DURATION", value_parser = parse_duration)]
     pub handler_timeout: Option<Duration>,
+    /// Compress responses on the fly (br, zstd or gzip, as the client
+    /// prefers) when their type compresses and nothing compressed them before.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub compress: Option<bool>,
+    /// Smallest body compressed; smaller ones are sent as they are.
+    #[arg(long = "compress-min", value_name = "SIZE", value_parser = parse_size)]
+    pub compress_min: Option<usize>,
     /// Access log: `-` (stdout), `off`, or a file to append to (reopened on
     /// SIGHUP, for logrotate). Default: `-` for `edgeshard`, off for the
     /// library and the benchmark binary.
@@ -206,6 +215,11 @@ impl Flags {
             ("file_cache", d.static_files.cache_entries.to_string()),
             ("request_id", d.middleware.request_id.to_string()),
             ("access_log_format", d.access_log.format.to_string()),
+            ("compress", d.middleware.compress.is_some().to_string()),
+            (
+                "compress_min",
+                show_size(CompressSettings::default().min_size as u64),
+            ),
             (
                 "security_headers",
                 (d.middleware.security.nosniff || d.middleware.security.referrer_policy.is_some())
@@ -297,6 +311,19 @@ impl Flags {
         set(&mut config.access_log.format, self.access_log_format);
         let mw = &mut config.middleware;
         set(&mut mw.request_id, self.request_id);
+        match self.compress {
+            Some(true) => {
+                mw.compress.get_or_insert_with(CompressSettings::default);
+            }
+            Some(false) => mw.compress = None,
+            None => {}
+        }
+        if let Some(min) = self.compress_min {
+            match &mut mw.compress {
+                Some(c) => c.min_size = min,
+                None => return Err(invalid("--compress-min", "needs --compress")),
+            }
+        }
         if let Some(on) = self.security_headers {
             mw.security.nosniff = on;
             if !on {

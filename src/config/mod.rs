@@ -33,7 +33,9 @@ pub use crate::http::Limits;
 use crate::http::{
     LimitError, MAX_HEAD, MAX_MAX_BODY, MAX_MAX_HEADERS, MIN_MAX_HEADER_BYTES, MIN_MAX_URI,
 };
-use crate::middleware::{Cors, CorsSettings, RateLimitSettings, SecurityHeaders, SecuritySettings};
+use crate::middleware::{
+    CompressSettings, Cors, CorsSettings, RateLimitSettings, SecurityHeaders, SecuritySettings,
+};
 use crate::static_files::{
     CachePolicy, MountConfig, Resolver, StaticConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_INLINE_MAX,
 };
@@ -90,6 +92,8 @@ pub struct MiddlewareSettings {
     pub cors: Option<CorsSettings>,
     /// Rate limiting per client IP, when a rate is configured.
     pub rate_limit: Option<RateLimitSettings>,
+    /// Compression on the fly, when switched on.
+    pub compress: Option<CompressSettings>,
 }
 
 impl Default for Config {

@@ -7,6 +7,7 @@
 //! [`Extensions`], and the [`Limits`].
 
 pub(crate) mod body;
+pub(crate) mod coding;
 pub(crate) mod date;
 pub(crate) mod encode;
 mod error;

@@ -44,6 +44,7 @@
 //!
 //! and `handler.layer(Guard)` (with [`HandlerExt`] in scope) uses it.
 
+mod compress;
 mod cors;
 mod rate_limit;
 mod request_id;
@@ -55,6 +56,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+pub use compress::{Compress, CompressSettings, DEFAULT_MIN_SIZE as DEFAULT_COMPRESS_MIN};
 pub use cors::{Cors, CorsError, CorsSettings, Origins};
 pub use rate_limit::{
     parse_rate, Cidr, RateLimit, RateLimitSettings,

@@ -19,8 +19,8 @@ use bytes::Bytes;
 // Seeded per process, and several times faster than SipHash on short paths.
 use foldhash::HashMap;
 
-use super::encoding::Coding;
 use super::CachePolicy;
+use crate::http::coding::Coding;
 use crate::http::date::format_imf_fixdate;
 use crate::metrics::Metrics;
 use crate::sys::{self, FileMeta, Resolver};

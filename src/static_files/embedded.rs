@@ -11,8 +11,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::cache::{content_type_for, rep_lines, Content, Entry, FileReps, Kind, Rep};
-use super::encoding::Coding;
 use super::CachePolicy;
+use crate::http::coding::Coding;
 
 /// One embedded file, as `build.rs` generated it.
 #[derive(Debug)]

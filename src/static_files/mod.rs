@@ -9,7 +9,6 @@
 mod cache;
 mod cond;
 mod embedded;
-mod encoding;
 mod listing;
 mod path;
 mod range;
@@ -23,7 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::handler::{Handler, Request};
-use crate::http::{Method, RequestHead, StatusCode};
+use crate::http::{coding, Method, RequestHead, StatusCode};
 use crate::metrics::Metrics;
 use crate::response::{Body, FileBody, FilePart, IntoResponse, Response};
 pub use crate::sys::Resolver;
@@ -319,7 +318,7 @@ impl StaticFiles {
             }
         };
         let available = [0, 1, 2].map(|i| variants[i].is_some());
-        let rep = match encoding::choose(head.header("accept-encoding"), available) {
+        let rep = match coding::choose(head.header("accept-encoding"), available) {
             Some(c) => variants[c.index()].as_ref().unwrap_or(identity),
             None => identity,
         };

@@ -19,6 +19,7 @@ mod api;
 mod bad_input;
 mod browser;
 mod clients;
+mod compress;
 mod corners;
 mod lifecycle;
 mod middleware;

@@ -1,5 +1,6 @@
-//! `Accept-Encoding` (RFC 9110 §12.5.3): which precompressed variant, if
-//! any, the client takes.
+//! `Accept-Encoding` (RFC 9110 §12.5.3): which content coding, if any, the
+//! client takes: among a file's precompressed variants, or to compress a
+//! response with on the fly.
 
 /// Content codings we look for beside a file, in our order of preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
