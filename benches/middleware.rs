@@ -7,8 +7,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use edgeshard::config::Limits;
 use edgeshard::internals::parse_head;
 use edgeshard::middleware::{
-    Compress, CompressSettings, Cors, CorsSettings, HandlerExt, Middleware, Origins, RateLimit,
-    RateLimitSettings, RequestIds, SecurityHeaders, SecuritySettings,
+    Auth, AuthConfig, AuthRule, AuthSettings, Compress, CompressSettings, Cors, CorsSettings,
+    HandlerExt, Middleware, Origins, RateLimit, RateLimitSettings, RequestIds, SecurityHeaders,
+    SecuritySettings,
 };
 use edgeshard::{Handler, Request, Response};
 use futures_lite::future::block_on;
@@ -111,5 +112,64 @@ fn bench_compress(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_middleware, bench_compress);
+/// Bearer tokens and an HS256 JWT, checked on every request (a Basic
+/// login is a cache lookup once checked; its first check is the hash's
+/// cost on the blocking thread, see the README).
+fn bench_auth(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("edgeshard-bench-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "token-one\ntoken-two\ntoken-three\n").expect("write");
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let key = dir.join("hs256");
+    std::fs::write(&key, secret).expect("write");
+    let load = |rule: String| {
+        let settings = AuthSettings {
+            rules: vec![AuthRule::parse(&rule).expect("rule")],
+            ..AuthSettings::default()
+        };
+        Auth::new(AuthConfig::load(&settings).expect("loads").expect("a rule"))
+    };
+    let head = |authorization: &str| {
+        format!(
+            "GET /api/x HTTP/1.1\r\nHost: localhost:8080\r\nAuthorization: {authorization}\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let bearer = load(format!("/api=bearer:{}", tokens.display()));
+    bench_handler(
+        c,
+        "auth/bearer_pass",
+        &head("Bearer token-three"),
+        plaintext.guard(bearer),
+    );
+    let unguarded = load(format!("/admin=bearer:{}", tokens.display()));
+    bench_handler(
+        c,
+        "auth/outside_prefix",
+        &head("-"),
+        plaintext.guard(unguarded),
+    );
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": "u1", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret).expect("key"),
+    )
+    .expect("token");
+    let jwt = load(format!("/api=jwt:{}", key.display()));
+    bench_handler(
+        c,
+        "auth/jwt_hs256_pass",
+        &head(&format!("Bearer {token}")),
+        plaintext.guard(jwt),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, bench_middleware, bench_compress, bench_auth);
 criterion_main!(benches);

@@ -18,7 +18,7 @@ use crate::http::StatusCode;
 use crate::json::Json;
 use crate::mesh::Mesh;
 use crate::metrics::{Metrics, ShardStats};
-use crate::middleware::{Compress, Cors, HandlerExt, RateLimit, RequestIds, SecurityHeaders};
+use crate::middleware::{Auth, Compress, Cors, HandlerExt, RateLimit, RequestIds, SecurityHeaders};
 use crate::response::{IntoResponse, Response, OCTET_STREAM};
 use crate::route::{format_routes, HasRoutes, NotFound};
 use crate::shard::ShardContext;
@@ -39,7 +39,8 @@ pub struct Builtin {
 /// Around it all, the middleware the configuration asks for, outermost
 /// first: request ids, security headers, CORS (so a preflight is answered
 /// before routing could turn it into a 405), the rate limit, compression
-/// (innermost: it sees the app's own response).
+/// (innermost: it sees the app's own response); inside them, the auth
+/// rules' guard.
 pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
     let files = StaticFiles::new(&ctx.static_files, ctx.metrics.clone());
     let routes = router(
@@ -49,7 +50,10 @@ pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
         }),
         files,
     );
-    routes.layer(middleware(ctx))
+    // Inside the chain: a refused login is rate limited, and a preflight
+    // (which carries no credentials) is answered by CORS before it.
+    let auth = ctx.auth.clone().map(Auth::new);
+    routes.guard(auth).layer(middleware(ctx))
 }
 
 /// The binary's chain: each part `None` when switched off.

@@ -22,6 +22,7 @@ use crate::handler::Handler;
 use crate::listener::{accept_loop, bind_all, BindError};
 use crate::mesh::{new_mesh, Mesh, MeshHandle};
 use crate::metrics::Metrics;
+use crate::middleware::AuthConfig;
 use crate::poller::{Poller, Socket as Registered};
 use crate::shutdown::ShutdownTrigger;
 use crate::static_files::StaticConfig;
@@ -65,6 +66,8 @@ pub struct ShardContext {
     pub config: Arc<Config>,
     /// The static-file mounts, their directories open.
     pub static_files: Arc<StaticConfig>,
+    /// The auth files the configuration names, read and checked.
+    pub auth: Option<Arc<AuthConfig>>,
 }
 
 /// Where a shard runs.
@@ -265,6 +268,7 @@ where
             config: config.clone(),
             static_files: static_files.clone(),
             access_log: prepared.access_log.clone(),
+            auth: prepared.auth.clone(),
             mesh: mesh.clone(),
             trigger: trigger.clone(),
             ready: ready_tx.clone(),
@@ -315,6 +319,7 @@ struct Start {
     config: Arc<Config>,
     static_files: Arc<StaticConfig>,
     access_log: Option<Arc<Outlet>>,
+    auth: Option<Arc<AuthConfig>>,
     mesh: MeshHandle,
     trigger: ShutdownTrigger,
     ready: mpsc::Sender<Result<(), (usize, String)>>,
@@ -361,6 +366,7 @@ impl Start {
             mesh,
             config: self.config.clone(),
             static_files: self.static_files.clone(),
+            auth: self.auth.clone(),
         });
         let listeners = match register(&poller, self.sockets) {
             Ok(l) => l,

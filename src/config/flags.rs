@@ -13,7 +13,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use super::units::{parse_duration, parse_size, show_duration, show_size};
 use super::{invalid, AccessLogFormat, AccessLogTarget, Config, ConfigError, MountSpec};
 use crate::middleware::{
-    parse_rate, Cidr, CompressSettings, CorsSettings, Origins, RateLimitSettings,
+    parse_rate, AuthRule, Cidr, CompressSettings, CorsSettings, Origins, RateLimitSettings,
 };
 use crate::static_files::CachePolicy;
 
@@ -164,6 +164,18 @@ pub struct Flags {
     /// and the client gets 503. Default: no limit.
     #[arg(long = "handler-timeout", value_name = "DURATION", value_parser = parse_duration)]
     pub handler_timeout: Option<Duration>,
+    /// Guard a path prefix: `PREFIX=bearer:FILE` (one token per line),
+    /// `PREFIX=basic:HTPASSWD` (bcrypt or argon2id) or `PREFIX=jwt:KEYFILE`
+    /// (PEM public key for RS256/EdDSA, or an HS256 secret). Repeatable;
+    /// the longest matching prefix rules.
+    #[arg(long = "auth", value_name = "PREFIX=SCHEME:FILE", value_parser = AuthRule::parse)]
+    pub auth: Vec<AuthRule>,
+    /// A JWT must carry this `iss` (else 403).
+    #[arg(long = "jwt-issuer", value_name = "ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// A JWT must carry this `aud` (else 403).
+    #[arg(long = "jwt-audience", value_name = "AUDIENCE")]
+    pub jwt_audience: Option<String>,
     /// Compress responses on the fly (br, zstd or gzip, as the client
     /// prefers) when their type compresses and nothing compressed them before.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -311,6 +323,15 @@ impl Flags {
         set(&mut config.access_log.format, self.access_log_format);
         let mw = &mut config.middleware;
         set(&mut mw.request_id, self.request_id);
+        if !self.auth.is_empty() {
+            mw.auth.rules = self.auth;
+        }
+        if self.jwt_issuer.is_some() {
+            mw.auth.jwt_issuer = self.jwt_issuer;
+        }
+        if self.jwt_audience.is_some() {
+            mw.auth.jwt_audience = self.jwt_audience;
+        }
         match self.compress {
             Some(true) => {
                 mw.compress.get_or_insert_with(CompressSettings::default);

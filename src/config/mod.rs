@@ -34,7 +34,8 @@ use crate::http::{
     LimitError, MAX_HEAD, MAX_MAX_BODY, MAX_MAX_HEADERS, MIN_MAX_HEADER_BYTES, MIN_MAX_URI,
 };
 use crate::middleware::{
-    CompressSettings, Cors, CorsSettings, RateLimitSettings, SecurityHeaders, SecuritySettings,
+    AuthConfig, AuthSettings, CompressSettings, Cors, CorsSettings, RateLimitSettings,
+    SecurityHeaders, SecuritySettings,
 };
 use crate::static_files::{
     CachePolicy, MountConfig, Resolver, StaticConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_INLINE_MAX,
@@ -94,6 +95,8 @@ pub struct MiddlewareSettings {
     pub rate_limit: Option<RateLimitSettings>,
     /// Compression on the fly, when switched on.
     pub compress: Option<CompressSettings>,
+    /// Authentication per path prefix (none by default).
+    pub auth: AuthSettings,
 }
 
 impl Default for Config {
@@ -191,6 +194,8 @@ pub struct Prepared {
     /// The access log's target, checked writable (its writer thread
     /// started for stdout or a pipe); `None` when it is off.
     pub access_log: Option<Arc<Outlet>>,
+    /// The auth files, read and checked; `None` without auth rules.
+    pub auth: Option<Arc<AuthConfig>>,
 }
 
 /// A configuration value that cannot be used, with the setting it came
@@ -333,8 +338,10 @@ impl Config {
             .resolver
             .unwrap_or_else(|| StaticConfig::detect_resolver(&mounts));
         let access_log = Outlet::open(&self.access_log).map_err(|e| invalid("--access-log", e))?;
+        let auth = AuthConfig::load(&self.middleware.auth).map_err(|e| invalid("--auth", e.0))?;
         Ok(Prepared {
             access_log,
+            auth,
             static_files: StaticConfig {
                 mounts,
                 resolver,

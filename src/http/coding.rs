@@ -87,7 +87,7 @@ pub fn choose(accept: Option<&[u8]>, available: [bool; 3]) -> Option<Coding> {
     for coding in Coding::ALL {
         let i = coding.index();
         let w = q[i].or(star).unwrap_or(0);
-        if available[i] && w > 0 && best.map_or(true, |(_, bw)| w > bw) {
+        if available[i] && w > 0 && best.is_none_or(|(_, bw)| w > bw) {
             best = Some((coding, w));
         }
     }

@@ -143,23 +143,23 @@ fn compressible(content_type: &[u8]) -> bool {
         .next()
         .unwrap_or_default()
         .trim_ascii();
-    let lower = |s: &[u8]| s.to_ascii_lowercase();
-    let mime = lower(mime);
-    mime.starts_with(b"text/")
-        || mime.ends_with(b"+json")
-        || mime.ends_with(b"+xml")
-        || matches!(
-            &mime[..],
-            b"application/json"
-                | b"application/javascript"
-                | b"application/xml"
-                | b"application/wasm"
-                | b"application/manifest+json"
-                | b"image/svg+xml"
-                | b"image/x-icon"
-                | b"font/ttf"
-                | b"font/otf"
-        )
+    let starts = |p: &[u8]| mime.len() >= p.len() && mime[..p.len()].eq_ignore_ascii_case(p);
+    let ends =
+        |s: &[u8]| mime.len() >= s.len() && mime[mime.len() - s.len()..].eq_ignore_ascii_case(s);
+    const MORE: [&[u8]; 7] = [
+        b"application/json",
+        b"application/javascript",
+        b"application/xml",
+        b"application/wasm",
+        b"image/svg+xml",
+        b"image/x-icon",
+        b"font/ttf",
+    ];
+    starts(b"text/")
+        || ends(b"+json")
+        || ends(b"+xml")
+        || mime.eq_ignore_ascii_case(b"font/otf")
+        || MORE.iter().any(|m| mime.eq_ignore_ascii_case(m))
 }
 
 /// `"x"` → `W/"x"`; weak tags stay as they are.

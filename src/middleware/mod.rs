@@ -19,6 +19,11 @@
 //!
 //! Per-request values go in the request's extensions.
 //!
+//! A check that may have to wait (a password hash checked off the shard's
+//! thread) is a [`Guard`] instead: it lets a request through, denies it,
+//! or returns a future to wait for, and `handler.guard(g)` puts it in
+//! front of a handler. [`Auth`] is one.
+//!
 //! Writing one, in ten lines: a header on every response, and a 403 for
 //! requests without a token.
 //!
@@ -44,6 +49,7 @@
 //!
 //! and `handler.layer(Guard)` (with [`HandlerExt`] in scope) uses it.
 
+mod auth;
 mod compress;
 mod cors;
 mod rate_limit;
@@ -56,6 +62,10 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+pub use auth::{
+    Auth, AuthConfig, AuthError, AuthRule, AuthScheme, AuthSettings, AuthUser, JwtClaims,
+    CACHE_TTL as AUTH_CACHE_TTL,
+};
 pub use compress::{Compress, CompressSettings, DEFAULT_MIN_SIZE as DEFAULT_COMPRESS_MIN};
 pub use cors::{Cors, CorsError, CorsSettings, Origins};
 pub use rate_limit::{
@@ -222,14 +232,10 @@ impl<M: Middleware, F: Future<Output = Response>> Future for LayeredFuture<'_, M
                 Some(c) => middleware.on_response(c, resp),
                 None => resp,
             }),
-            LayeredProj::Answered { answer } => match answer.take() {
-                Some(a) => Poll::Ready(a),
-                // Polled again after it finished: the answer is gone.
-                None => Poll::Ready(Response::error(
-                    crate::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "polled after completion",
-                )),
-            },
+            // Polled again after it finished: the answer is gone.
+            LayeredProj::Answered { answer } => {
+                Poll::Ready(answer.take().unwrap_or_else(polled_after_completion))
+            }
         }
     }
 }
@@ -284,13 +290,149 @@ impl<M: Middleware> RouteWrap for RouteLayer<M> {
     }
 }
 
-/// `.layer(m)` on any handler.
+/// What a [`Guard`] decides about a request.
+pub enum Check {
+    /// Let it through to the handler.
+    Pass,
+    /// Answer this instead (a 401, a 403).
+    Deny(Response),
+    /// Wait for this to decide (work done off the shard's thread, such as
+    /// a password hash); the handler runs only if it says `Ok`.
+    Wait(Pin<Box<dyn Future<Output = Result<(), Response>>>>),
+}
+
+impl std::fmt::Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Check::Pass => "Pass",
+            Check::Deny(_) => "Deny",
+            Check::Wait(_) => "Wait",
+        })
+    }
+}
+
+/// A check before a handler that may have to wait: authentication. Unlike
+/// a [`Middleware`] it cannot change the response, and it may return a
+/// future to wait for (only then does the request wait in a box).
+pub trait Guard: 'static {
+    /// Looks at the request (and may add to its extensions) and decides.
+    fn check(&self, req: &mut Request) -> Check;
+}
+
+/// `None` lets everything through.
+impl<G: Guard> Guard for Option<G> {
+    #[inline]
+    fn check(&self, req: &mut Request) -> Check {
+        match self {
+            Some(g) => g.check(req),
+            None => Check::Pass,
+        }
+    }
+}
+
+/// A handler behind a [`Guard`]: see [`HandlerExt::guard`].
+#[derive(Debug, Clone)]
+pub struct Guarded<G, H> {
+    guard: G,
+    inner: H,
+}
+
+impl<G, H> Guarded<G, H> {
+    /// The handler inside.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+}
+
+impl<G: Guard, H: Handler> Handler for Guarded<G, H> {
+    fn call(&self, mut req: Request) -> impl Future<Output = Response> {
+        let call = move |req| self.inner.call(req);
+        match self.guard.check(&mut req) {
+            Check::Pass => GuardedFuture::Running { inner: call(req) },
+            Check::Deny(answer) => GuardedFuture::Answered {
+                answer: Some(answer),
+            },
+            Check::Wait(wait) => GuardedFuture::Waiting {
+                wait,
+                next: Some((req, call)),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`Guarded`] handler.
+    #[project = GuardedProj]
+    #[allow(missing_docs)]
+    pub enum GuardedFuture<C, F> {
+        /// The guard's check is running; then the handler.
+        Waiting {
+            wait: Pin<Box<dyn Future<Output = Result<(), Response>>>>,
+            next: Option<(Request, C)>,
+        },
+        /// The handler runs.
+        Running {
+            #[pin]
+            inner: F,
+        },
+        /// The guard answered.
+        Answered { answer: Option<Response> },
+    }
+}
+
+impl<C, F> Future for GuardedFuture<C, F>
+where
+    C: FnOnce(Request) -> F,
+    F: Future<Output = Response>,
+{
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        loop {
+            match self.as_mut().project() {
+                GuardedProj::Waiting { wait, next } => match wait.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(answer)) => return Poll::Ready(answer),
+                    Poll::Ready(Ok(())) => match next.take() {
+                        Some((req, call)) => self.set(GuardedFuture::Running { inner: call(req) }),
+                        None => return Poll::Ready(polled_after_completion()),
+                    },
+                },
+                GuardedProj::Running { inner } => return inner.poll(cx),
+                GuardedProj::Answered { answer } => {
+                    return Poll::Ready(answer.take().unwrap_or_else(polled_after_completion))
+                }
+            }
+        }
+    }
+}
+
+#[cold]
+fn polled_after_completion() -> Response {
+    Response::error(
+        crate::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "polled after completion",
+    )
+}
+
+/// `.layer(m)` and `.guard(g)` on any handler.
 pub trait HandlerExt: Handler + Sized {
     /// This handler with `m` around it (and around everything this
     /// handler answers itself, such as a router's 404s and 405s). Called
     /// again, the new middleware goes outside the earlier ones.
     fn layer<M: Middleware>(self, m: M) -> Layered<M, Self> {
         Layered::new(m, self)
+    }
+
+    /// This handler behind `g`, which may deny a request or make it wait
+    /// (see [`Guard`]). Around a router, it sees every request, the
+    /// router's 404s included; an [`Auth`] only guards the prefixes it has
+    /// rules for.
+    fn guard<G: Guard>(self, g: G) -> Guarded<G, Self> {
+        Guarded {
+            guard: g,
+            inner: self,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ pub use crate::future::Either;
 pub use crate::future::IntoResponseFuture;
 use crate::handler::{Handler, Request, RouteParams};
 use crate::http::StatusCode;
-use crate::middleware::{Layered, Middleware, NoLayer, RouteLayer, RouteWrap};
+use crate::middleware::{Guarded, Layered, Middleware, NoLayer, RouteLayer, RouteWrap};
 use crate::response::{IntoResponse, Response};
 
 #[doc(hidden)]
@@ -159,6 +159,13 @@ impl<S, D, F, L> HasRoutes for Router<S, D, F, L> {
 
 /// A router with middleware around it still shows its table.
 impl<M, H: HasRoutes> HasRoutes for Layered<M, H> {
+    fn table(&self) -> &'static Table<'static> {
+        self.inner().table()
+    }
+}
+
+/// A guarded router still shows its table.
+impl<G, H: HasRoutes> HasRoutes for Guarded<G, H> {
     fn table(&self) -> &'static Table<'static> {
         self.inner().table()
     }

@@ -16,6 +16,7 @@ mod static_common;
 
 mod access_log;
 mod api;
+mod auth;
 mod bad_input;
 mod browser;
 mod clients;
