@@ -7,7 +7,11 @@
 //!     state = shared.clone();          // optional: passed to handlers that take it
 //!     "GET /healthz" => healthz,
 //!     "GET /users/{id}" => users::show,
-//!     "POST /api/echo" => echo,
+//!     "POST /api/echo" => echo [layer(RequestIds::new(0))],   // this route only
+//!     [guard(auth)] {                  // a group: these routes only
+//!         "GET /admin/{$}" => admin::home,
+//!         "POST /admin/users" => admin::add_user,
+//!     },
 //! };
 //! ```
 
@@ -23,20 +27,78 @@ use syn::{parse_macro_input, Expr, LitStr, Path, Token};
 struct Route {
     pattern: LitStr,
     handler: Path,
+    /// Scopes around this route only, outermost first.
+    scopes: Vec<ScopeExpr>,
 }
 
-impl Parse for Route {
+/// `layer(<middleware>)` or `guard(<guard>)`.
+enum ScopeExpr {
+    Layer(Expr),
+    Guard(Expr),
+}
+
+impl Parse for ScopeExpr {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        let kind: syn::Ident = input.parse()?;
+        let inner;
+        syn::parenthesized!(inner in input);
+        let expr: Expr = inner.parse()?;
+        match kind.to_string().as_str() {
+            "layer" => Ok(ScopeExpr::Layer(expr)),
+            "guard" => Ok(ScopeExpr::Guard(expr)),
+            _ => Err(syn::Error::new(
+                kind.span(),
+                "expected `layer(<middleware>)` or `guard(<guard>)`",
+            )),
+        }
+    }
+}
+
+/// `[scope, …]`.
+fn parse_scopes(input: ParseStream) -> syn::Result<Vec<ScopeExpr>> {
+    let inner;
+    syn::bracketed!(inner in input);
+    let scopes = Punctuated::<ScopeExpr, Token![,]>::parse_terminated(&inner)?;
+    Ok(scopes.into_iter().collect())
+}
+
+/// A route, or a group of them under scopes: `[scope, …] { item, … }`.
+enum Item {
+    Route(Route),
+    Group(Vec<ScopeExpr>, Vec<Item>),
+}
+
+impl Parse for Item {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(syn::token::Bracket) {
+            let scopes = parse_scopes(input)?;
+            let body;
+            syn::braced!(body in input);
+            let items = Punctuated::<Item, Token![,]>::parse_terminated(&body)?;
+            if items.is_empty() {
+                return Err(body.error("an empty group: put routes in it"));
+            }
+            return Ok(Item::Group(scopes, items.into_iter().collect()));
+        }
         let pattern = input.parse()?;
         input.parse::<Token![=>]>()?;
         let handler = input.parse()?;
-        Ok(Route { pattern, handler })
+        let scopes = if input.peek(syn::token::Bracket) {
+            parse_scopes(input)?
+        } else {
+            Vec::new()
+        };
+        Ok(Item::Route(Route {
+            pattern,
+            handler,
+            scopes,
+        }))
     }
 }
 
 struct Routes {
     state: Option<Expr>,
-    routes: Vec<Route>,
+    items: Vec<Item>,
 }
 
 impl Parse for Routes {
@@ -54,20 +116,65 @@ impl Parse for Routes {
             state = Some(input.parse()?);
             input.parse::<Token![;]>()?;
         }
-        let routes = Punctuated::<Route, Token![,]>::parse_terminated(input)?;
-        if routes.is_empty() {
+        let items = Punctuated::<Item, Token![,]>::parse_terminated(input)?;
+        if items.is_empty() {
             return Err(input.error("routes! needs at least one route: \"GET /path\" => handler"));
         }
         Ok(Routes {
             state,
-            routes: routes.into_iter().collect(),
+            items: items.into_iter().collect(),
         })
+    }
+}
+
+/// A route as the table and the dispatch see it: flattened out of its
+/// groups, with the indices of the scopes around it, outermost first.
+struct Flat<'a> {
+    pattern: &'a LitStr,
+    handler: &'a Path,
+    scopes: Vec<usize>,
+}
+
+/// Flattens `items` (in order) into `routes`; every scope gets an index in
+/// `scopes` (a group's once, shared by its routes).
+fn flatten<'a>(
+    items: &'a [Item],
+    outer: &[usize],
+    routes: &mut Vec<Flat<'a>>,
+    scopes: &mut Vec<&'a ScopeExpr>,
+) {
+    let number = |list: &'a [ScopeExpr], scopes: &mut Vec<&'a ScopeExpr>| {
+        let mut around = outer.to_vec();
+        for s in list {
+            around.push(scopes.len());
+            scopes.push(s);
+        }
+        around
+    };
+    for item in items {
+        match item {
+            Item::Route(r) => {
+                let around = number(&r.scopes, scopes);
+                routes.push(Flat {
+                    pattern: &r.pattern,
+                    handler: &r.handler,
+                    scopes: around,
+                });
+            }
+            Item::Group(list, inner) => {
+                let around = number(list, scopes);
+                flatten(inner, &around, routes, scopes);
+            }
+        }
     }
 }
 
 /// Declares a router: `"[METHOD ][HOST]/PATH" => handler` entries, with an
 /// optional leading `state = <expr>;`. Overlapping patterns where neither
-/// is more specific, and duplicates, are compile errors.
+/// is more specific, and duplicates, are compile errors, across groups too.
+/// A route may end with `[layer(m), guard(g), …]` (middleware and guards
+/// around it only, outermost first), and `[…] { routes }` groups routes
+/// under scopes (groups nest).
 #[proc_macro]
 pub fn routes(input: TokenStream) -> TokenStream {
     let parsed = parse_macro_input!(input as Routes);
@@ -82,34 +189,43 @@ fn handler_name(p: &Path) -> String {
 }
 
 fn expand(input: Routes) -> syn::Result<Tokens> {
-    let mut named = Vec::with_capacity(input.routes.len());
-    for r in &input.routes {
+    let (mut routes, mut scopes) = (Vec::new(), Vec::new());
+    flatten(&input.items, &[], &mut routes, &mut scopes);
+    let mut named = Vec::with_capacity(routes.len());
+    for r in &routes {
         let pattern = Pattern::parse(&r.pattern.value())
             .map_err(|e| syn::Error::new(r.pattern.span(), e.to_string()))?;
-        named.push((pattern, handler_name(&r.handler)));
+        named.push((pattern, handler_name(r.handler)));
     }
     let table = build(&named).map_err(|e| {
         let second = match &e {
             BuildError::Duplicate { second, .. } | BuildError::Conflict { second, .. } => second,
             BuildError::TooManyParams(p) => p,
         };
-        let at = input
-            .routes
+        let at = routes
             .iter()
             .find(|r| &r.pattern.value() == second)
             .map_or_else(proc_macro2::Span::call_site, |r| r.pattern.span());
         syn::Error::new(at, e.to_string())
     })?;
     let table = emit_table(&table);
-    let handlers: Vec<&Path> = input.routes.iter().map(|r| &r.handler).collect();
-    let dispatch = if handlers.is_empty() {
+    let dispatch = if routes.is_empty() {
         quote!(::std::future::ready(::edgeshard::route::unknown_route()))
     } else {
-        dispatch_tree(&handlers, 0)
+        dispatch_tree(&routes, 0)
     };
     let state = input.state.map_or_else(|| quote!(()), |e| quote!(#e));
+    let scope_lets = scopes.iter().enumerate().map(|(i, s)| {
+        let name = scope_ident(i);
+        let made = match s {
+            ScopeExpr::Layer(e) => quote!(::edgeshard::route::LayerScope(#e)),
+            ScopeExpr::Guard(e) => quote!(::edgeshard::route::GuardScope(#e)),
+        };
+        quote!(let #name = ::std::rc::Rc::new(#made);)
+    });
     Ok(quote! {{
         static __EDGESHARD_ROUTES: ::edgeshard::route::Table<'static> = #table;
+        #(#scope_lets)*
         ::edgeshard::route::Router::new(
             &__EDGESHARD_ROUTES,
             #state,
@@ -118,17 +234,39 @@ fn expand(input: Routes) -> syn::Result<Tokens> {
     }})
 }
 
-/// The call of route `first + i` for `handlers[i]`, as a balanced tree of
+fn scope_ident(i: usize) -> syn::Ident {
+    quote::format_ident!("__edgeshard_scope_{}", i)
+}
+
+/// The call of route `first + i` for `routes[i]`, as a balanced tree of
 /// `Either`s split on `__route`: the handler's own future comes back,
-/// not an `async` block that would hold the request once more.
-fn dispatch_tree(handlers: &[&Path], first: u32) -> Tokens {
-    if let [h] = handlers {
-        return quote!(::edgeshard::route::RouteHandler::call_route(&#h, __req, __state));
+/// not an `async` block that would hold the request once more. A scoped
+/// route's future is its scopes' around it (each a clone of the scope's
+/// `Rc`, moved into the closure that calls what is inside).
+fn dispatch_tree(routes: &[Flat<'_>], first: u32) -> Tokens {
+    if let [r] = routes {
+        let h = r.handler;
+        let mut call = quote!(::edgeshard::route::RouteHandler::call_route(&#h, __req, __state));
+        if r.scopes.is_empty() {
+            return call;
+        }
+        let clones: Vec<syn::Ident> = (0..r.scopes.len())
+            .map(|k| quote::format_ident!("__edgeshard_scoped_{}", k))
+            .collect();
+        for (k, _) in r.scopes.iter().enumerate().rev() {
+            let c = &clones[k];
+            call = quote!(::edgeshard::route::Scope::wrap(#c, __req, move |__req: ::edgeshard::Request| #call));
+        }
+        let lets = r.scopes.iter().zip(&clones).map(|(&i, c)| {
+            let name = scope_ident(i);
+            quote!(let #c = ::std::rc::Rc::clone(&#name);)
+        });
+        return quote!({ #(#lets)* #call });
     }
-    let mid = handlers.len() / 2;
+    let mid = routes.len() / 2;
     let split = first + mid as u32;
-    let left = dispatch_tree(&handlers[..mid], first);
-    let right = dispatch_tree(&handlers[mid..], split);
+    let left = dispatch_tree(&routes[..mid], first);
+    let right = dispatch_tree(&routes[mid..], split);
     quote! {
         if __route < #split {
             ::edgeshard::route::Either::Left { inner: #left }

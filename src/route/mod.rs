@@ -4,9 +4,13 @@
 //! live in the `edgeshard-routing` crate, shared with the macro and with
 //! [`RuntimeTrie`] for routes that come from configuration.
 
+mod scope;
+
 use std::future::Future;
 
 use edgeshard_routing::percent::has_encoded_dot_segment;
+
+pub use scope::{GuardScope, LayerScope, Scope, ScopedFuture};
 
 #[doc(hidden)]
 pub use crate::future::Either;

@@ -262,3 +262,116 @@ fn every_route_reaches_its_own_handler() {
     assert_eq!(body(&get(&one, "GET", "/only", "x")), "r0");
     assert_eq!(get(&one, "GET", "/other", "x").status().as_u16(), 404);
 }
+
+mod scopes {
+    //! Middleware and guards on some routes only, inside `routes!`.
+
+    use super::*;
+    use edgeshard::middleware::{Check, Guard, Middleware};
+    use edgeshard::StatusCode;
+
+    /// Adds `X-Scope: <name>` on the way out.
+    struct Stamp(&'static str);
+
+    impl Middleware for Stamp {
+        type Carry = ();
+        fn on_request(&self, _: &mut Request) -> Result<(), Response> {
+            Ok(())
+        }
+        fn on_response(&self, _: (), resp: Response) -> Response {
+            resp.with_header("X-Scope", self.0)
+        }
+    }
+
+    /// Lets `x-token: t` through at once, `x-token: slow` after a wait,
+    /// and nothing else.
+    struct Token;
+
+    impl Guard for Token {
+        fn check(&self, req: &mut Request) -> Check {
+            match req.header("x-token") {
+                Some(b"t") => Check::Pass,
+                Some(b"slow") => Check::Wait(Box::pin(async {
+                    futures_lite::future::yield_now().await;
+                    Ok(())
+                })),
+                _ => Check::Deny(Response::error(StatusCode::UNAUTHORIZED, "no token")),
+            }
+        }
+    }
+
+    async fn ok(_: Request) -> &'static str {
+        "ok"
+    }
+
+    fn call(router: &impl Handler, method: &str, path: &str, token: Option<&str>) -> Response {
+        let token = token.map_or(String::new(), |t| format!("X-Token: {t}\r\n"));
+        block_on(router.call(request(&format!(
+            "{method} {path} HTTP/1.1\r\nHost: h\r\n{token}\r\n"
+        ))))
+    }
+
+    fn stamps(r: &Response) -> Vec<String> {
+        r.headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"x-scope"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_route_s_or_group_s_scopes_apply_to_those_routes_only() {
+        let app = routes! {
+            "GET /open" => ok,
+            "GET /me" => ok [guard(Token)],
+            [layer(Stamp("admin")), guard(Token)] {
+                "GET /admin/{$}" => ok,
+                "POST /admin/users" => ok [layer(Stamp("inner"))],
+                [layer(Stamp("deep"))] {
+                    "GET /admin/deep/{x}" => ok,
+                },
+            },
+        };
+        let r = call(&app, "GET", "/open", None);
+        assert_eq!((r.status().as_u16(), stamps(&r)), (200, vec![]));
+        assert_eq!(call(&app, "GET", "/me", None).status().as_u16(), 401);
+        assert_eq!(call(&app, "GET", "/me", Some("t")).status().as_u16(), 200);
+        assert_eq!(
+            call(&app, "GET", "/me", Some("slow")).status().as_u16(),
+            200
+        );
+        // The guard is inside the group's layer: its refusal is stamped.
+        let r = call(&app, "GET", "/admin/", None);
+        assert_eq!(
+            (r.status().as_u16(), stamps(&r)),
+            (401, vec!["admin".to_string()])
+        );
+        let r = call(&app, "GET", "/admin/", Some("slow"));
+        assert_eq!((r.status().as_u16(), body(&r)), (200, "ok".to_string()));
+        assert_eq!(stamps(&r), ["admin"]);
+        // Inner scopes answer first, outer ones last.
+        let r = call(&app, "POST", "/admin/users", Some("t"));
+        assert_eq!(
+            (r.status().as_u16(), stamps(&r)),
+            (200, vec!["inner".into(), "admin".into()])
+        );
+        let r = call(&app, "GET", "/admin/deep/1", Some("t"));
+        assert_eq!(stamps(&r), ["deep", "admin"]);
+        // Matched routes only: the router's own answers are not guarded.
+        let r = call(&app, "GET", "/admin/nope", None);
+        assert_eq!((r.status().as_u16(), stamps(&r)), (404, vec![]));
+        let r = call(&app, "PUT", "/admin/users", None);
+        assert_eq!((r.status().as_u16(), stamps(&r)), (405, vec![]));
+        // The table is one table: the groups' routes are in it, in order.
+        let patterns: Vec<&str> = app.routes().iter().map(|r| &*r.pattern).collect();
+        assert_eq!(
+            patterns,
+            [
+                "GET /open",
+                "GET /me",
+                "GET /admin/{$}",
+                "POST /admin/users",
+                "GET /admin/deep/{x}"
+            ]
+        );
+    }
+}
