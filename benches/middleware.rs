@@ -141,14 +141,14 @@ fn bench_auth(c: &mut Criterion) {
         c,
         "auth/bearer_pass",
         &head("Bearer token-three"),
-        plaintext.guard(bearer),
+        plaintext.layer(bearer),
     );
     let unguarded = load(format!("/admin=bearer:{}", tokens.display()));
     bench_handler(
         c,
         "auth/outside_prefix",
         &head("-"),
-        plaintext.guard(unguarded),
+        plaintext.layer(unguarded),
     );
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -166,7 +166,7 @@ fn bench_auth(c: &mut Criterion) {
         c,
         "auth/jwt_hs256_pass",
         &head(&format!("Bearer {token}")),
-        plaintext.guard(jwt),
+        plaintext.layer(jwt),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

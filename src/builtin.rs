@@ -39,8 +39,7 @@ pub struct Builtin {
 /// Around it all, the middleware the configuration asks for, outermost
 /// first: request ids, security headers, CORS (so a preflight is answered
 /// before routing could turn it into a 405), the rate limit, compression
-/// (innermost: it sees the app's own response); inside them, the auth
-/// rules' guard.
+/// (it sees the app's own response), the auth rules (innermost).
 pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
     let files = StaticFiles::new(&ctx.static_files, ctx.metrics.clone());
     let routes = router(
@@ -50,10 +49,7 @@ pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
         }),
         files,
     );
-    // Inside the chain: a refused login is rate limited, and a preflight
-    // (which carries no credentials) is answered by CORS before it.
-    let auth = ctx.auth.clone().map(Auth::new);
-    routes.guard(auth).layer(middleware(ctx))
+    routes.layer(middleware(ctx))
 }
 
 /// The binary's chain: each part `None` when switched off.
@@ -61,7 +57,10 @@ type Chain = (
     Option<RequestIds>,
     (
         Option<SecurityHeaders>,
-        (Option<Cors>, (Option<RateLimit>, Option<Compress>)),
+        (
+            Option<Cors>,
+            (Option<RateLimit>, (Option<Compress>, Option<Auth>)),
+        ),
     ),
 );
 
@@ -73,7 +72,13 @@ fn middleware(ctx: &ShardContext) -> Chain {
     // Inside CORS: a 429 carries the CORS headers a browser needs to read it.
     let rate_limit = mw.rate_limit.as_ref().map(RateLimit::new);
     let compress = mw.compress.clone().map(Compress::new);
-    (request_ids, (security, (cors, (rate_limit, compress))))
+    // Innermost: a refused login is rate limited, and a preflight (which
+    // carries no credentials) is answered by CORS before it.
+    let auth = ctx.auth.clone().map(Auth::new);
+    (
+        request_ids,
+        (security, (cors, (rate_limit, (compress, auth)))),
+    )
 }
 
 /// The built-in route table, as `--print-routes` shows it.

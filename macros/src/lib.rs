@@ -8,7 +8,7 @@
 //!     "GET /healthz" => healthz,
 //!     "GET /users/{id}" => users::show,
 //!     "POST /api/echo" => echo [layer(RequestIds::new(0))],   // this route only
-//!     [guard(auth)] {                  // a group: these routes only
+//!     [layer(auth)] {                  // a group: these routes only
 //!         "GET /admin/{$}" => admin::home,
 //!         "POST /admin/users" => admin::add_user,
 //!     },
@@ -31,26 +31,21 @@ struct Route {
     scopes: Vec<ScopeExpr>,
 }
 
-/// `layer(<middleware>)` or `guard(<guard>)`.
-enum ScopeExpr {
-    Layer(Expr),
-    Guard(Expr),
-}
+/// `layer(<middleware>)`.
+struct ScopeExpr(Expr);
 
 impl Parse for ScopeExpr {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let kind: syn::Ident = input.parse()?;
+        if kind != "layer" {
+            return Err(syn::Error::new(
+                kind.span(),
+                "expected `layer(<middleware>)`",
+            ));
+        }
         let inner;
         syn::parenthesized!(inner in input);
-        let expr: Expr = inner.parse()?;
-        match kind.to_string().as_str() {
-            "layer" => Ok(ScopeExpr::Layer(expr)),
-            "guard" => Ok(ScopeExpr::Guard(expr)),
-            _ => Err(syn::Error::new(
-                kind.span(),
-                "expected `layer(<middleware>)` or `guard(<guard>)`",
-            )),
-        }
+        Ok(ScopeExpr(inner.parse()?))
     }
 }
 
@@ -172,9 +167,9 @@ fn flatten<'a>(
 /// Declares a router: `"[METHOD ][HOST]/PATH" => handler` entries, with an
 /// optional leading `state = <expr>;`. Overlapping patterns where neither
 /// is more specific, and duplicates, are compile errors, across groups too.
-/// A route may end with `[layer(m), guard(g), …]` (middleware and guards
-/// around it only, outermost first), and `[…] { routes }` groups routes
-/// under scopes (groups nest).
+/// A route may end with `[layer(m), …]` (middleware around it only,
+/// outermost first), and `[layer(…), …] { routes }` groups routes under
+/// middleware (groups nest).
 #[proc_macro]
 pub fn routes(input: TokenStream) -> TokenStream {
     let parsed = parse_macro_input!(input as Routes);
@@ -215,13 +210,9 @@ fn expand(input: Routes) -> syn::Result<Tokens> {
         dispatch_tree(&routes, 0)
     };
     let state = input.state.map_or_else(|| quote!(()), |e| quote!(#e));
-    let scope_lets = scopes.iter().enumerate().map(|(i, s)| {
+    let scope_lets = scopes.iter().enumerate().map(|(i, ScopeExpr(e))| {
         let name = scope_ident(i);
-        let made = match s {
-            ScopeExpr::Layer(e) => quote!(::edgeshard::route::LayerScope(#e)),
-            ScopeExpr::Guard(e) => quote!(::edgeshard::route::GuardScope(#e)),
-        };
-        quote!(let #name = ::std::rc::Rc::new(#made);)
+        quote!(let #name = ::std::rc::Rc::new(#e);)
     });
     Ok(quote! {{
         static __EDGESHARD_ROUTES: ::edgeshard::route::Table<'static> = #table;
@@ -255,7 +246,7 @@ fn dispatch_tree(routes: &[Flat<'_>], first: u32) -> Tokens {
             .collect();
         for (k, _) in r.scopes.iter().enumerate().rev() {
             let c = &clones[k];
-            call = quote!(::edgeshard::route::Scope::wrap(#c, __req, move |__req: ::edgeshard::Request| #call));
+            call = quote!(::edgeshard::route::scoped(#c, __req, move |__req: ::edgeshard::Request| #call));
         }
         let lets = r.scopes.iter().zip(&clones).map(|(&i, c)| {
             let name = scope_ident(i);

@@ -5,7 +5,10 @@
 //! The configuration ([`AuthSettings`]) names files; [`AuthConfig::load`]
 //! reads and checks them once, at start (an unsupported hash scheme or a
 //! key that is not one is an error naming the file and line), and every
-//! shard shares the result. Each shard then has its own [`Auth`] guard.
+//! shard shares the result. Each shard then has its own [`Auth`]
+//! middleware, around everything (`handler.layer(auth)`: it guards only its
+//! prefixes) or around some routes (`route_layer`, or `layer(auth)` in
+//! `routes!`).
 //!
 //! A request under a guarded prefix (the longest matching one; `/admin`
 //! guards `/admin` and `/admin/…`, not `/administrator`) needs
@@ -38,7 +41,7 @@ use base64::Engine;
 use bytes::Bytes;
 use subtle::ConstantTimeEq;
 
-use super::{Check, Guard};
+use super::{Middleware, Wait};
 use crate::handler::Request;
 use crate::http::StatusCode;
 use crate::response::Response;
@@ -311,7 +314,7 @@ pub struct JwtClaims(pub serde_json::Map<String, serde_json::Value>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser(pub String);
 
-/// One shard's authentication guard.
+/// One shard's authentication middleware.
 pub struct Auth {
     config: Arc<AuthConfig>,
     /// Successful password checks: credentials as sent → when they expire.
@@ -328,7 +331,7 @@ impl fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// A shard's guard over the loaded `config`.
+    /// A shard's middleware over the loaded `config`.
     pub fn new(config: Arc<AuthConfig>) -> Auth {
         Auth {
             config,
@@ -350,7 +353,33 @@ impl Auth {
     }
 }
 
-impl Guard for Auth {
+/// What a rule makes of a request.
+enum Check {
+    Pass,
+    Deny(Response),
+    /// A password check, on the blocking thread.
+    Wait(Wait),
+}
+
+impl Middleware for Auth {
+    /// A password check to wait for, when one is needed.
+    type Carry = Option<Wait>;
+
+    fn on_request(&self, req: &mut Request) -> Result<Option<Wait>, Response> {
+        match self.check(req) {
+            Check::Pass => Ok(None),
+            Check::Deny(answer) => Err(answer),
+            Check::Wait(wait) => Ok(Some(wait)),
+        }
+    }
+
+    #[inline]
+    fn wait(&self, carry: &mut Option<Wait>) -> Option<Wait> {
+        carry.take()
+    }
+}
+
+impl Auth {
     fn check(&self, req: &mut Request) -> Check {
         let Some(rule) = self.rule_for(req.path()) else {
             return Check::Pass;

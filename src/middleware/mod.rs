@@ -19,10 +19,10 @@
 //!
 //! Per-request values go in the request's extensions.
 //!
-//! A check that may have to wait (a password hash checked off the shard's
-//! thread) is a [`Guard`] instead: it lets a request through, denies it,
-//! or returns a future to wait for, and `handler.guard(g)` puts it in
-//! front of a handler. [`Auth`] is one.
+//! A check that must wait (a password hash, checked off the shard's
+//! thread) lets `on_request` pass and hands [`Middleware::wait`] the work
+//! to wait for: the handler runs once it says `Ok`. Only then does a
+//! request wait in a box; [`Auth`] is such a middleware.
 //!
 //! Writing one, in ten lines: a header on every response, and a 403 for
 //! requests without a token.
@@ -78,6 +78,10 @@ pub use security::{BadValue, SecurityHeaders, SecuritySettings};
 use crate::handler::{Handler, Request};
 use crate::response::Response;
 
+/// Work a middleware waits for before the handler runs (see
+/// [`Middleware::wait`]): `Err` answers instead.
+pub type Wait = Pin<Box<dyn Future<Output = Result<(), Response>>>>;
+
 /// Hooks around a handler. `on_request` runs first: `Err` answers at once
 /// (the handler is not called, nor this middleware's `on_response`);
 /// `Ok` carries what `on_response` will need to the handler's answer.
@@ -88,6 +92,15 @@ pub trait Middleware: 'static {
 
     /// Before the handler: look at or change the request, or answer.
     fn on_request(&self, req: &mut Request) -> Result<Self::Carry, Response>;
+
+    /// After `on_request` let the request through: work to wait for
+    /// before the handler runs, if any (taken out of the carry, where
+    /// `on_request` left it). Most middleware have none; the default says so.
+    #[inline]
+    fn wait(&self, carry: &mut Self::Carry) -> Option<Wait> {
+        let _ = carry;
+        None
+    }
 
     /// After the handler: change its response.
     fn on_response(&self, carry: Self::Carry, resp: Response) -> Response {
@@ -100,7 +113,7 @@ pub trait Middleware: 'static {
 impl Middleware for () {
     type Carry = ();
 
-    #[inline]
+    #[inline(always)]
     fn on_request(&self, _: &mut Request) -> Result<(), Response> {
         Ok(())
     }
@@ -111,7 +124,7 @@ impl Middleware for () {
 impl<M: Middleware> Middleware for Option<M> {
     type Carry = Option<M::Carry>;
 
-    #[inline]
+    #[inline(always)]
     fn on_request(&self, req: &mut Request) -> Result<Self::Carry, Response> {
         match self {
             Some(m) => m.on_request(req).map(Some),
@@ -119,7 +132,15 @@ impl<M: Middleware> Middleware for Option<M> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
+    fn wait(&self, carry: &mut Self::Carry) -> Option<Wait> {
+        match (self, carry) {
+            (Some(m), Some(c)) => m.wait(c),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
     fn on_response(&self, carry: Self::Carry, resp: Response) -> Response {
         match (self, carry) {
             (Some(m), Some(c)) => m.on_response(c, resp),
@@ -129,11 +150,13 @@ impl<M: Middleware> Middleware for Option<M> {
 }
 
 /// `A` around `B`: `A` sees the request first and the response last. When
-/// `B` answers early, `A`'s `on_response` still sees that answer.
+/// `B` answers early, `A`'s `on_response` still sees that answer. Their
+/// waits run one after the other, `A`'s first (both `on_request`s have run
+/// by then).
 impl<A: Middleware, B: Middleware> Middleware for (A, B) {
     type Carry = (A::Carry, B::Carry);
 
-    #[inline]
+    #[inline(always)]
     fn on_request(&self, req: &mut Request) -> Result<Self::Carry, Response> {
         let a = self.0.on_request(req)?;
         match self.1.on_request(req) {
@@ -142,7 +165,19 @@ impl<A: Middleware, B: Middleware> Middleware for (A, B) {
         }
     }
 
-    #[inline]
+    #[inline(always)]
+    fn wait(&self, (a, b): &mut Self::Carry) -> Option<Wait> {
+        match (self.0.wait(a), self.1.wait(b)) {
+            (None, None) => None,
+            (Some(w), None) | (None, Some(w)) => Some(w),
+            (Some(first), Some(then)) => Some(Box::pin(async move {
+                first.await?;
+                then.await
+            })),
+        }
+    }
+
+    #[inline(always)]
     fn on_response(&self, (a, b): Self::Carry, resp: Response) -> Response {
         self.0.on_response(a, self.1.on_response(b, resp))
     }
@@ -175,25 +210,38 @@ impl<M: Middleware, H: Handler> Handler for Layered<M, H> {
     }
 }
 
-/// Runs `m`'s `on_request`, then `call` (the handler) unless it answered;
-/// the future applies `on_response` to the handler's response.
-#[inline]
-pub(crate) fn layered_call<'a, M, F, Fut>(
-    m: &'a M,
-    mut req: Request,
-    call: F,
-) -> LayeredFuture<'a, M, Fut>
+/// Runs `m`'s `on_request`, then makes the handler's future with `call`
+/// unless it answered; the future waits for what the middleware must wait
+/// for (if anything) before it polls the handler's, and applies
+/// `on_response` to the handler's response. `m` is anything that leads to
+/// the middleware: a reference, or an `Rc` of a route scope.
+///
+/// A handler does its work when polled, so making its future before the
+/// wait is over runs nothing of it (a router decides the route, no more);
+/// if the wait answers, the future is dropped unpolled. Built this way,
+/// the common path (nothing to wait for) is the same code as without the
+/// hook: keeping the request aside for a possible wait cost every request
+/// a copy of it.
+// Always: the chain's hooks are small dispatchers, and each one left out
+// of line passes the response by value (a copy) to the next.
+#[inline(always)]
+pub(crate) fn layered_call<P, M, F, C>(m: P, mut req: Request, call: C) -> LayeredFuture<P, M, F>
 where
+    P: std::ops::Deref<Target = M>,
     M: Middleware,
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Response>,
+    C: FnOnce(Request) -> F,
+    F: Future<Output = Response>,
 {
     match m.on_request(&mut req) {
-        Ok(carry) => LayeredFuture::Inner {
-            inner: call(req),
-            middleware: m,
-            carry: Some(carry),
-        },
+        Ok(mut carry) => {
+            let wait = m.wait(&mut carry);
+            LayeredFuture::Inner {
+                wait,
+                inner: call(req),
+                middleware: m,
+                carry: Some(carry),
+            }
+        }
         Err(answer) => LayeredFuture::Answered {
             answer: Some(answer),
         },
@@ -201,17 +249,19 @@ where
 }
 
 pin_project! {
-    /// The future of a [`Layered`] handler: the inner handler's future and
-    /// the carry, or the middleware's own answer.
+    /// The future of a [`Layered`] handler (and of a route scope): the
+    /// inner handler's future and the carry (and what the middleware waits
+    /// for before it), or the middleware's own answer.
     #[project = LayeredProj]
     // The macro takes no docs on variant fields.
     #[allow(missing_docs)]
-    pub enum LayeredFuture<'a, M: Middleware, F> {
-        /// The handler runs.
+    pub enum LayeredFuture<P, M: Middleware, F> {
+        /// The handler runs (once `wait`, if any, has said `Ok`).
         Inner {
+            wait: Option<Wait>,
             #[pin]
             inner: F,
-            middleware: &'a M,
+            middleware: P,
             carry: Option<M::Carry>,
         },
         /// The middleware answered.
@@ -219,19 +269,42 @@ pin_project! {
     }
 }
 
-impl<M: Middleware, F: Future<Output = Response>> Future for LayeredFuture<'_, M, F> {
+impl<P, M, F> Future for LayeredFuture<P, M, F>
+where
+    P: std::ops::Deref<Target = M>,
+    M: Middleware,
+    F: Future<Output = Response>,
+{
     type Output = Response;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         match self.project() {
             LayeredProj::Inner {
+                wait,
                 inner,
                 middleware,
                 carry,
-            } => inner.poll(cx).map(|resp| match carry.take() {
-                Some(c) => middleware.on_response(c, resp),
-                None => resp,
-            }),
+            } => {
+                if let Some(w) = wait {
+                    match w.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(())) => *wait = None,
+                        // Answered after all: the handler's future is
+                        // dropped unpolled; the middleware sees the answer.
+                        Poll::Ready(Err(answer)) => {
+                            *wait = None;
+                            return Poll::Ready(match carry.take() {
+                                Some(c) => middleware.on_response(c, answer),
+                                None => answer,
+                            });
+                        }
+                    }
+                }
+                inner.poll(cx).map(|resp| match carry.take() {
+                    Some(c) => middleware.on_response(c, resp),
+                    None => resp,
+                })
+            }
             // Polled again after it finished: the answer is gone.
             LayeredProj::Answered { answer } => {
                 Poll::Ready(answer.take().unwrap_or_else(polled_after_completion))
@@ -240,17 +313,27 @@ impl<M: Middleware, F: Future<Output = Response>> Future for LayeredFuture<'_, M
     }
 }
 
+#[cold]
+fn polled_after_completion() -> Response {
+    Response::error(
+        crate::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "polled after completion",
+    )
+}
+
 /// What a [`Router`](crate::route::Router) wraps its matched routes' futures
 /// in: nothing ([`NoLayer`], the routes' own futures as they are) or a
 /// middleware ([`RouteLayer`]).
 pub trait RouteWrap: 'static {
-    /// The wrapped future of a route's future `F`.
-    type Future<'a, F: Future<Output = Response>>: Future<Output = Response>
+    /// The wrapped future of a route's future `F`, made by `C`.
+    type Future<'a, F, C>: Future<Output = Response>
     where
-        Self: 'a;
+        Self: 'a,
+        F: Future<Output = Response>,
+        C: FnOnce(Request) -> F;
 
     /// Runs the middleware's `on_request` (if any), then `call`.
-    fn wrap<'a, F, C>(&'a self, req: Request, call: C) -> Self::Future<'a, F>
+    fn wrap<'a, F, C>(&'a self, req: Request, call: C) -> Self::Future<'a, F, C>
     where
         F: Future<Output = Response>,
         C: FnOnce(Request) -> F;
@@ -261,7 +344,11 @@ pub trait RouteWrap: 'static {
 pub struct NoLayer;
 
 impl RouteWrap for NoLayer {
-    type Future<'a, F: Future<Output = Response>> = F;
+    type Future<'a, F, C>
+        = F
+    where
+        F: Future<Output = Response>,
+        C: FnOnce(Request) -> F;
 
     #[inline]
     fn wrap<F, C>(&self, req: Request, call: C) -> F
@@ -278,10 +365,14 @@ impl RouteWrap for NoLayer {
 pub struct RouteLayer<M>(pub M);
 
 impl<M: Middleware> RouteWrap for RouteLayer<M> {
-    type Future<'a, F: Future<Output = Response>> = LayeredFuture<'a, M, F>;
+    type Future<'a, F, C>
+        = LayeredFuture<&'a M, M, F>
+    where
+        F: Future<Output = Response>,
+        C: FnOnce(Request) -> F;
 
     #[inline]
-    fn wrap<'a, F, C>(&'a self, req: Request, call: C) -> LayeredFuture<'a, M, F>
+    fn wrap<F, C>(&self, req: Request, call: C) -> LayeredFuture<&M, M, F>
     where
         F: Future<Output = Response>,
         C: FnOnce(Request) -> F,
@@ -290,149 +381,13 @@ impl<M: Middleware> RouteWrap for RouteLayer<M> {
     }
 }
 
-/// What a [`Guard`] decides about a request.
-pub enum Check {
-    /// Let it through to the handler.
-    Pass,
-    /// Answer this instead (a 401, a 403).
-    Deny(Response),
-    /// Wait for this to decide (work done off the shard's thread, such as
-    /// a password hash); the handler runs only if it says `Ok`.
-    Wait(Pin<Box<dyn Future<Output = Result<(), Response>>>>),
-}
-
-impl std::fmt::Debug for Check {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Check::Pass => "Pass",
-            Check::Deny(_) => "Deny",
-            Check::Wait(_) => "Wait",
-        })
-    }
-}
-
-/// A check before a handler that may have to wait: authentication. Unlike
-/// a [`Middleware`] it cannot change the response, and it may return a
-/// future to wait for (only then does the request wait in a box).
-pub trait Guard: 'static {
-    /// Looks at the request (and may add to its extensions) and decides.
-    fn check(&self, req: &mut Request) -> Check;
-}
-
-/// `None` lets everything through.
-impl<G: Guard> Guard for Option<G> {
-    #[inline]
-    fn check(&self, req: &mut Request) -> Check {
-        match self {
-            Some(g) => g.check(req),
-            None => Check::Pass,
-        }
-    }
-}
-
-/// A handler behind a [`Guard`]: see [`HandlerExt::guard`].
-#[derive(Debug, Clone)]
-pub struct Guarded<G, H> {
-    guard: G,
-    inner: H,
-}
-
-impl<G, H> Guarded<G, H> {
-    /// The handler inside.
-    pub fn inner(&self) -> &H {
-        &self.inner
-    }
-}
-
-impl<G: Guard, H: Handler> Handler for Guarded<G, H> {
-    fn call(&self, mut req: Request) -> impl Future<Output = Response> {
-        let call = move |req| self.inner.call(req);
-        match self.guard.check(&mut req) {
-            Check::Pass => GuardedFuture::Running { inner: call(req) },
-            Check::Deny(answer) => GuardedFuture::Answered {
-                answer: Some(answer),
-            },
-            Check::Wait(wait) => GuardedFuture::Waiting {
-                wait,
-                next: Some((req, call)),
-            },
-        }
-    }
-}
-
-pin_project! {
-    /// The future of a [`Guarded`] handler.
-    #[project = GuardedProj]
-    #[allow(missing_docs)]
-    pub enum GuardedFuture<C, F> {
-        /// The guard's check is running; then the handler.
-        Waiting {
-            wait: Pin<Box<dyn Future<Output = Result<(), Response>>>>,
-            next: Option<(Request, C)>,
-        },
-        /// The handler runs.
-        Running {
-            #[pin]
-            inner: F,
-        },
-        /// The guard answered.
-        Answered { answer: Option<Response> },
-    }
-}
-
-impl<C, F> Future for GuardedFuture<C, F>
-where
-    C: FnOnce(Request) -> F,
-    F: Future<Output = Response>,
-{
-    type Output = Response;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        loop {
-            match self.as_mut().project() {
-                GuardedProj::Waiting { wait, next } => match wait.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(answer)) => return Poll::Ready(answer),
-                    Poll::Ready(Ok(())) => match next.take() {
-                        Some((req, call)) => self.set(GuardedFuture::Running { inner: call(req) }),
-                        None => return Poll::Ready(polled_after_completion()),
-                    },
-                },
-                GuardedProj::Running { inner } => return inner.poll(cx),
-                GuardedProj::Answered { answer } => {
-                    return Poll::Ready(answer.take().unwrap_or_else(polled_after_completion))
-                }
-            }
-        }
-    }
-}
-
-#[cold]
-fn polled_after_completion() -> Response {
-    Response::error(
-        crate::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "polled after completion",
-    )
-}
-
-/// `.layer(m)` and `.guard(g)` on any handler.
+/// `.layer(m)` on any handler.
 pub trait HandlerExt: Handler + Sized {
     /// This handler with `m` around it (and around everything this
     /// handler answers itself, such as a router's 404s and 405s). Called
     /// again, the new middleware goes outside the earlier ones.
     fn layer<M: Middleware>(self, m: M) -> Layered<M, Self> {
         Layered::new(m, self)
-    }
-
-    /// This handler behind `g`, which may deny a request or make it wait
-    /// (see [`Guard`]). Around a router, it sees every request, the
-    /// router's 404s included; an [`Auth`] only guards the prefixes it has
-    /// rules for.
-    fn guard<G: Guard>(self, g: G) -> Guarded<G, Self> {
-        Guarded {
-            guard: g,
-            inner: self,
-        }
     }
 }
 

@@ -10,14 +10,15 @@ use std::future::Future;
 
 use edgeshard_routing::percent::has_encoded_dot_segment;
 
-pub use scope::{GuardScope, LayerScope, Scope, ScopedFuture};
+#[doc(hidden)]
+pub use scope::scoped;
 
 #[doc(hidden)]
 pub use crate::future::Either;
 pub use crate::future::IntoResponseFuture;
 use crate::handler::{Handler, Request, RouteParams};
 use crate::http::StatusCode;
-use crate::middleware::{Guarded, Layered, Middleware, NoLayer, RouteLayer, RouteWrap};
+use crate::middleware::{Layered, Middleware, NoLayer, RouteLayer, RouteWrap};
 use crate::response::{IntoResponse, Response};
 
 #[doc(hidden)]
@@ -168,13 +169,6 @@ impl<M, H: HasRoutes> HasRoutes for Layered<M, H> {
     }
 }
 
-/// A guarded router still shows its table.
-impl<G, H: HasRoutes> HasRoutes for Guarded<G, H> {
-    fn table(&self) -> &'static Table<'static> {
-        self.inner().table()
-    }
-}
-
 /// The compiled table behind a router.
 pub fn table_of(router: &impl HasRoutes) -> &'static Table<'static> {
     router.table()
@@ -213,7 +207,7 @@ where
                 return Either::Left {
                     inner: self
                         .routes_layer
-                        .wrap(req, |req| (self.dispatch)(r, req, self.state.clone())),
+                        .wrap(req, move |req| (self.dispatch)(r, req, self.state.clone())),
                 };
             }
             Decision::NotFound => {

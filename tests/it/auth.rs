@@ -339,7 +339,7 @@ fn handlers_see_the_claims() {
                 .unwrap_or_default();
             edgeshard::Response::text(sub)
         };
-        who.guard(Auth::new(loaded.clone()))
+        who.layer(Auth::new(loaded.clone()))
     });
     let token = encode(
         &Header::new(Algorithm::HS256),

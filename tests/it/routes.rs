@@ -267,7 +267,7 @@ mod scopes {
     //! Middleware and guards on some routes only, inside `routes!`.
 
     use super::*;
-    use edgeshard::middleware::{Check, Guard, Middleware};
+    use edgeshard::middleware::{Middleware, Wait};
     use edgeshard::StatusCode;
 
     /// Adds `X-Scope: <name>` on the way out.
@@ -284,19 +284,30 @@ mod scopes {
     }
 
     /// Lets `x-token: t` through at once, `x-token: slow` after a wait,
-    /// and nothing else.
+    /// `x-token: late` not after a wait, and nothing else.
     struct Token;
 
-    impl Guard for Token {
-        fn check(&self, req: &mut Request) -> Check {
-            match req.header("x-token") {
-                Some(b"t") => Check::Pass,
-                Some(b"slow") => Check::Wait(Box::pin(async {
+    impl Middleware for Token {
+        type Carry = Option<Wait>;
+        fn on_request(&self, req: &mut Request) -> Result<Option<Wait>, Response> {
+            let wait = |ok: bool| -> Wait {
+                Box::pin(async move {
                     futures_lite::future::yield_now().await;
-                    Ok(())
-                })),
-                _ => Check::Deny(Response::error(StatusCode::UNAUTHORIZED, "no token")),
+                    match ok {
+                        true => Ok(()),
+                        false => Err(Response::error(StatusCode::UNAUTHORIZED, "late no")),
+                    }
+                })
+            };
+            match req.header("x-token") {
+                Some(b"t") => Ok(None),
+                Some(b"slow") => Ok(Some(wait(true))),
+                Some(b"late") => Ok(Some(wait(false))),
+                _ => Err(Response::error(StatusCode::UNAUTHORIZED, "no token")),
             }
+        }
+        fn wait(&self, carry: &mut Option<Wait>) -> Option<Wait> {
+            carry.take()
         }
     }
 
@@ -322,8 +333,8 @@ mod scopes {
     fn a_route_s_or_group_s_scopes_apply_to_those_routes_only() {
         let app = routes! {
             "GET /open" => ok,
-            "GET /me" => ok [guard(Token)],
-            [layer(Stamp("admin")), guard(Token)] {
+            "GET /me" => ok [layer(Token)],
+            [layer(Stamp("admin")), layer(Token)] {
                 "GET /admin/{$}" => ok,
                 "POST /admin/users" => ok [layer(Stamp("inner"))],
                 [layer(Stamp("deep"))] {
@@ -348,6 +359,12 @@ mod scopes {
         let r = call(&app, "GET", "/admin/", Some("slow"));
         assert_eq!((r.status().as_u16(), body(&r)), (200, "ok".to_string()));
         assert_eq!(stamps(&r), ["admin"]);
+        // Refused after the wait: the outer layer still sees the answer.
+        let r = call(&app, "GET", "/admin/", Some("late"));
+        assert_eq!(
+            (r.status().as_u16(), stamps(&r)),
+            (401, vec!["admin".to_string()])
+        );
         // Inner scopes answer first, outer ones last.
         let r = call(&app, "POST", "/admin/users", Some("t"));
         assert_eq!(
