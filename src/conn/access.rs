@@ -18,8 +18,11 @@ impl<S: Transport> Conn<S> {
     /// The current request was answered with `status` and `bytes` body
     /// bytes: its line waits for the response to leave.
     pub(super) fn answered(&mut self, status: StatusCode, bytes: u64, id: Option<Bytes>) {
-        if let Some((head, start)) = self.log.current.take() {
-            self.log.waiting.push(Answered {
+        let Some(log) = self.log.as_deref_mut() else {
+            return;
+        };
+        if let Some((head, start)) = log.current.take() {
+            log.waiting.push(Answered {
                 head,
                 start,
                 status: status.as_u16(),
@@ -35,25 +38,26 @@ impl<S: Transport> Conn<S> {
         if shared.access_log.is_none() {
             return;
         }
-        if self.log.current.is_none() {
+        let log = self.log.get_or_insert_with(Box::default);
+        if log.current.is_none() {
             let seen = &self.rbuf[..self.rbuf.len().min(REFUSED_HEAD_MAX)];
-            self.log.current = Some((Bytes::copy_from_slice(seen), Instant::now()));
+            log.current = Some((Bytes::copy_from_slice(seen), Instant::now()));
         }
         self.answered(status, bytes, None);
     }
 
     /// The responses waiting have left (or failed to): write their lines.
     pub(super) fn log_sent(&mut self, shared: &Shared) {
-        let Some(log) = &shared.access_log else {
+        let (Some(log), Some(queue)) = (&shared.access_log, self.log.as_deref_mut()) else {
             return;
         };
-        if self.log.waiting.is_empty() {
+        if queue.waiting.is_empty() {
             return;
         }
         let now = Instant::now();
         let peer = self.entry.key().info().peer.ip();
         let secs = shared.date.secs();
-        for a in self.log.waiting.drain(..) {
+        for a in queue.waiting.drain(..) {
             let entry = Entry {
                 peer,
                 head: &a.head,

@@ -189,8 +189,9 @@ struct Conn<S> {
     /// The current request declared a JSON body: errors answer in JSON.
     json_errors: bool,
     /// With an access log: the request being answered, and the answered
-    /// ones whose responses have not left yet.
-    log: LogQueue,
+    /// ones whose responses have not left yet. Boxed, and made at the first
+    /// request: without a log, a connection carries one null pointer.
+    log: Option<Box<LogQueue>>,
 }
 
 /// What the connection keeps for its access log lines (nothing without one).
@@ -249,7 +250,7 @@ impl<S: Transport> Conn<S> {
             served: a.served,
             // Each request decides its own error format.
             json_errors: false,
-            log: LogQueue::default(),
+            log: None,
         }
     }
 
@@ -279,7 +280,8 @@ impl<S: Transport> Conn<S> {
             let head = match parse_head(&mut self.rbuf, &shared.limits) {
                 Ok(Some(head)) => {
                     if shared.access_log.is_some() {
-                        self.log.current = Some((head.as_bytes().clone(), Instant::now()));
+                        self.log.get_or_insert_with(Box::default).current =
+                            Some((head.as_bytes().clone(), Instant::now()));
                     }
                     head
                 }

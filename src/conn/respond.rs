@@ -37,8 +37,11 @@ impl<S: Transport> Conn<S> {
         let keep_alive = head.keep_alive();
         // The parser lets a `*` target through for OPTIONS only.
         let key = self.entry.key();
-        let (response, id) = if head.method() == Method::Options && head.target() == "*" {
-            (server_options(), None)
+        // Set apart, not returned with the response: a tuple holding the
+        // response would copy it.
+        let mut id = None;
+        let response = if head.method() == Method::Options && head.target() == "*" {
+            server_options()
         } else {
             // The handler's deadline, if any, is the connection table's.
             self.slot.enter(Phase::Handler, shared.timeouts.handler);
@@ -54,8 +57,8 @@ impl<S: Transport> Conn<S> {
             };
             // The request-id middleware noted the id for the logs; it is
             // taken whether or not there is an access log.
-            let id = key.take_request_id();
-            let response = match outcome {
+            id = key.take_request_id();
+            match outcome {
                 Ok(Ok(r)) => match r.invalid() {
                     None => r,
                     Some(why) => {
@@ -73,8 +76,7 @@ impl<S: Transport> Conn<S> {
                 Err(Interrupt::Timeout(_)) => handler_timed_out(),
                 // The drain deadline passed.
                 Err(_) => return Err(End::Abort),
-            };
-            (response, id)
+            }
         };
         shared.metrics.count_request();
         self.served += 1;
@@ -88,12 +90,15 @@ impl<S: Transport> Conn<S> {
         if let Some((body, length)) = rest {
             bytes = self.send_body(body, length, shared).await?;
         }
-        self.answered(status, bytes, id);
-        if self.wbuf.is_empty() {
-            // The body went on its own and took the head with it: the
-            // response has left.
-            self.log_sent(shared);
-        } else if !close && (self.wbuf.len() >= FLUSH_AT || self.dates.is_full()) {
+        if shared.access_log.is_some() {
+            self.answered(status, bytes, id);
+            if self.wbuf.is_empty() {
+                // The body went on its own and took the head with it: the
+                // response has left.
+                self.log_sent(shared);
+            }
+        }
+        if !close && (self.wbuf.len() >= FLUSH_AT || self.dates.is_full()) {
             self.flush(shared).await?;
         }
         Ok(!close)

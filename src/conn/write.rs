@@ -194,7 +194,7 @@ impl<S: Transport> Conn<S> {
     /// the responses waiting in it have left: their log lines are written.
     async fn flush_with(&mut self, more: bool, shared: &Shared) -> Result<(), End> {
         if self.wbuf.is_empty() {
-            if !more {
+            if !more && self.log.as_ref().is_some_and(|q| !q.waiting.is_empty()) {
                 self.log_sent(shared);
             }
             return Ok(());
@@ -213,7 +213,7 @@ impl<S: Transport> Conn<S> {
         if self.wbuf.capacity() > 4 * FLUSH_AT {
             self.wbuf.shrink_to(FLUSH_AT);
         }
-        if !more {
+        if !more && self.log.as_ref().is_some_and(|q| !q.waiting.is_empty()) {
             self.log_sent(shared);
         }
         res.map_err(|_| End::Abort)

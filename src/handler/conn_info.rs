@@ -98,9 +98,14 @@ impl ConnKey {
     }
 
     /// Takes the noted id of this connection's request, if any.
+    #[inline]
     pub(crate) fn take_request_id(self) -> Option<Bytes> {
         REQUEST_IDS
             .try_with(|ids| {
+                // Without the request-id middleware, nothing is ever noted.
+                if ids.borrow().is_empty() {
+                    return None;
+                }
                 let mut ids = ids.borrow_mut();
                 let at = ids.iter().position(|(k, _)| *k == self)?;
                 Some(ids.swap_remove(at).1)
