@@ -76,7 +76,7 @@ done
 
 STAMP=$(date -u +%F-%H%M)
 OUT="perf/results/$STAMP-chain.md"
-python3 - "$RAW" "$ROUNDS" "$DURATION" "$(git rev-parse --short HEAD)" > "$OUT" <<'PY'
+python3 - "$RAW" "$ROUNDS" "$DURATION" "$(git describe --always --dirty)" > "$OUT" <<'PY'
 import statistics, sys
 raw, rounds, duration, rev = sys.argv[1:5]
 rows = [l.split("\t") for l in open(raw).read().splitlines()]
