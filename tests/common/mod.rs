@@ -39,6 +39,15 @@ pub fn missing(program: &str) {
     eprintln!("skipping: {program} is not installed");
 }
 
+/// The defaults on one shard at an ephemeral loopback port.
+pub fn one_shard() -> Config {
+    Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        shards: NonZeroUsize::new(1),
+        ..Config::default()
+    }
+}
+
 /// A server on 127.0.0.1 with an ephemeral port; shut down and joined on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -48,11 +57,7 @@ pub struct TestServer {
 impl TestServer {
     /// One shard, defaults otherwise, with `tweak` applied to the config.
     pub fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let mut config = Config {
-            listen: vec!["127.0.0.1:0".parse().unwrap()],
-            shards: NonZeroUsize::new(1),
-            ..Config::default()
-        };
+        let mut config = one_shard();
         tweak(&mut config);
         TestServer::with_handler(config, |_shard| test_handler)
     }

@@ -325,12 +325,7 @@ fn handlers_see_the_claims() {
         ..AuthSettings::default()
     };
     let loaded = AuthConfig::load(&settings).unwrap().unwrap();
-    let config = edgeshard::Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        shards: std::num::NonZeroUsize::new(1),
-        ..edgeshard::Config::default()
-    };
-    let srv = TestServer::with_handler(config, move |_| {
+    let srv = TestServer::with_handler(one_shard(), move |_| {
         let who = |req: edgeshard::Request| async move {
             let sub = req
                 .extensions()

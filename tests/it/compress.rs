@@ -168,12 +168,7 @@ fn static_files_keep_their_variants_ranges_and_sendfile_and_weaken_their_etag() 
 
 #[test]
 fn a_stream_is_compressed_chunk_by_chunk_as_it_comes() {
-    let config = edgeshard::Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        shards: std::num::NonZeroUsize::new(1),
-        ..edgeshard::Config::default()
-    };
-    let srv = TestServer::with_handler(config, |_| {
+    let srv = TestServer::with_handler(one_shard(), |_| {
         test_handler.layer(Compress::new(CompressSettings::default()))
     });
     let mut s = srv.connect();
