@@ -83,10 +83,19 @@ impl Middleware for Compress {
         if !self.eligible(&resp) {
             return resp;
         }
-        let mut resp = resp.without_preformatted().with_checked_header(
-            Bytes::from_static(b"Vary"),
-            Bytes::from_static(b"Accept-Encoding"),
-        );
+        let mut resp = resp.without_preformatted();
+        // A handler (or the static files, for a file with variants) may
+        // have said it already.
+        let varies = resp.header("vary").is_some_and(|v| {
+            v.split(|&b| b == b',')
+                .any(|f| f.trim_ascii().eq_ignore_ascii_case(b"accept-encoding"))
+        });
+        if !varies {
+            resp = resp.with_checked_header(
+                Bytes::from_static(b"Vary"),
+                Bytes::from_static(b"Accept-Encoding"),
+            );
+        }
         let Some(coding) = coding else {
             return resp;
         };

@@ -164,6 +164,15 @@ fn static_files_keep_their_variants_ranges_and_sendfile_and_weaken_their_etag() 
     let (head, body) = srv.get("/pre.css", "Accept-Encoding: br, gzip\r\n");
     assert_eq!(header(&head, "content-encoding"), Some("br"), "{head}");
     assert_eq!(body, b"not really brotli");
+    // Without a variant for the coding taken, the file is compressed here,
+    // and says Vary once (the static files said it already).
+    let (head, body) = srv.get("/pre.css", "Accept-Encoding: gzip\r\n");
+    assert_eq!(header(&head, "content-encoding"), Some("gzip"), "{head}");
+    assert_eq!(head.matches("\r\nVary: ").count(), 1, "{head}");
+    assert_eq!(
+        decode("gzip", &body),
+        "body { color: red }\n".repeat(100).as_bytes()
+    );
 }
 
 #[test]
