@@ -36,7 +36,6 @@ impl<S: Transport> Conn<S> {
         let version = head.version();
         let keep_alive = head.keep_alive();
         // The parser lets a `*` target through for OPTIONS only.
-        let key = self.entry.key();
         // Set apart, not returned with the response: a tuple holding the
         // response would copy it.
         let mut id = None;
@@ -47,7 +46,9 @@ impl<S: Transport> Conn<S> {
             self.slot.enter(Phase::Handler, shared.timeouts.handler);
             // For the log if the handler panics: a reference, not a copy.
             let raw = head.as_bytes().clone();
-            let request = Request::on(head, body, key);
+            // The key read here and again below, not kept across the
+            // handler's await: kept, it cost a copy of the request head.
+            let request = Request::on(head, body, self.entry.key());
             // `call` does work before its future exists (the router decides
             // there), so making the future is guarded as well as polling it.
             let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)))
@@ -57,6 +58,7 @@ impl<S: Transport> Conn<S> {
             };
             // The request-id middleware noted the id for the logs; it is
             // taken whether or not there is an access log.
+            let key = self.entry.key();
             id = key.take_request_id();
             match outcome {
                 Ok(Ok(r)) => match r.invalid() {

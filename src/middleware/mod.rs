@@ -325,15 +325,13 @@ fn polled_after_completion() -> Response {
 /// in: nothing ([`NoLayer`], the routes' own futures as they are) or a
 /// middleware ([`RouteLayer`]).
 pub trait RouteWrap: 'static {
-    /// The wrapped future of a route's future `F`, made by `C`.
-    type Future<'a, F, C>: Future<Output = Response>
+    /// The wrapped future of a route's future `F`.
+    type Future<'a, F: Future<Output = Response>>: Future<Output = Response>
     where
-        Self: 'a,
-        F: Future<Output = Response>,
-        C: FnOnce(Request) -> F;
+        Self: 'a;
 
     /// Runs the middleware's `on_request` (if any), then `call`.
-    fn wrap<'a, F, C>(&'a self, req: Request, call: C) -> Self::Future<'a, F, C>
+    fn wrap<'a, F, C>(&'a self, req: Request, call: C) -> Self::Future<'a, F>
     where
         F: Future<Output = Response>,
         C: FnOnce(Request) -> F;
@@ -344,11 +342,7 @@ pub trait RouteWrap: 'static {
 pub struct NoLayer;
 
 impl RouteWrap for NoLayer {
-    type Future<'a, F, C>
-        = F
-    where
-        F: Future<Output = Response>,
-        C: FnOnce(Request) -> F;
+    type Future<'a, F: Future<Output = Response>> = F;
 
     #[inline]
     fn wrap<F, C>(&self, req: Request, call: C) -> F
@@ -365,11 +359,7 @@ impl RouteWrap for NoLayer {
 pub struct RouteLayer<M>(pub M);
 
 impl<M: Middleware> RouteWrap for RouteLayer<M> {
-    type Future<'a, F, C>
-        = LayeredFuture<&'a M, M, F>
-    where
-        F: Future<Output = Response>,
-        C: FnOnce(Request) -> F;
+    type Future<'a, F: Future<Output = Response>> = LayeredFuture<&'a M, M, F>;
 
     #[inline]
     fn wrap<F, C>(&self, req: Request, call: C) -> LayeredFuture<&M, M, F>

@@ -207,7 +207,7 @@ where
                 return Either::Left {
                     inner: self
                         .routes_layer
-                        .wrap(req, move |req| (self.dispatch)(r, req, self.state.clone())),
+                        .wrap(req, |req| (self.dispatch)(r, req, self.state.clone())),
                 };
             }
             Decision::NotFound => {
