@@ -39,6 +39,7 @@ use glommio::io::{BufferedFile, OpenOptions};
 use glommio::timer::Timer;
 
 use crate::http::date::utc_fields;
+use crate::http::split_request_line;
 use crate::log;
 
 /// A shard hands its lines over once they pass this size (bytes), before
@@ -179,7 +180,7 @@ impl Outlet {
                 if regular {
                     None
                 } else {
-                    Some(WriterThread::start(Some((path.clone(), file)))?)
+                    Some(WriterThread::start(Some(file))?)
                 }
             }
         };
@@ -233,16 +234,16 @@ fn open_append(path: &Path) -> Result<File, String> {
 }
 
 impl WriterThread {
-    /// A thread writing batches to stdout, or to `file` (reopened from its
-    /// path on request... for pipes and devices there is nothing to rotate).
-    fn start(file: Option<(PathBuf, File)>) -> Result<WriterThread, String> {
+    /// A thread writing batches to stdout, or to `file` (a pipe or a
+    /// device: nothing to rotate, so it is never reopened).
+    fn start(file: Option<File>) -> Result<WriterThread, String> {
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(THREAD_QUEUE);
         let (done_tx, done_rx) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("{}-log", log::name()))
             .spawn(move || {
                 let mut out: Box<dyn Write> = match file {
-                    Some((_, f)) => Box::new(f),
+                    Some(f) => Box::new(f),
                     None => Box::new(std::io::stdout()),
                 };
                 let mut failed = false;
@@ -518,13 +519,7 @@ struct Parts<'a> {
 }
 
 fn parts(head: &[u8]) -> Parts<'_> {
-    let start = head
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(head.len());
-    let head = &head[start..];
-    let end = memchr::memchr2(b'\r', b'\n', head).unwrap_or(head.len());
-    let request_line = &head[..end];
+    let (request_line, mut rest) = split_request_line(head);
     let mut words = request_line.splitn(3, |&b| b == b' ');
     let (method, target, version) = (
         words.next().unwrap_or_default(),
@@ -532,7 +527,6 @@ fn parts(head: &[u8]) -> Parts<'_> {
         words.next().unwrap_or_default(),
     );
     let (mut referer, mut user_agent) = (None, None);
-    let mut rest = &head[end..];
     while let Some(nl) = memchr::memchr(b'\n', rest) {
         let line = &rest[..nl];
         rest = &rest[nl + 1..];

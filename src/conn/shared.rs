@@ -14,7 +14,7 @@ use super::timeouts::Timeouts;
 use super::INITIAL_READ;
 use crate::access_log::AccessLog;
 use crate::http::date::DateCache;
-use crate::http::Limits;
+use crate::http::{split_request_line, Limits};
 use crate::log;
 use crate::metrics::Metrics;
 
@@ -145,16 +145,8 @@ impl Shared {
     }
 }
 
-/// A head's request line (after any empty lines before it), without its
-/// line end, cut to [`LOGGED_LINE_MAX`] bytes.
+/// A head's request line, cut to [`LOGGED_LINE_MAX`] bytes.
 fn request_line(head: &[u8]) -> &[u8] {
-    let start = head
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(head.len());
-    let line = &head[start..];
-    let end = memchr::memchr2(b'\r', b'\n', line)
-        .unwrap_or(line.len())
-        .min(LOGGED_LINE_MAX);
-    &line[..end]
+    let line = split_request_line(head).0;
+    &line[..line.len().min(LOGGED_LINE_MAX)]
 }

@@ -16,6 +16,14 @@ pub fn is_safe_value(value: &[u8]) -> bool {
     !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0))
 }
 
+/// Whether the comma-separated list `value` (a `Vary`, a
+/// `Cache-Control`) has `token` among its members, in any case.
+pub fn list_has(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|member| member.trim_ascii().eq_ignore_ascii_case(token))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +40,8 @@ mod tests {
         for bad in [&b"a\rb"[..], b"a\nb", b"a\0b"] {
             assert!(!is_safe_value(bad));
         }
+        assert!(list_has(b"Origin, accept-encoding", b"Accept-Encoding"));
+        assert!(list_has(b"no-transform", b"no-transform"));
+        assert!(!list_has(b"no-transformer, max-age=1", b"no-transform"));
     }
 }

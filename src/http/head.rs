@@ -290,3 +290,16 @@ impl Fields {
         }
     }
 }
+
+/// A head's request line (after any empty lines before it, which a server
+/// ignores: RFC 9112 §2.2) without its line end, and what follows it.
+/// For logs: it reads raw bytes, parsed or not.
+pub(crate) fn split_request_line(head: &[u8]) -> (&[u8], &[u8]) {
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    let head = &head[start..];
+    let end = memchr::memchr2(b'\r', b'\n', head).unwrap_or(head.len());
+    head.split_at(end)
+}

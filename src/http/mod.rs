@@ -21,6 +21,7 @@ mod status;
 pub use body::MAX_CHUNK_LINE;
 pub use error::{BodyError, ParseError};
 pub use extensions::Extensions;
+pub(crate) use head::split_request_line;
 pub use head::{Framing, Method, RequestHead, Version, MAX_HEAD};
 pub use limits::{
     LimitError, Limits, DEFAULT_MAX_BODY, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_BYTES,

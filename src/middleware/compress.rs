@@ -26,6 +26,7 @@ use futures_lite::Stream;
 use super::Middleware;
 use crate::handler::Request;
 use crate::http::coding::{choose, Coding};
+use crate::http::field::list_has;
 use crate::http::StatusCode;
 use crate::response::{Body, Response};
 
@@ -86,10 +87,9 @@ impl Middleware for Compress {
         let mut resp = resp.without_preformatted();
         // A handler (or the static files, for a file with variants) may
         // have said it already.
-        let varies = resp.header("vary").is_some_and(|v| {
-            v.split(|&b| b == b',')
-                .any(|f| f.trim_ascii().eq_ignore_ascii_case(b"accept-encoding"))
-        });
+        let varies = resp
+            .header("vary")
+            .is_some_and(|v| list_has(v, b"accept-encoding"));
         if !varies {
             resp = resp.with_checked_header(
                 Bytes::from_static(b"Vary"),
@@ -137,10 +137,9 @@ impl Compress {
             && resp.content_type().is_some_and(compressible)
             && resp.header("content-encoding").is_none()
             && resp.header("content-range").is_none()
-            && !resp.header("cache-control").is_some_and(|v| {
-                v.split(|&b| b == b',')
-                    .any(|d| d.trim_ascii().eq_ignore_ascii_case(b"no-transform"))
-            })
+            && !resp
+                .header("cache-control")
+                .is_some_and(|v| list_has(v, b"no-transform"))
     }
 }
 
