@@ -89,7 +89,7 @@ mod transport;
 
 pub use config::Config;
 pub use edgeshard_macros::routes;
-pub use handler::{ConnInfo, Handler, Request, RouteParams};
+pub use handler::{BodyReadError, ConnInfo, Handler, Request, RequestBody, RouteParams};
 pub use http::Extensions;
 pub use http::{Method, StatusCode, Version};
 pub use json::Json;

@@ -52,6 +52,7 @@ impl<S: Transport> Conn<S> {
             // Like nginx's `lingering_close on`: linger only if the client
             // has sent more than we answered (pipelined after a close).
             End::Done if !self.rbuf.is_empty() => self.linger(shared).await,
+            End::Linger => self.linger(shared).await,
             End::Done => {
                 if self.flush(shared).await.is_ok() {
                     let _ = shutdown_write(&mut self.io).await;

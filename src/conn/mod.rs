@@ -17,6 +17,7 @@ mod access;
 mod end;
 mod io;
 mod pool;
+mod pump;
 mod read;
 mod respond;
 mod shared;
@@ -56,6 +57,9 @@ enum End {
     Reject(StatusCode, &'static str),
     /// A response with `Connection: close` was sent.
     Done,
+    /// A response with `Connection: close` was sent and part of the
+    /// request body was not read: linger so it does not become a reset.
+    Linger,
     /// I/O failed or the drain deadline passed: drop the socket now.
     Abort,
     /// Idle for a tick: not an end, the connection goes to sleep.
@@ -297,10 +301,7 @@ impl<S: Transport> Conn<S> {
                     return End::Reject(e.status(), e.reason());
                 }
             };
-            let body = match self.read_body(&head, shared).await {
-                Ok(body) => body,
-                Err(end) => return end,
-            };
+            let body = self.take_body(&head, shared);
             match self.respond(head, body, shared, handler).await {
                 Ok(true) => {}
                 Ok(false) => return End::Done,

@@ -1,15 +1,10 @@
 //! Reading: waiting for a request head (with or without a buffer of the
-//! connection's own), and reading its body whole (Content-Length or
-//! chunked), with `100 Continue`, the body timeout and its minimum rate.
-
-use bytes::{Bytes, BytesMut};
+//! connection's own). Bodies are read in `pump`.
 
 use super::io::{read_into, read_pooled, Stop};
 use super::table::{Interrupt, Phase};
 use super::{Conn, End, Shared, INITIAL_READ, MAX_READ};
-use crate::http::body::ChunkedDecoder;
-use crate::http::{Framing, RequestHead, StatusCode};
-use crate::json::is_json_content_type;
+use crate::http::StatusCode;
 use crate::transport::Transport;
 
 impl<S: Transport> Conn<S> {
@@ -81,86 +76,6 @@ impl<S: Transport> Conn<S> {
                 "request head not received in time",
             )),
             Err(Stop::Interrupted(Interrupt::Timeout(_) | Interrupt::Drain)) => Err(End::Quiet),
-            Err(_) => Err(End::Abort),
-        }
-    }
-
-    /// Reads the request's body whole, as its framing says.
-    pub(super) async fn read_body(
-        &mut self,
-        head: &RequestHead,
-        shared: &Shared,
-    ) -> Result<Bytes, End> {
-        self.json_errors = head.framing() != Framing::None
-            && head
-                .header("content-type")
-                .is_some_and(is_json_content_type);
-        let limits = &shared.limits;
-        match head.framing() {
-            Framing::None => Ok(Bytes::new()),
-            Framing::Length(n) if n > limits.max_body as u64 => Err(End::Reject(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large",
-            )),
-            Framing::Length(n) => {
-                let n = n as usize;
-                if self.rbuf.len() < n {
-                    self.await_body(head, shared).await?;
-                    self.rbuf.reserve(n - self.rbuf.len());
-                    while self.rbuf.len() < n {
-                        let want = (n - self.rbuf.len()).clamp(INITIAL_READ, MAX_READ);
-                        self.read_body_bytes(want).await?;
-                    }
-                }
-                Ok(self.rbuf.split_to(n).freeze())
-            }
-            // Boxed: chunked request bodies are rare, and the decoder's state
-            // would otherwise enlarge every connection's future.
-            Framing::Chunked => Box::pin(self.read_chunked(head, shared)).await,
-        }
-    }
-
-    async fn read_chunked(&mut self, head: &RequestHead, shared: &Shared) -> Result<Bytes, End> {
-        let limits = &shared.limits;
-        let mut decoder = ChunkedDecoder::new(limits.max_body, limits.max_header_bytes);
-        let mut out = BytesMut::new();
-        let mut waited = false;
-        loop {
-            match decoder.decode(&mut self.rbuf, &mut out) {
-                Ok(true) => return Ok(out.freeze()),
-                Ok(false) => {}
-                Err(e) => return Err(End::Reject(e.status(), e.reason())),
-            }
-            if !waited {
-                self.await_body(head, shared).await?;
-                waited = true;
-            }
-            self.read_body_bytes(self.read_size).await?;
-        }
-    }
-
-    /// The body is not all here: answer `100 Continue` if asked, and start its clock.
-    async fn await_body(&mut self, head: &RequestHead, shared: &Shared) -> Result<(), End> {
-        if head.expects_continue() {
-            self.wbuf
-                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            self.flush(shared).await?;
-        }
-        self.slot.enter_body(shared.timeouts.body);
-        Ok(())
-    }
-
-    async fn read_body_bytes(&mut self, want: usize) -> Result<(), End> {
-        match self.read(want).await {
-            Ok(0) => Err(End::Quiet),
-            Ok(n) => {
-                self.slot.body_progress(n);
-                Ok(())
-            }
-            Err(Stop::Interrupted(Interrupt::Timeout(_))) => Err(End::Reject(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body not received in time",
-            )),
             Err(_) => Err(End::Abort),
         }
     }

@@ -7,10 +7,10 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use futures_lite::FutureExt;
 use pin_project_lite::pin_project;
 
+use super::pump::{with_body, BodyEnd, Taken};
 use super::table::{Interrupt, Phase, SlotHandle};
 use super::{Conn, End, Shared, FLUSH_AT};
 use crate::handler::{Handler, Request};
@@ -28,7 +28,7 @@ impl<S: Transport> Conn<S> {
     pub(super) async fn respond<H: Handler>(
         &mut self,
         head: RequestHead,
-        body: Bytes,
+        body: Taken,
         shared: &Shared,
         handler: &H,
     ) -> Result<bool, End> {
@@ -39,6 +39,7 @@ impl<S: Transport> Conn<S> {
         // Set apart, not returned with the response: a tuple holding the
         // response would copy it.
         let mut id = None;
+        let mut body_end = BodyEnd::Complete;
         let response = if head.method() == Method::Options && head.target() == "*" {
             server_options()
         } else {
@@ -48,14 +49,46 @@ impl<S: Transport> Conn<S> {
             let raw = head.as_bytes().clone();
             // The key read here and again below, not kept across the
             // handler's await: kept, it cost a copy of the request head.
-            let request = Request::on(head, body, self.entry.key());
+            let (request, pending) = match body {
+                Taken::Whole(body) => (Request::on(head, body, self.entry.key()), None),
+                Taken::Pending(pipe, spec) => {
+                    // Unread until the handler reads it.
+                    body_end = BodyEnd::Unread;
+                    let req = Request::streaming(head, pipe.clone(), self.entry.key());
+                    (req, Some((pipe, spec)))
+                }
+            };
             // `call` does work before its future exists (the router decides
             // there), so making the future is guarded as well as polling it.
             let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)))
             {
-                Ok(call) => bounded(&self.slot, AssertUnwindSafe(call).catch_unwind()).await,
+                Ok(call) => match pending {
+                    None => bounded(&self.slot, AssertUnwindSafe(call).catch_unwind()).await,
+                    // Boxed: a body read while the handler runs is rare, and
+                    // its state would enlarge every request's future.
+                    Some((pipe, spec)) => {
+                        let (out, end) = Box::pin(with_body(
+                            &mut self.io,
+                            &self.slot,
+                            &mut self.rbuf,
+                            self.read_size,
+                            &pipe,
+                            spec,
+                            shared,
+                            AssertUnwindSafe(call).catch_unwind(),
+                        ))
+                        .await;
+                        body_end = end;
+                        out
+                    }
+                },
                 Err(panic) => Ok(Err(panic)),
             };
+            if let BodyEnd::Failed(end) = body_end {
+                // The body failed (too large, malformed, too slow, the
+                // client gone): the connection answers that, not the handler.
+                return Err(end);
+            }
             // The request-id middleware noted the id for the logs; it is
             // taken whether or not there is an access log.
             let key = self.entry.key();
@@ -84,7 +117,8 @@ impl<S: Transport> Conn<S> {
         self.served += 1;
         // The next request decides its own error format.
         self.json_errors = false;
-        let close = !keep_alive || response.closes() || self.slot.draining();
+        let unread = body_end == BodyEnd::Unread;
+        let close = !keep_alive || response.closes() || self.slot.draining() || unread;
         let status = response.status();
         // Most responses are encoded whole here, without a nested future.
         let (close, rest, mut bytes) =
@@ -99,6 +133,9 @@ impl<S: Transport> Conn<S> {
                 // response has left.
                 self.log_sent(shared);
             }
+        }
+        if unread {
+            return Err(End::Linger);
         }
         if !close && (self.wbuf.len() >= FLUSH_AT || self.dates.is_full()) {
             self.flush(shared).await?;

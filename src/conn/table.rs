@@ -273,6 +273,13 @@ impl ConnTable {
     }
 }
 
+/// A body phase set aside while the handler runs.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPause {
+    deadline: Option<Instant>,
+    at: Instant,
+}
+
 /// A connection's handle on its slot.
 #[derive(Debug)]
 pub struct SlotHandle {
@@ -313,6 +320,28 @@ impl SlotHandle {
         self.enter(Phase::Body, Some(limit));
         self.slot.body_started.set(self.table.now.get());
         self.slot.body_bytes.set(0);
+    }
+
+    /// Leaves the body phase for the handler's (waiting for it to ask for
+    /// more): what [`SlotHandle::resume_body`] needs to carry on.
+    pub fn pause_body(&self, handler_limit: Option<Duration>) -> BodyPause {
+        let pause = BodyPause {
+            deadline: self.slot.deadline.get(),
+            at: self.table.now.get(),
+        };
+        self.enter(Phase::Handler, handler_limit);
+        pause
+    }
+
+    /// Back in the body phase after a pause: its deadline and its rate's
+    /// clock move on by the pause, so time the handler took to ask is not
+    /// the client's.
+    pub fn resume_body(&self, pause: BodyPause) {
+        let paused = self.table.now.get().saturating_duration_since(pause.at);
+        self.enter(Phase::Body, None);
+        self.slot.deadline.set(pause.deadline.map(|d| d + paused));
+        let s = &self.slot;
+        s.body_started.set(s.body_started.get() + paused);
     }
 
     /// Records body bytes received, for the minimum-rate check.

@@ -4,16 +4,19 @@
 //! Handlers run on one shard and need not be `Send`: each shard builds its
 //! own instance, so per-shard state can live in `Rc`/`Cell` without locks.
 
+mod body;
 mod conn_info;
 mod request;
 
 use std::future::Future;
 
+pub(crate) use body::Pipe;
+pub use body::{BodyReadError, RequestBody};
 pub(crate) use conn_info::ConnEntry;
 pub use conn_info::ConnInfo;
 pub use request::{Request, RouteParams};
 
-use crate::future::IntoResponseFuture;
+use crate::future::{Either, IntoResponseFuture};
 use crate::response::{IntoResponse, Response};
 
 /// Something that answers requests on one shard.
@@ -30,6 +33,31 @@ where
     R: IntoResponse,
 {
     fn call(&self, req: Request) -> impl Future<Output = Response> {
-        IntoResponseFuture::new(self(req))
+        with_whole_body(req, |req| IntoResponseFuture::new(self(req)))
+    }
+}
+
+/// Calls `call` with the request's body read whole: at once when it came
+/// whole (nearly always), else after reading it (see [`RequestBody`]).
+/// What closures and route functions go through, so `req.body()` and
+/// `req.json()` always see the whole body.
+pub(crate) fn with_whole_body<G, Fut>(req: Request, call: G) -> impl Future<Output = Response>
+where
+    G: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    if !req.body_pending() {
+        return Either::Left { inner: call(req) };
+    }
+    Either::Right {
+        inner: async move {
+            let mut req = req;
+            match req.read_body().await {
+                Ok(()) => call(req).await,
+                // The connection answers a failed body itself; this is
+                // for requests served some other way.
+                Err(e) => Response::error(e.status(), &e.to_string()).with_close(),
+            }
+        },
     }
 }

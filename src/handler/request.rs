@@ -3,11 +3,13 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use edgeshard_routing::percent::decode_lossy;
 use edgeshard_routing::{Params, RouteInfo};
 
+use super::body::{BodyReadError, Pipe, RequestBody};
 use super::conn_info::{ConnInfo, ConnKey};
 use crate::http::{Extensions, Method, RequestHead, Version};
 
@@ -39,13 +41,24 @@ impl RouteParams {
     }
 }
 
+/// The body whole, or still on the connection (see [`RequestBody`]): no
+/// larger than `Bytes` alone.
+#[derive(Debug, Clone)]
+enum BodyState {
+    Whole(Bytes),
+    Pending(Rc<Pipe>),
+}
+
+/// What [`Request::body`] shows while the body is pending.
+static NO_BODY: Bytes = Bytes::new();
+
 /// A request: its head (all fields slices of one buffer, and the
-/// extensions), its whole body, the route it matched, and a key to its
-/// connection's facts.
+/// extensions), its body (whole, or still on the connection), the route it
+/// matched, and a key to its connection's facts.
 #[derive(Debug, Clone)]
 pub struct Request {
     head: RequestHead,
-    body: Bytes,
+    body: BodyState,
     route: RouteParams,
     conn: ConnKey,
 }
@@ -66,9 +79,52 @@ impl Request {
     pub(crate) fn on(head: RequestHead, body: Bytes, conn: ConnKey) -> Request {
         Request {
             head,
-            body,
+            body: BodyState::Whole(body),
             route: RouteParams::NONE,
             conn,
+        }
+    }
+
+    /// A request whose body is still on the connection, behind `pipe`.
+    pub(crate) fn streaming(head: RequestHead, pipe: Rc<Pipe>, conn: ConnKey) -> Request {
+        Request {
+            head,
+            body: BodyState::Pending(pipe),
+            route: RouteParams::NONE,
+            conn,
+        }
+    }
+
+    /// Whether the body is still on the connection: [`Request::body`] is
+    /// empty until it is read ([`Request::read_body`]) or streamed
+    /// ([`Request::take_body_stream`]). Route functions and closures never
+    /// see such a request: their body is read for them.
+    pub fn body_pending(&self) -> bool {
+        matches!(self.body, BodyState::Pending(_))
+    }
+
+    /// Reads a pending body whole, up to `--max-body` (or the limit set on
+    /// it), so [`Request::body`] has it; nothing to do if it was read.
+    /// Fails as the body does; the connection then answers the failure
+    /// itself (413, 400 or 408) and closes.
+    pub async fn read_body(&mut self) -> Result<(), BodyReadError> {
+        if let BodyState::Pending(pipe) = &self.body {
+            let whole = RequestBody::new(pipe.clone()).whole().await?;
+            self.body = BodyState::Whole(whole);
+        }
+        Ok(())
+    }
+
+    /// The body as a stream, when it is still on the connection (`None`
+    /// when it came whole: [`Request::body`] has it). For handlers that
+    /// pass a body on as it arrives, such as the proxy.
+    pub fn take_body_stream(&mut self) -> Option<RequestBody> {
+        match std::mem::replace(&mut self.body, BodyState::Whole(Bytes::new())) {
+            BodyState::Pending(pipe) => Some(RequestBody::new(pipe)),
+            whole => {
+                self.body = whole;
+                None
+            }
         }
     }
 
@@ -163,14 +219,21 @@ impl Request {
         &self.head
     }
 
-    /// The decoded body (empty when there is none).
+    /// The decoded body (empty when there is none, or while it is pending:
+    /// see [`Request::body_pending`]).
     pub fn body(&self) -> &Bytes {
-        &self.body
+        match &self.body {
+            BodyState::Whole(b) => b,
+            BodyState::Pending(_) => &NO_BODY,
+        }
     }
 
-    /// Takes the body.
+    /// Takes the body (empty while pending).
     pub fn into_body(self) -> Bytes {
-        self.body
+        match self.body {
+            BodyState::Whole(b) => b,
+            BodyState::Pending(_) => Bytes::new(),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ pub use scope::scoped;
 #[doc(hidden)]
 pub use crate::future::Either;
 pub use crate::future::IntoResponseFuture;
-use crate::handler::{Handler, Request, RouteParams};
+use crate::handler::{with_whole_body, Handler, Request, RouteParams};
 use crate::http::StatusCode;
 use crate::middleware::{Layered, Middleware, NoLayer, RouteLayer, RouteWrap};
 use crate::response::{IntoResponse, Response};
@@ -43,7 +43,7 @@ where
     R: IntoResponse,
 {
     fn call_route(&self, req: Request, _state: S) -> impl Future<Output = Response> {
-        IntoResponseFuture::new(self(req))
+        with_whole_body(req, |req| IntoResponseFuture::new(self(req)))
     }
 }
 
@@ -54,7 +54,7 @@ where
     R: IntoResponse,
 {
     fn call_route(&self, req: Request, state: S) -> impl Future<Output = Response> {
-        IntoResponseFuture::new(self(req, state))
+        with_whole_body(req, |req| IntoResponseFuture::new(self(req, state)))
     }
 }
 

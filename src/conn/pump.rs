@@ -1,0 +1,277 @@
+//! Request bodies: taken whole when they are already in the read buffer
+//! (the common case), else read while the handler runs, as it asks for
+//! them (see [`crate::handler::RequestBody`]): `100 Continue` when the
+//! body is first asked for, the body timeout and minimum rate while
+//! reading, the handler's deadline while waiting for it to ask. What a
+//! handler leaves unread is read and thrown away when it is small, so the
+//! connection can stay open; larger remains close it (lingering).
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+
+use super::io::{read_into, write_all, Stop};
+use super::table::{Interrupt, Phase, SlotHandle};
+use super::{Conn, End, Shared, INITIAL_READ, MAX_READ};
+use crate::handler::{BodyReadError, Pipe};
+use crate::http::body::ChunkedDecoder;
+use crate::http::{Framing, RequestHead, StatusCode};
+use crate::json::is_json_content_type;
+use crate::transport::Transport;
+
+/// The most a handler may leave unread for the connection to stay open:
+/// read and thrown away after it returns (Go reads up to 256 KiB too).
+const DISCARD_MAX: u64 = 256 * 1024;
+
+/// A request's body as the connection hands it over.
+pub(super) enum Taken {
+    /// Read already (or none).
+    Whole(Bytes),
+    /// Still (partly) on the connection.
+    Pending(Rc<Pipe>, BodySpec),
+}
+
+/// What the body reader needs from the head.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BodySpec {
+    chunked: bool,
+    expect_continue: bool,
+}
+
+/// How the body ended, once the handler returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyEnd {
+    /// Read to its end (by the handler or thrown away): the connection may stay.
+    Complete,
+    /// Not read: the response closes the connection, which lingers.
+    Unread,
+    /// The body failed: the connection ends this way instead of the
+    /// handler's response.
+    Failed(End),
+}
+
+impl<S: Transport> Conn<S> {
+    /// The body of the request `head` starts: whole when it is all in the
+    /// read buffer and within `--max-body`, else left on the connection
+    /// for the handler (a proxy's limit may differ).
+    pub(super) fn take_body(&mut self, head: &RequestHead, shared: &Shared) -> Taken {
+        let framing = head.framing();
+        if framing == Framing::None {
+            return Taken::Whole(Bytes::new());
+        }
+        self.json_errors = head
+            .header("content-type")
+            .is_some_and(is_json_content_type);
+        let max = shared.limits.max_body as u64;
+        match framing {
+            Framing::Length(n) if n <= max && self.rbuf.len() as u64 >= n => {
+                Taken::Whole(self.rbuf.split_to(n as usize).freeze())
+            }
+            _ => Taken::Pending(
+                Pipe::new(
+                    match framing {
+                        Framing::Length(n) => Some(n),
+                        _ => None,
+                    },
+                    max,
+                ),
+                BodySpec {
+                    chunked: framing == Framing::Chunked,
+                    expect_continue: head.expects_continue(),
+                },
+            ),
+        }
+    }
+}
+
+/// Runs `fut` (the handler) while reading its request's body into `pipe`
+/// as it asks; returns its output (or the interrupt that ended it) and how
+/// the body ended. Left unread but small, the body is read and thrown
+/// away before this returns.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn with_body<S: Transport, F: Future>(
+    io: &mut S,
+    slot: &SlotHandle,
+    rbuf: &mut BytesMut,
+    read_size: usize,
+    pipe: &Pipe,
+    spec: BodySpec,
+    shared: &Shared,
+    fut: F,
+) -> (Result<F::Output, Interrupt>, BodyEnd) {
+    let mut fut = pin!(fut);
+    let mut pump = pin!(pump(io, slot, rbuf, read_size, pipe, spec, shared));
+    let mut pumped = None;
+    let out = poll_fn(|cx| loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        if pumped.is_none() {
+            if let Poll::Ready(r) = pump.as_mut().poll(cx) {
+                pumped = Some(r);
+                slot.enter(Phase::Handler, shared.timeouts.handler);
+                // The handler may be waiting for what just ended.
+                continue;
+            }
+        }
+        return match slot.take_interrupt() {
+            Some(i) => Poll::Ready(Err(i)),
+            None => {
+                slot.park(cx.waker());
+                Poll::Pending
+            }
+        };
+    })
+    .await;
+    if out.is_err() {
+        pipe.close();
+        return (out, BodyEnd::Unread);
+    }
+    let end = match pumped {
+        Some(Ok(())) => BodyEnd::Complete,
+        Some(Err(end)) => BodyEnd::Failed(end),
+        // The handler refused the body before it was read (its length
+        // is over the limit): answered as it always was.
+        None if pipe.failure() == Some(BodyReadError::TooLarge) => BodyEnd::Failed(too_large()),
+        None if pipe.is_finished() => BodyEnd::Complete,
+        None => {
+            let small = pipe.remaining().is_none_or(|left| left <= DISCARD_MAX);
+            if small {
+                pipe.discard_rest(DISCARD_MAX);
+                match pump.await {
+                    Ok(()) => BodyEnd::Complete,
+                    Err(End::Linger) => BodyEnd::Unread,
+                    Err(end) => BodyEnd::Failed(end),
+                }
+            } else {
+                pipe.close();
+                BodyEnd::Unread
+            }
+        }
+    };
+    slot.enter(Phase::Handler, shared.timeouts.handler);
+    (out, end)
+}
+
+#[cold]
+fn too_large() -> End {
+    End::Reject(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+}
+
+/// Moves the body from the connection into `pipe`: what the read buffer
+/// holds at once, then a read whenever the handler asks and little
+/// waits. A failure is told to the pipe (so the handler sees it) and
+/// returned as the connection's ending.
+async fn pump<S: Transport>(
+    io: &mut S,
+    slot: &SlotHandle,
+    rbuf: &mut BytesMut,
+    mut read_size: usize,
+    pipe: &Pipe,
+    spec: BodySpec,
+    shared: &Shared,
+) -> Result<(), End> {
+    let mut decoder = spec
+        .chunked
+        .then(|| ChunkedDecoder::new(usize::MAX, shared.limits.max_header_bytes));
+    let mut decoded = BytesMut::new();
+    let mut paused = None;
+    loop {
+        // What the read buffer holds first.
+        let done = match &mut decoder {
+            None => {
+                let left = pipe.remaining().unwrap_or(0);
+                let take = left.min(rbuf.len() as u64) as usize;
+                if take > 0 {
+                    pipe.push(rbuf.split_to(take).freeze())
+                        .map_err(|e| failed(pipe, e))?;
+                }
+                left == take as u64
+            }
+            Some(d) => {
+                let done = d.decode(rbuf, &mut decoded).map_err(|e| {
+                    pipe.fail(BodyReadError::Invalid);
+                    End::Reject(e.status(), e.reason())
+                })?;
+                if !decoded.is_empty() {
+                    pipe.push(decoded.split().freeze())
+                        .map_err(|e| failed(pipe, e))?;
+                }
+                done
+            }
+        };
+        if done {
+            pipe.finish();
+            return Ok(());
+        }
+        // Waiting for the handler to ask is the handler's time.
+        if slot.phase() == Phase::Body {
+            paused = Some(slot.pause_body(shared.timeouts.handler));
+        } else {
+            slot.enter(Phase::Handler, shared.timeouts.handler);
+        }
+        let first = pipe.wanted().await;
+        if first && spec.expect_continue && pipe.received() == 0 {
+            slot.enter(Phase::Write, Some(shared.timeouts.write));
+            write_all(
+                io,
+                slot,
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                shared.timeouts.write,
+                false,
+            )
+            .await
+            .map_err(|_| {
+                pipe.fail(BodyReadError::Closed);
+                End::Abort
+            })?;
+        }
+        // The body's deadline counts from its first wait, as a whole body's does.
+        match paused {
+            None => slot.enter_body(shared.timeouts.body),
+            Some(p) => slot.resume_body(p),
+        }
+        let want = pipe
+            .remaining()
+            .map_or(read_size, |left| left.min(read_size as u64) as usize)
+            .clamp(1, MAX_READ);
+        match read_into(io, slot, rbuf, want).await {
+            Ok(0) => {
+                pipe.fail(BodyReadError::Closed);
+                return Err(End::Quiet);
+            }
+            Ok(n) => {
+                slot.body_progress(n);
+                if n == want {
+                    read_size = (read_size * 2).min(MAX_READ);
+                } else if n < read_size / 4 {
+                    read_size = (read_size / 2).max(INITIAL_READ);
+                }
+            }
+            Err(Stop::Interrupted(Interrupt::Timeout(_))) => {
+                pipe.fail(BodyReadError::TimedOut);
+                return Err(End::Reject(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body not received in time",
+                ));
+            }
+            Err(_) => {
+                pipe.fail(BodyReadError::Closed);
+                return Err(End::Abort);
+            }
+        }
+    }
+}
+
+/// The ending for a body the pipe refused.
+fn failed(pipe: &Pipe, e: BodyReadError) -> End {
+    pipe.fail(e);
+    match e {
+        BodyReadError::TooLarge => too_large(),
+        // Past what is thrown away after the handler: close instead.
+        _ => End::Linger,
+    }
+}
