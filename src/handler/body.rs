@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn pieces_arrive_in_order_and_the_end_is_seen() {
         let pipe = Pipe::new(Some(6), 100);
-        let mut body = RequestBody::new(pipe.clone());
+        let body = RequestBody::new(pipe.clone());
         pipe.push(Bytes::from_static(b"abc")).unwrap();
         pipe.push(Bytes::from_static(b"def")).unwrap();
         pipe.finish();
