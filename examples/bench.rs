@@ -10,7 +10,8 @@
 
 use std::process::ExitCode;
 
-use edgeshard::route::{format_routes, HasRoutes, NotFound};
+use edgeshard::proxy::ProxyMounts;
+use edgeshard::route::{HasRoutes, NotFound};
 use edgeshard::static_files::StaticFiles;
 use edgeshard::{routes, Handler, Json, Request, Response, StatusCode};
 use serde::Serialize;
@@ -45,7 +46,10 @@ fn main() -> ExitCode {
     edgeshard::daemon::main(
         "bench",
         edgeshard::Config::default(),
-        || format_routes(app(NotFound).routes()),
-        |ctx| app(StaticFiles::new(&ctx.static_files, ctx.metrics.clone())),
+        || app(NotFound).routes(),
+        |ctx| {
+            let files = StaticFiles::new(&ctx.static_files, ctx.metrics.clone());
+            app(ProxyMounts::new(&ctx.proxy, &ctx.poller, files))
+        },
     )
 }

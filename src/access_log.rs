@@ -283,6 +283,9 @@ pub struct Entry<'a> {
     pub micros: u64,
     /// The request id, when the request-id middleware gave one.
     pub request_id: Option<&'a [u8]>,
+    /// For a proxied request: the upstream it went to, and how it failed
+    /// if it did (`127.0.0.1:9000 connect failed`).
+    pub upstream: Option<&'a [u8]>,
 }
 
 /// One shard's access log: its buffer of lines, and the task that hands
@@ -631,6 +634,12 @@ fn combined(out: &mut Vec<u8>, e: &Entry<'_>, stamp: &str, shard: usize) {
         Some(id) => escaped(out, id),
         None => out.push(b'-'),
     }
+    // Proxied requests only: the other lines keep their shape.
+    if let Some(up) = e.upstream {
+        out.extend_from_slice(b" upstream=\"");
+        escaped(out, up);
+        out.push(b'"');
+    }
     out.push(b'\n');
 }
 
@@ -670,6 +679,7 @@ fn json(out: &mut Vec<u8>, e: &Entry<'_>, stamp: &str, shard: usize) {
         (&b",\"referer\":"[..], p.referer),
         (b",\"user_agent\":", p.user_agent),
         (b",\"request_id\":", e.request_id),
+        (b",\"upstream\":", e.upstream),
     ] {
         out.extend_from_slice(name);
         match field {
@@ -698,6 +708,7 @@ mod tests {
             bytes: 612,
             micros: 93,
             request_id: Some(b"abc-0-1"),
+            upstream: None,
         }
     }
 
@@ -718,12 +729,13 @@ mod tests {
         let mut out = Vec::new();
         let bare = Entry {
             request_id: None,
+            upstream: Some(b"127.0.0.1:9000 connect failed"),
             ..entry(b"\x16\x03\x01\xff")
         };
         combined(&mut out, &bare, "t", 0);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "127.0.0.1 - - [t] \"\\x16\\x03\\x01\\xff\" 200 612 \"-\" \"-\" 93 0 -\n"
+            "127.0.0.1 - - [t] \"\\x16\\x03\\x01\\xff\" 200 612 \"-\" \"-\" 93 0 - upstream=\"127.0.0.1:9000 connect failed\"\n"
         );
     }
 

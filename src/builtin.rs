@@ -19,8 +19,9 @@ use crate::json::Json;
 use crate::mesh::Mesh;
 use crate::metrics::{Metrics, ShardStats};
 use crate::middleware::{Auth, Compress, Cors, HandlerExt, RateLimit, RequestIds, SecurityHeaders};
+use crate::proxy::ProxyMounts;
 use crate::response::{IntoResponse, Response, OCTET_STREAM};
-use crate::route::{format_routes, HasRoutes, NotFound};
+use crate::route::{format_routes, HasRoutes, NotFound, RouteInfo};
 use crate::shard::ShardContext;
 use crate::static_files::StaticFiles;
 
@@ -42,6 +43,9 @@ pub struct Builtin {
 /// (it sees the app's own response), the auth rules (innermost).
 pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
     let files = StaticFiles::new(&ctx.static_files, ctx.metrics.clone());
+    // Proxy mounts before the static files (the configuration keeps
+    // their prefixes apart, and apart from the routes).
+    let files = ProxyMounts::new(&ctx.proxy, &ctx.poller, files);
     let routes = router(
         Rc::new(Builtin {
             metrics: ctx.metrics.clone(),
@@ -81,13 +85,18 @@ fn middleware(ctx: &ShardContext) -> Chain {
     )
 }
 
-/// The built-in route table, as `--print-routes` shows it.
-pub fn route_table() -> String {
+/// The built-in routes.
+pub fn routes() -> &'static [RouteInfo<'static>] {
     let builtin = Builtin {
         metrics: Rc::new(Metrics::new(0, 0)),
         mesh: None,
     };
-    format_routes(router(Rc::new(builtin), NotFound).routes())
+    router(Rc::new(builtin), NotFound).routes()
+}
+
+/// The built-in route table, as `--print-routes` shows it.
+pub fn route_table() -> String {
+    format_routes(routes())
 }
 
 fn router(state: Rc<Builtin>, fallback: impl Handler) -> impl Handler + HasRoutes {

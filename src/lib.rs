@@ -78,6 +78,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod middleware;
 pub mod poller;
+pub mod proxy;
 mod response;
 pub mod route;
 mod shard;
@@ -89,12 +90,17 @@ mod transport;
 
 pub use config::Config;
 pub use edgeshard_macros::routes;
-pub use handler::{BodyReadError, ConnInfo, Handler, Request, RequestBody, RouteParams};
+pub use handler::{
+    streaming as handler_streaming, BodyReadError, ConnInfo, Handler, Request, RequestBody,
+    RouteParams, Streaming,
+};
 pub use http::Extensions;
 pub use http::{Method, StatusCode, Version};
 pub use json::Json;
 pub use listener::BindError;
-pub use response::{Body, FileBody, FilePart, IntoResponse, Response, OCTET_STREAM, TEXT_PLAIN};
+pub use response::{
+    Body, FileBody, FilePart, IntoResponse, RelayBody, Response, Upgraded, OCTET_STREAM, TEXT_PLAIN,
+};
 pub use shard::{start, start_prepared, ServerHandle, ShardContext, ShardInfo, StartError};
 pub use shutdown::ShutdownTrigger;
 pub use transport::{LocalWake, Transport};

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     edgeshard::daemon::main(
         "edgeshard",
         defaults,
-        edgeshard::builtin::route_table,
+        edgeshard::builtin::routes,
         edgeshard::builtin::app,
     )
 }

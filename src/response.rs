@@ -17,7 +17,8 @@ pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 /// `application/octet-stream`
 pub const OCTET_STREAM: &str = "application/octet-stream";
 
-/// A response body.
+/// A response body. More kinds may come: match with a catch-all arm.
+#[non_exhaustive]
 pub enum Body {
     /// No body.
     Empty,
@@ -29,6 +30,90 @@ pub enum Body {
     /// Byte ranges of an open file (sent with sendfile) interleaved with
     /// bytes from memory (multipart boundaries); sent with `Content-Length`.
     File(FileBody),
+    /// A body relayed from elsewhere as it arrives (the proxy's upstream),
+    /// which may fail part way.
+    Relay(RelayBody),
+    /// After a `101 Switching Protocols`: the connection is no longer
+    /// HTTP, and its bytes are copied both ways to and from this socket.
+    /// (Boxed: rare, and larger than the other kinds.)
+    Tunnel(Box<Upgraded>),
+}
+
+/// The other end of a connection taken over after `101`: a socket on the
+/// shard's poller, the bytes it sent after its own `101` head, how long
+/// the tunnel may sit idle, and whatever must live as long as the tunnel
+/// (the proxy's count of requests in flight).
+pub struct Upgraded {
+    socket: crate::poller::Socket,
+    early: Bytes,
+    idle: std::time::Duration,
+    _keep: Box<dyn std::any::Any>,
+}
+
+impl Upgraded {
+    /// A tunnel to `socket`, which has sent `early` already.
+    pub fn new(
+        socket: crate::poller::Socket,
+        early: Bytes,
+        idle: std::time::Duration,
+        keep: Box<dyn std::any::Any>,
+    ) -> Upgraded {
+        Upgraded {
+            socket,
+            early,
+            idle,
+            _keep: keep,
+        }
+    }
+
+    /// The socket, the bytes it sent already, and the idle timeout; `keep`
+    /// lives on in the caller until the tunnel ends.
+    pub fn into_parts(
+        self,
+    ) -> (
+        crate::poller::Socket,
+        Bytes,
+        std::time::Duration,
+        Box<dyn std::any::Any>,
+    ) {
+        (self.socket, self.early, self.idle, self._keep)
+    }
+}
+
+/// What a [`RelayBody`] reads from.
+pub type RelayStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>>>>;
+
+/// A body passed on as it arrives from a source that can fail: sent with
+/// `Content-Length` when its length is known, else chunked (or until
+/// close). A failure, or a source that ends short of its length, aborts
+/// the connection without completing the framing, so the client sees an
+/// incomplete body rather than a short one that looks whole.
+pub struct RelayBody {
+    len: Option<u64>,
+    stream: RelayStream,
+}
+
+impl RelayBody {
+    /// A body of `len` bytes (`None`: unknown) read from `stream`.
+    pub fn new(
+        len: Option<u64>,
+        stream: impl Stream<Item = std::io::Result<Bytes>> + 'static,
+    ) -> RelayBody {
+        RelayBody {
+            len,
+            stream: Box::pin(stream),
+        }
+    }
+
+    /// The length promised, if known.
+    pub fn length(&self) -> Option<u64> {
+        self.len
+    }
+
+    /// The stream, and the length promised.
+    pub fn into_parts(self) -> (Option<u64>, RelayStream) {
+        (self.len, self.stream)
+    }
 }
 
 /// A body that is (mostly) an open file: what static files answer with.
@@ -103,6 +188,8 @@ impl fmt::Debug for Body {
             Body::Full(b) => f.debug_tuple("Full").field(&b.len()).finish(),
             Body::Stream(_) => f.write_str("Stream"),
             Body::File(b) => f.debug_tuple("File").field(&b.len()).finish(),
+            Body::Relay(b) => f.debug_tuple("Relay").field(&b.length()).finish(),
+            Body::Tunnel(_) => f.write_str("Tunnel"),
         }
     }
 }

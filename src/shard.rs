@@ -24,6 +24,7 @@ use crate::mesh::{new_mesh, Mesh, MeshHandle};
 use crate::metrics::Metrics;
 use crate::middleware::AuthConfig;
 use crate::poller::{Poller, Socket as Registered};
+use crate::proxy::PreparedProxy;
 use crate::shutdown::ShutdownTrigger;
 use crate::static_files::StaticConfig;
 use crate::sys;
@@ -68,6 +69,10 @@ pub struct ShardContext {
     pub static_files: Arc<StaticConfig>,
     /// The auth files the configuration names, read and checked.
     pub auth: Option<Arc<AuthConfig>>,
+    /// The proxy mounts, their upstreams resolved (build a
+    /// [`ProxyMounts`](crate::proxy::ProxyMounts) or a
+    /// [`Proxy`](crate::proxy::Proxy) per shard from them).
+    pub proxy: Arc<PreparedProxy>,
 }
 
 /// Where a shard runs.
@@ -269,6 +274,7 @@ where
             static_files: static_files.clone(),
             access_log: prepared.access_log.clone(),
             auth: prepared.auth.clone(),
+            proxy: prepared.proxy.clone(),
             mesh: mesh.clone(),
             trigger: trigger.clone(),
             ready: ready_tx.clone(),
@@ -320,6 +326,7 @@ struct Start {
     static_files: Arc<StaticConfig>,
     access_log: Option<Arc<Outlet>>,
     auth: Option<Arc<AuthConfig>>,
+    proxy: Arc<PreparedProxy>,
     mesh: MeshHandle,
     trigger: ShutdownTrigger,
     ready: mpsc::Sender<Result<(), (usize, String)>>,
@@ -367,6 +374,7 @@ impl Start {
             config: self.config.clone(),
             static_files: self.static_files.clone(),
             auth: self.auth.clone(),
+            proxy: self.proxy.clone(),
         });
         let listeners = match register(&poller, self.sockets) {
             Ok(l) => l,

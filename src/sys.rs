@@ -373,6 +373,18 @@ pub fn set_nodelay(sock: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::net::sockopt::set_tcp_nodelay(sock, true)?)
 }
 
+/// Whether an idle connection can take a request: open, with nothing
+/// to read (a peek that would block). A FIN, an error or stray bytes
+/// (a late response, a close notice) mean it cannot.
+pub fn idle_and_open(sock: BorrowedFd<'_>) -> bool {
+    let mut byte = [0u8; 1];
+    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+    matches!(
+        rustix::net::recv(sock, &mut byte, flags),
+        Err(rustix::io::Errno::AGAIN)
+    )
+}
+
 /// `recv` without waiting.
 pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     Ok(rustix::net::recv(

@@ -15,7 +15,39 @@ use super::{invalid, AccessLogFormat, AccessLogTarget, Config, ConfigError, Moun
 use crate::middleware::{
     parse_rate, AuthRule, Cidr, CompressSettings, CorsSettings, Origins, RateLimitSettings,
 };
+use crate::proxy::{Balance, HostMode, MountSettings, UpstreamUrl};
 use crate::static_files::CachePolicy;
+
+/// `PREFIX=URL[,URL…]`.
+fn parse_proxy(s: &str) -> Result<(String, Vec<UpstreamUrl>), String> {
+    let (prefix, urls) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected PREFIX=URL[,URL…]"))?;
+    if !prefix.starts_with('/') {
+        return Err(format!("{prefix:?}: a prefix starts with /"));
+    }
+    let urls = urls
+        .split(',')
+        .map(|u| UpstreamUrl::parse(u.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((prefix.to_string(), urls))
+}
+
+fn parse_host_mode(s: &str) -> Result<HostMode, String> {
+    match s {
+        "upstream" => Ok(HostMode::Upstream),
+        "client" => Ok(HostMode::Client),
+        _ => Err(format!("{s:?}: expected upstream or client")),
+    }
+}
+
+fn parse_balance(s: &str) -> Result<Balance, String> {
+    match s {
+        "round-robin" => Ok(Balance::RoundRobin),
+        "least-outstanding" | "least-conn" => Ok(Balance::LeastOutstanding),
+        _ => Err(format!("{s:?}: expected round-robin or least-outstanding")),
+    }
+}
 
 /// The command line as written.
 #[derive(Debug, Default, Parser)]
@@ -170,6 +202,48 @@ pub struct Flags {
     /// the longest matching prefix rules.
     #[arg(long = "auth", value_name = "PREFIX=SCHEME:FILE", value_parser = AuthRule::parse)]
     pub auth: Vec<AuthRule>,
+    /// Forward a path prefix to upstream servers: `PREFIX=URL[,URL…]`
+    /// with `http://host:port[/base]` URLs (repeatable). The prefix is
+    /// stripped unless --proxy-keep-prefix; requests are spread over the
+    /// upstreams (--proxy-balance) and an upstream that fails is skipped
+    /// for a while (--proxy-max-fails, --proxy-fail-timeout).
+    #[arg(long = "proxy", value_name = "PREFIX=URL[,URL…]", value_parser = parse_proxy)]
+    pub proxy: Vec<(String, Vec<UpstreamUrl>)>,
+    /// Pass the mount's prefix on to the upstream rather than strip it.
+    #[arg(long = "proxy-keep-prefix", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub proxy_keep_prefix: Option<bool>,
+    /// The Host the upstream gets: `upstream` (its own, as Go's proxy) or `client`.
+    #[arg(long = "proxy-host", value_name = "upstream|client", value_parser = parse_host_mode)]
+    pub proxy_host: Option<HostMode>,
+    /// How requests are spread: `round-robin` or `least-outstanding`.
+    #[arg(long = "proxy-balance", value_name = "POLICY", value_parser = parse_balance)]
+    pub proxy_balance: Option<Balance>,
+    /// Failures in a row (connect errors, timeouts, bad answers, 5xx) that
+    /// take an upstream out of rotation. Default: 1 (nginx's).
+    #[arg(long = "proxy-max-fails", value_name = "N")]
+    pub proxy_max_fails: Option<u32>,
+    /// How long a failed upstream is skipped before one request tries it again. Default: 10s.
+    #[arg(long = "proxy-fail-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub proxy_fail_timeout: Option<Duration>,
+    /// Time allowed to connect to an upstream. Default: 5s.
+    #[arg(long = "proxy-connect-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub proxy_connect_timeout: Option<Duration>,
+    /// Time allowed for the response head, and between response body bytes
+    /// (and the idle time of a tunnel after an upgrade). Default: 60s.
+    #[arg(long = "proxy-read-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub proxy_read_timeout: Option<Duration>,
+    /// Largest request body a proxy mount passes on (streamed; not --max-body). Default: 1 TiB.
+    #[arg(long = "proxy-max-body", value_name = "SIZE", value_parser = parse_size)]
+    pub proxy_max_body: Option<usize>,
+    /// Idle connections kept per upstream and shard. Default: 64.
+    #[arg(long = "proxy-max-idle", value_name = "N")]
+    pub proxy_max_idle: Option<usize>,
+    /// How long an idle upstream connection is kept. Default: 30s.
+    #[arg(long = "proxy-idle-timeout", value_name = "DURATION", value_parser = parse_duration)]
+    pub proxy_idle_timeout: Option<Duration>,
+    /// Add `Via: 1.1 edgeshard` to proxied requests and responses.
+    #[arg(long = "proxy-via", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub proxy_via: Option<bool>,
     /// A JWT must carry this `iss` (else 403).
     #[arg(long = "jwt-issuer", value_name = "ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -371,13 +445,66 @@ impl Flags {
         if let Some(rate) = self.rate_limit {
             let mut rl = RateLimitSettings::new(rate);
             set(&mut rl.burst, self.rate_burst);
-            rl.trusted_proxies = self.trusted_proxies;
+            rl.trusted_proxies = self.trusted_proxies.clone();
             mw.rate_limit = Some(rl);
-        } else if self.rate_burst.is_some() || !self.trusted_proxies.is_empty() {
+        } else if self.rate_burst.is_some() {
+            return Err(invalid("--rate-limit", "--rate-burst needs --rate-limit"));
+        } else if !self.trusted_proxies.is_empty() && self.proxy.is_empty() {
             return Err(invalid(
-                "--rate-limit",
-                "--rate-burst and --trusted-proxy need --rate-limit",
+                "--trusted-proxy",
+                "needs --rate-limit or --proxy (it says whose forwarding headers they believe)",
             ));
+        }
+        let proxy = &mut config.proxy;
+        if !self.trusted_proxies.is_empty() {
+            proxy.trusted = self.trusted_proxies;
+        }
+        if !self.proxy.is_empty() {
+            proxy.mounts = self
+                .proxy
+                .into_iter()
+                .map(|(prefix, ups)| MountSettings::new(&prefix, ups))
+                .collect();
+        }
+        let proxy_flags = self.proxy_keep_prefix.is_some()
+            || self.proxy_host.is_some()
+            || self.proxy_balance.is_some()
+            || self.proxy_max_fails.is_some()
+            || self.proxy_fail_timeout.is_some()
+            || self.proxy_connect_timeout.is_some()
+            || self.proxy_read_timeout.is_some()
+            || self.proxy_max_body.is_some()
+            || self.proxy_max_idle.is_some()
+            || self.proxy_idle_timeout.is_some()
+            || self.proxy_via.is_some();
+        if proxy_flags && proxy.mounts.is_empty() {
+            return Err(invalid("--proxy", "the --proxy-* settings need --proxy"));
+        }
+        if self.proxy_max_fails == Some(0) {
+            return Err(invalid("--proxy-max-fails", "must be at least 1"));
+        }
+        for (flag, d) in [
+            ("--proxy-fail-timeout", self.proxy_fail_timeout),
+            ("--proxy-connect-timeout", self.proxy_connect_timeout),
+            ("--proxy-read-timeout", self.proxy_read_timeout),
+            ("--proxy-idle-timeout", self.proxy_idle_timeout),
+        ] {
+            if d == Some(Duration::ZERO) {
+                return Err(invalid(flag, "must be greater than zero"));
+            }
+        }
+        for m in &mut proxy.mounts {
+            set(&mut m.keep_prefix, self.proxy_keep_prefix);
+            set(&mut m.host, self.proxy_host);
+            set(&mut m.balance, self.proxy_balance);
+            set(&mut m.health.max_fails, self.proxy_max_fails);
+            set(&mut m.health.fail_timeout, self.proxy_fail_timeout);
+            set(&mut m.connect_timeout, self.proxy_connect_timeout);
+            set(&mut m.read_timeout, self.proxy_read_timeout);
+            set(&mut m.max_body, self.proxy_max_body.map(|n| n as u64));
+            set(&mut m.max_idle, self.proxy_max_idle);
+            set(&mut m.idle_timeout, self.proxy_idle_timeout);
+            set(&mut m.via, self.proxy_via);
         }
         let cors_flags = self.cors_methods.is_some()
             || self.cors_headers.is_some()

@@ -37,6 +37,7 @@ use crate::middleware::{
     AuthConfig, AuthSettings, CompressSettings, Cors, CorsSettings, RateLimitSettings,
     SecurityHeaders, SecuritySettings,
 };
+use crate::proxy::{PreparedProxy, ProxySettings};
 use crate::static_files::{
     CachePolicy, MountConfig, Resolver, StaticConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_INLINE_MAX,
 };
@@ -78,6 +79,8 @@ pub struct Config {
     /// The access log, which connections write (off by default; the
     /// `edgeshard` binary defaults to stdout).
     pub access_log: AccessLogSettings,
+    /// Proxy mounts (`--proxy`), in front of the static files.
+    pub proxy: ProxySettings,
 }
 
 /// The middleware the binary puts around its app, outermost first. By
@@ -111,6 +114,7 @@ impl Default for Config {
             static_files: StaticSettings::default(),
             middleware: MiddlewareSettings::default(),
             access_log: AccessLogSettings::default(),
+            proxy: ProxySettings::default(),
         }
     }
 }
@@ -196,6 +200,8 @@ pub struct Prepared {
     pub access_log: Option<Arc<Outlet>>,
     /// The auth files, read and checked; `None` without auth rules.
     pub auth: Option<Arc<AuthConfig>>,
+    /// The proxy mounts, their upstreams' names resolved.
+    pub proxy: Arc<PreparedProxy>,
 }
 
 /// A configuration value that cannot be used, with the setting it came
@@ -317,6 +323,58 @@ impl Config {
         if files.cache_entries == 0 {
             return Err(invalid("--file-cache", "must be at least 1"));
         }
+        let mut proxied: Vec<&str> = Vec::new();
+        for m in &self.proxy.mounts {
+            let p = m.prefix.as_str();
+            let clean = p.starts_with('/')
+                && !p.contains("//")
+                && !p.split('/').any(|seg| seg == "." || seg == "..");
+            if !clean {
+                return Err(invalid(
+                    "--proxy",
+                    format!("`{p}`: a prefix is a clean path starting with / (like /app1/)"),
+                ));
+            }
+            if proxied.contains(&p) {
+                return Err(invalid("--proxy", format!("`{p}` is proxied twice")));
+            }
+            if prefixes.iter().any(|s| s == p) {
+                return Err(invalid(
+                    "--proxy",
+                    format!(
+                        "`{p}` is both a proxy mount and a static mount; give each its own prefix"
+                    ),
+                ));
+            }
+            if m.upstreams.is_empty() {
+                return Err(invalid("--proxy", format!("`{p}` has no upstreams")));
+            }
+            proxied.push(p);
+        }
+        Ok(())
+    }
+
+    /// Refuses proxy mounts that routes would shadow: a route on a
+    /// mount's prefix, or under it (`routes` are the app's, as
+    /// `--print-routes` shows them).
+    pub fn check_routes(&self, routes: &[crate::route::RouteInfo<'_>]) -> Result<(), ConfigError> {
+        for m in &self.proxy.mounts {
+            let bare = &m.prefix[..m.prefix.len() - 1];
+            for r in routes {
+                let pattern = r.pattern.as_ref();
+                let path = pattern.rsplit(' ').next().unwrap_or(pattern);
+                let path = &path[path.find('/').unwrap_or(0)..];
+                if path.starts_with(&m.prefix) || path == bare {
+                    return Err(invalid(
+                        "--proxy",
+                        format!(
+                            "`{}` is both a proxy mount and the route `{pattern}`; give each its own prefix",
+                            m.prefix
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -339,9 +397,11 @@ impl Config {
             .unwrap_or_else(|| StaticConfig::detect_resolver(&mounts));
         let access_log = Outlet::open(&self.access_log).map_err(|e| invalid("--access-log", e))?;
         let auth = AuthConfig::load(&self.middleware.auth).map_err(|e| invalid("--auth", e.0))?;
+        let proxy = PreparedProxy::prepare(&self.proxy).map_err(|e| invalid("--proxy", e))?;
         Ok(Prepared {
             access_log,
             auth,
+            proxy: Arc::new(proxy),
             static_files: StaticConfig {
                 mounts,
                 resolver,
@@ -409,7 +469,12 @@ mod tests {
                 "--rate-limit",
             ),
             (&["--rate-burst", "3"], "--rate-limit"),
-            (&["--trusted-proxy", "10.0.0.0/8"], "--rate-limit"),
+            (&["--trusted-proxy", "10.0.0.0/8"], "--trusted-proxy"),
+            (&["--proxy-via"], "--proxy"),
+            (&["--proxy", "/a=http://127.0.0.1:1", "--proxy-max-fails", "0"], "--proxy-max-fails"),
+            (&["--proxy", "/a=http://127.0.0.1:1", "--mount", "/a=/tmp"], "--proxy"),
+            (&["--proxy", "/a=http://127.0.0.1:1", "--proxy", "/a/=http://127.0.0.1:2"], "--proxy"),
+            (&["--proxy", "/a/../b=http://127.0.0.1:1"], "--proxy"),
             (&["--csp", "a\nb"], "--csp"),
             (&["--referrer-policy", ""], "--referrer-policy"),
             (&["--cors", "*", "--cors-credentials"], "--cors"),

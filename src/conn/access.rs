@@ -17,7 +17,13 @@ const REFUSED_HEAD_MAX: usize = 1024;
 impl<S: Transport> Conn<S> {
     /// The current request was answered with `status` and `bytes` body
     /// bytes: its line waits for the response to leave.
-    pub(super) fn answered(&mut self, status: StatusCode, bytes: u64, id: Option<Bytes>) {
+    pub(super) fn answered(
+        &mut self,
+        status: StatusCode,
+        bytes: u64,
+        id: Option<Bytes>,
+        upstream: Option<Bytes>,
+    ) {
         let Some(log) = self.log.as_deref_mut() else {
             return;
         };
@@ -28,6 +34,7 @@ impl<S: Transport> Conn<S> {
                 status: status.as_u16(),
                 bytes,
                 id,
+                upstream,
             });
         }
     }
@@ -43,7 +50,7 @@ impl<S: Transport> Conn<S> {
             let seen = &self.rbuf[..self.rbuf.len().min(REFUSED_HEAD_MAX)];
             log.current = Some((Bytes::copy_from_slice(seen), Instant::now()));
         }
-        self.answered(status, bytes, None);
+        self.answered(status, bytes, None, None);
     }
 
     /// The responses waiting have left (or failed to): write their lines.
@@ -65,6 +72,7 @@ impl<S: Transport> Conn<S> {
                 bytes: a.bytes,
                 micros: now.saturating_duration_since(a.start).as_micros() as u64,
                 request_id: a.id.as_deref(),
+                upstream: a.upstream.as_deref(),
             };
             log.write(&entry, secs);
         }

@@ -23,6 +23,7 @@ mod respond;
 mod shared;
 mod table;
 mod timeouts;
+mod tunnel;
 mod write;
 
 use std::rc::Rc;
@@ -190,6 +191,9 @@ struct Conn<S> {
     read_size: usize,
     /// Responses sent on this connection.
     served: u64,
+    /// Body bytes of a relayed response that failed part way, for its
+    /// log line.
+    relayed: u64,
     /// The current request declared a JSON body: errors answer in JSON.
     json_errors: bool,
     /// With an access log: the request being answered, and the answered
@@ -214,6 +218,7 @@ struct Answered {
     status: u16,
     bytes: u64,
     id: Option<Bytes>,
+    upstream: Option<Bytes>,
 }
 
 impl<S: Transport> Conn<S> {
@@ -252,6 +257,7 @@ impl<S: Transport> Conn<S> {
             dates: DateMarks::default(),
             read_size: a.read_size,
             served: a.served,
+            relayed: 0,
             // Each request decides its own error format.
             json_errors: false,
             log: None,

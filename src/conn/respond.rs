@@ -39,6 +39,7 @@ impl<S: Transport> Conn<S> {
         // Set apart, not returned with the response: a tuple holding the
         // response would copy it.
         let mut id = None;
+        let mut upstream = None;
         let mut body_end = BodyEnd::Complete;
         let response = if head.method() == Method::Options && head.target() == "*" {
             server_options()
@@ -93,6 +94,7 @@ impl<S: Transport> Conn<S> {
             // taken whether or not there is an access log.
             let key = self.entry.key();
             id = key.take_request_id();
+            upstream = key.take_upstream();
             match outcome {
                 Ok(Ok(r)) => match r.invalid() {
                     None => r,
@@ -124,10 +126,23 @@ impl<S: Transport> Conn<S> {
         let (close, rest, mut bytes) =
             self.encode_response(response, version, head_only, close, shared);
         if let Some((body, length)) = rest {
-            bytes = self.send_body(body, length, shared).await?;
+            match self.send_body(body, length, shared).await {
+                Ok(sent) => bytes = sent,
+                Err(end) => {
+                    // A relayed body cut short is logged as such, with what
+                    // was sent; the connection ends without completing it.
+                    if let Some(up) = upstream.filter(|_| shared.access_log.is_some()) {
+                        let mut note = up.to_vec();
+                        note.extend_from_slice(b" response cut short");
+                        let sent = std::mem::take(&mut self.relayed);
+                        self.answered(status, sent, id, Some(note.into()));
+                    }
+                    return Err(end);
+                }
+            }
         }
         if shared.access_log.is_some() {
-            self.answered(status, bytes, id);
+            self.answered(status, bytes, id, upstream);
             if self.wbuf.is_empty() {
                 // The body went on its own and took the head with it: the
                 // response has left.
@@ -157,6 +172,9 @@ impl<S: Transport> Conn<S> {
         shared: &Shared,
     ) -> (bool, Option<(Body, BodyLength)>, u64) {
         let status = resp.status();
+        if matches!(resp.body(), Body::Tunnel(_)) {
+            return self.encode_upgrade(resp, shared);
+        }
         let length = match resp.body() {
             _ if status.forbids_body() => BodyLength::Forbidden,
             Body::Empty => BodyLength::Known(0),
@@ -164,6 +182,12 @@ impl<S: Transport> Conn<S> {
             Body::File(f) => BodyLength::Known(f.len()),
             Body::Stream(_) if version == Version::Http11 => BodyLength::Chunked,
             Body::Stream(_) => BodyLength::UntilClose,
+            Body::Tunnel(_) => BodyLength::Forbidden,
+            Body::Relay(r) => match r.length() {
+                Some(n) => BodyLength::Known(n),
+                None if version == Version::Http11 => BodyLength::Chunked,
+                None => BodyLength::UntilClose,
+            },
         };
         close |= length == BodyLength::UntilClose && !head_only;
         let meta = HeadMeta {
@@ -190,6 +214,33 @@ impl<S: Transport> Conn<S> {
             }
             body => (close, Some((body, length)), 0),
         }
+    }
+}
+
+impl<S: Transport> Conn<S> {
+    /// A `101` whose connection becomes a tunnel: its head as the handler
+    /// made it (its `Connection: Upgrade` among its lines), then the
+    /// tunnel; the connection serves no more requests.
+    #[cold]
+    fn encode_upgrade(
+        &mut self,
+        resp: Response,
+        shared: &Shared,
+    ) -> (bool, Option<(Body, BodyLength)>, u64) {
+        let meta = HeadMeta {
+            status: resp.status(),
+            content_type: None,
+            length: BodyLength::Forbidden,
+            close: false,
+            keep_alive_header: false,
+            preformatted: resp.preformatted(),
+        };
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = shared.write_pool.take();
+        }
+        let date_at = encode_head(&mut self.wbuf, &meta, &shared.date.get(), resp.headers());
+        self.dates.mark(date_at, shared.date.secs());
+        (true, Some((resp.into_body(), BodyLength::Forbidden)), 0)
     }
 }
 

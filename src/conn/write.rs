@@ -14,7 +14,7 @@ use super::io::{interruptible, write_all};
 use super::table::Phase;
 use super::{Conn, End, Shared, FLUSH_AT};
 use crate::http::encode::{encode_chunk, BodyLength, LAST_CHUNK};
-use crate::response::{Body, FileBody, FilePart};
+use crate::response::{Body, FileBody, FilePart, RelayBody};
 use crate::transport::Transport;
 
 /// Most bytes one `sendfile` call may send before the connection lets
@@ -52,7 +52,77 @@ impl<S: Transport> Conn<S> {
                 Box::pin(self.write_file(f, shared)).await?;
                 Ok(len)
             }
+            Body::Relay(r) => Box::pin(self.write_relay(r, length, shared)).await,
+            Body::Tunnel(t) => Box::pin(self.tunnel(*t, shared)).await,
         }
+    }
+
+    /// Sends a relayed body: with its length, chunked or until close, as
+    /// [`Conn::write_stream`] does, but a failure or a short end aborts
+    /// the connection before the framing is complete, and bytes past the
+    /// promised length are not sent.
+    async fn write_relay(
+        &mut self,
+        body: RelayBody,
+        length: BodyLength,
+        shared: &Shared,
+    ) -> Result<u64, End> {
+        let (_, mut stream) = body.into_parts();
+        let chunked = length == BodyLength::Chunked;
+        let promised = match length {
+            BodyLength::Known(n) => Some(n),
+            _ => None,
+        };
+        let mut sent = 0u64;
+        loop {
+            self.slot.enter(Phase::Handler, None);
+            let piece = match futures_lite::future::poll_once(stream.next()).await {
+                Some(piece) => piece,
+                None => {
+                    self.flush(shared).await?;
+                    self.slot.enter(Phase::Handler, None);
+                    stream.next().await
+                }
+            };
+            let piece = match piece {
+                None => break,
+                Some(Ok(piece)) => piece,
+                Some(Err(_)) => {
+                    // What arrived goes out; the framing stays incomplete.
+                    let _ = self.flush(shared).await;
+                    self.relayed = sent;
+                    return Err(End::Abort);
+                }
+            };
+            let piece = match promised {
+                Some(n) if sent + piece.len() as u64 > n => {
+                    let keep = (n - sent) as usize;
+                    self.wbuf.extend_from_slice(&piece[..keep]);
+                    let _ = self.flush(shared).await;
+                    self.relayed = n;
+                    return Err(End::Abort);
+                }
+                _ => piece,
+            };
+            sent += piece.len() as u64;
+            if chunked {
+                encode_chunk(&mut self.wbuf, &piece);
+            } else {
+                self.wbuf.extend_from_slice(&piece);
+            }
+            if self.wbuf.len() >= FLUSH_AT {
+                self.flush(shared).await?;
+            }
+        }
+        if promised.is_some_and(|n| sent < n) {
+            let _ = self.flush(shared).await;
+            self.relayed = sent;
+            return Err(End::Abort);
+        }
+        if chunked {
+            self.wbuf.extend_from_slice(LAST_CHUNK);
+        }
+        Ok(sent)
     }
 
     /// Sends a streamed body: chunked (HTTP/1.1) or raw until close. What

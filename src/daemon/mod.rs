@@ -10,21 +10,23 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use crate::config::{Config, Flags, Prepared};
 use crate::handler::Handler;
 use crate::log;
+use crate::route::{format_routes, RouteInfo};
 use crate::shard::{start_prepared, ShardContext};
 use crate::static_files::Resolver;
 use crate::sys;
 
 /// A whole `main`: parses the command line ([`Flags`]) and lays it over
 /// `defaults` (the binary's own: `edgeshard` logs access to stdout, the
-/// benchmark does not), prints `route_table()` for `--print-routes`,
-/// validates the flags and opens the mounts and the access log (exit 2
-/// naming the flag if one is wrong), turns transparent huge pages off
+/// benchmark does not), prints `routes()` for `--print-routes`,
+/// validates the flags (a proxy mount must not overlap a route) and opens
+/// the mounts, the access log and resolves the upstreams (exit 2 naming
+/// the flag if one is wrong), turns transparent huge pages off
 /// (`PR_SET_THP_DISABLE`) and runs until a signal ([`run_until_signal`]).
 /// Messages start with `name`.
 pub fn main<F, H>(
     name: &'static str,
     defaults: Config,
-    route_table: impl FnOnce() -> String,
+    routes: impl FnOnce() -> &'static [RouteInfo<'static>],
     make_handler: F,
 ) -> ExitCode
 where
@@ -33,12 +35,14 @@ where
 {
     log::set_name(name);
     let flags = Flags::from_env();
+    let routes = routes();
     if flags.print_routes {
-        print!("{}", route_table());
+        print!("{}", format_routes(routes));
         return ExitCode::SUCCESS;
     }
-    let prepared =
-        Config::from_flags_over(defaults, flags).and_then(|c| c.prepare().map(|p| (c, p)));
+    let prepared = Config::from_flags_over(defaults, flags)
+        .and_then(|c| c.check_routes(routes).map(|()| c))
+        .and_then(|c| c.prepare().map(|p| (c, p)));
     let (config, prepared) = match prepared {
         Ok(both) => both,
         Err(e) => {
@@ -52,6 +56,11 @@ where
     let files = &prepared.static_files;
     for m in &files.mounts {
         println!("{name}: serving {} at {}", m.real_dir.display(), m.prefix);
+    }
+    for m in &prepared.proxy.mounts {
+        let s = m.settings();
+        let ups: Vec<String> = s.upstreams.iter().map(|u| u.to_string()).collect();
+        println!("{name}: proxying {} to {}", s.prefix, ups.join(", "));
     }
     if !files.mounts.is_empty() && files.resolver == Resolver::PathWalk {
         println!(

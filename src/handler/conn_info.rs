@@ -83,35 +83,65 @@ thread_local! {
     /// cancelled (the request itself is gone by then). Filled only by the
     /// request-id middleware.
     static REQUEST_IDS: RefCell<Vec<(ConnKey, Bytes)>> = const { RefCell::new(Vec::new()) };
+
+    /// What the proxy noted for the access log of its requests in flight:
+    /// the upstream, and how the request failed there if it did.
+    static UPSTREAMS: RefCell<Vec<(ConnKey, Bytes)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn note(
+    list: &'static std::thread::LocalKey<RefCell<Vec<(ConnKey, Bytes)>>>,
+    key: ConnKey,
+    v: Bytes,
+) {
+    let _ = list.try_with(|l| {
+        let mut l = l.borrow_mut();
+        match l.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = v,
+            None => l.push((key, v)),
+        }
+    });
+}
+
+#[inline]
+fn take(
+    list: &'static std::thread::LocalKey<RefCell<Vec<(ConnKey, Bytes)>>>,
+    key: ConnKey,
+) -> Option<Bytes> {
+    list.try_with(|l| {
+        // Nothing is noted unless a middleware or the proxy is in use.
+        if l.borrow().is_empty() {
+            return None;
+        }
+        let mut l = l.borrow_mut();
+        let at = l.iter().position(|(k, _)| *k == key)?;
+        Some(l.swap_remove(at).1)
+    })
+    .ok()
+    .flatten()
 }
 
 impl ConnKey {
     /// Notes the id of the request now in flight on this connection.
     pub(crate) fn note_request_id(self, id: Bytes) {
-        let _ = REQUEST_IDS.try_with(|ids| {
-            let mut ids = ids.borrow_mut();
-            match ids.iter_mut().find(|(k, _)| *k == self) {
-                Some(entry) => entry.1 = id,
-                None => ids.push((self, id)),
-            }
-        });
+        note(&REQUEST_IDS, self, id);
+    }
+
+    /// Notes the upstream this connection's request went to (the proxy).
+    pub(crate) fn note_upstream(self, upstream: Bytes) {
+        note(&UPSTREAMS, self, upstream);
+    }
+
+    /// Takes the noted upstream of this connection's request, if any.
+    #[inline]
+    pub(crate) fn take_upstream(self) -> Option<Bytes> {
+        take(&UPSTREAMS, self)
     }
 
     /// Takes the noted id of this connection's request, if any.
     #[inline]
     pub(crate) fn take_request_id(self) -> Option<Bytes> {
-        REQUEST_IDS
-            .try_with(|ids| {
-                // Without the request-id middleware, nothing is ever noted.
-                if ids.borrow().is_empty() {
-                    return None;
-                }
-                let mut ids = ids.borrow_mut();
-                let at = ids.iter().position(|(k, _)| *k == self)?;
-                Some(ids.swap_remove(at).1)
-            })
-            .ok()
-            .flatten()
+        take(&REQUEST_IDS, self)
     }
 }
 

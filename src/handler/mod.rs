@@ -37,6 +37,53 @@ where
     }
 }
 
+/// A handler function that reads its own request body, as it arrives
+/// ([`Request::take_body_stream`]), rather than getting it whole: for
+/// uploads larger than `--max-body`, or passed on as they come.
+///
+/// ```
+/// use edgeshard::{handler_streaming, Request, Response};
+///
+/// let count = handler_streaming(|mut req: Request| async move {
+///     let mut n = 0;
+///     if let Some(mut body) = req.take_body_stream() {
+///         body.set_limit(1 << 30);
+///         while let Ok(Some(piece)) = body.chunk().await {
+///             n += piece.len();
+///         }
+///     } else {
+///         n = req.body().len();
+///     }
+///     Response::text(n.to_string())
+/// });
+/// # let _ = count;
+/// ```
+pub fn streaming<F>(f: F) -> Streaming<F> {
+    Streaming(f)
+}
+
+/// A function whose request bodies are not read for it: see [`streaming`].
+#[derive(Debug, Clone, Copy)]
+pub struct Streaming<F>(F);
+
+impl<F, Fut, R> Handler for Streaming<F>
+where
+    F: Fn(Request) -> Fut + 'static,
+    Fut: Future<Output = R>,
+    R: IntoResponse,
+{
+    fn call(&self, req: Request) -> impl Future<Output = Response> {
+        IntoResponseFuture::new((self.0)(req))
+    }
+}
+
+impl<F> Streaming<F> {
+    /// The function.
+    pub fn inner(&self) -> &F {
+        &self.0
+    }
+}
+
 /// Calls `call` with the request's body read whole: at once when it came
 /// whole (nearly always), else after reading it (see [`RequestBody`]).
 /// What closures and route functions go through, so `req.body()` and

@@ -7,6 +7,7 @@
 //! [`Extensions`], and the [`Limits`].
 
 pub(crate) mod body;
+pub mod client;
 pub(crate) mod coding;
 pub(crate) mod date;
 pub(crate) mod encode;

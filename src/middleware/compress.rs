@@ -131,7 +131,8 @@ impl Compress {
         let big_enough = match resp.body() {
             Body::Full(b) => b.len() >= self.settings.min_size,
             Body::Stream(_) => true,
-            Body::Empty | Body::File(_) => false,
+            // Relayed bodies (the proxy's) go as the upstream sent them.
+            Body::Empty | Body::File(_) | Body::Relay(_) | Body::Tunnel(_) => false,
         };
         big_enough
             && resp.content_type().is_some_and(compressible)

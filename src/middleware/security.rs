@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::Middleware;
 use crate::handler::Request;
 use crate::http::field::is_safe_value;
-use crate::response::Response;
+use crate::response::{Body, Response};
 
 /// What [`SecurityHeaders`] sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +109,11 @@ impl Middleware for SecurityHeaders {
     }
 
     fn on_response(&self, _: (), mut resp: Response) -> Response {
+        // A proxied response carries the upstream's fields as lines.
+        let relayed = matches!(resp.body(), Body::Relay(_) | Body::Tunnel(_));
         for (name, value) in &self.headers {
-            let set = resp.headers().any(|(n, _)| n.eq_ignore_ascii_case(name));
+            let set = resp.headers().any(|(n, _)| n.eq_ignore_ascii_case(name))
+                || (relayed && preformatted_has(resp.preformatted(), name));
             if !set {
                 // Checked when the settings were.
                 resp = resp.with_checked_header(name.clone(), value.clone());
@@ -118,4 +121,13 @@ impl Middleware for SecurityHeaders {
         }
         resp
     }
+}
+
+/// Whether `Name: value\r\n` lines have a field called `name`.
+fn preformatted_has(lines: &[u8], name: &[u8]) -> bool {
+    lines.split(|&b| b == b'\n').any(|line| {
+        line.len() > name.len()
+            && line[name.len()] == b':'
+            && line[..name.len()].eq_ignore_ascii_case(name)
+    })
 }

@@ -58,6 +58,19 @@ where
     }
 }
 
+/// A [`streaming`](crate::handler::streaming) function as a route: its
+/// body is not read for it.
+impl<F, Fut, R, S> RouteHandler<S, crate::handler::Streaming<()>> for crate::handler::Streaming<F>
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = R>,
+    R: IntoResponse,
+{
+    fn call_route(&self, req: Request, _state: S) -> impl Future<Output = Response> {
+        IntoResponseFuture::new((self.inner())(req))
+    }
+}
+
 /// The router `routes!` builds: a static table, the state handed to
 /// handlers, the generated `match` from route index to handler call, and
 /// the handler for paths no route matches (404 unless set with

@@ -25,6 +25,7 @@ mod corners;
 mod lifecycle;
 mod middleware;
 mod process;
+mod proxy;
 mod request_facts;
 mod routes;
 mod static_files;

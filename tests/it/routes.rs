@@ -32,6 +32,7 @@ fn body(r: &Response) -> String {
         Body::Empty => String::new(),
         Body::Stream(_) => "<stream>".into(),
         Body::File(f) => format!("<file of {} bytes>", f.len()),
+        other => format!("<{other:?}>"),
     }
 }
 

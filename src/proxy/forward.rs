@@ -1,0 +1,301 @@
+//! Heads across the proxy: the request as the upstream gets it (target
+//! rewritten, hop-by-hop fields removed, forwarding fields set) and the
+//! response as the client gets it (hop-by-hop fields, framing, `Date` and
+//! `Server` removed: the connection writes its own).
+
+use std::net::IpAddr;
+
+use smallvec::SmallVec;
+
+use crate::http::client::ResponseHead;
+use crate::http::field::list_has;
+use crate::http::Version;
+use crate::Request;
+
+/// The body the upstream request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OutBody {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// What the forwarding fields say.
+#[derive(Debug)]
+pub(super) struct Forwarding<'a> {
+    /// The client's address (the peer of the connection).
+    pub peer: IpAddr,
+    /// Its forwarding fields are believed (a trusted proxy).
+    pub trusted: bool,
+    /// The `Host` to send.
+    pub host: &'a [u8],
+    pub via: bool,
+    /// `Connection: Upgrade` and this `Upgrade` are passed on.
+    pub upgrade: Option<&'a [u8]>,
+}
+
+/// Names a `Connection` field lists: hop-by-hop for this message.
+type Named<'a> = SmallVec<[&'a [u8]; 4]>;
+
+fn connection_names<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Named<'a> {
+    let mut named = Named::new();
+    for (name, value) in fields {
+        if name.eq_ignore_ascii_case(b"connection") {
+            named.extend(
+                value
+                    .split(|&b| b == b',')
+                    .map(|t| t.trim_ascii())
+                    .filter(|t| !t.is_empty()),
+            );
+        }
+    }
+    named
+}
+
+/// Fields that describe one connection, not the message (RFC 9110 §7.6.1),
+/// and those the proxy writes itself.
+fn hop_by_hop(name: &[u8], named: &Named<'_>) -> bool {
+    const FIXED: [&[u8]; 7] = [
+        b"connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+    ];
+    FIXED.iter().any(|f| name.eq_ignore_ascii_case(f))
+        || (name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-"))
+        || named.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
+fn is_forwarding(name: &[u8]) -> bool {
+    [
+        &b"x-forwarded-for"[..],
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"forwarded",
+    ]
+    .iter()
+    .any(|f| name.eq_ignore_ascii_case(f))
+}
+
+/// Writes the upstream request's head: `target` (path and query) on a
+/// request line of its own, the client's end-to-end fields, then `Host`,
+/// the forwarding fields and the body's framing.
+pub(super) fn request_head(
+    out: &mut Vec<u8>,
+    req: &Request,
+    target: &[&str],
+    fwd: &Forwarding<'_>,
+    body: OutBody,
+) {
+    let head = req.head();
+    out.extend_from_slice(head.method_str().as_bytes());
+    out.push(b' ');
+    for part in target {
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(fwd.host);
+    out.extend_from_slice(b"\r\n");
+    let fields = || head.headers().map(|(n, v)| (n.as_bytes(), v));
+    let named = connection_names(fields());
+    let mut xff: SmallVec<[&[u8]; 2]> = SmallVec::new();
+    let mut forwarded: SmallVec<[&[u8]; 2]> = SmallVec::new();
+    let (mut proto, mut xhost) = (None, None);
+    let mut te_trailers = false;
+    for (name, value) in fields() {
+        if name.eq_ignore_ascii_case(b"te") {
+            te_trailers |= list_has(value, b"trailers");
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"host") || hop_by_hop(name, &named) {
+            continue;
+        }
+        if is_forwarding(name) {
+            if fwd.trusted {
+                match name.len() {
+                    15 => xff.push(value),
+                    9 => forwarded.push(value),
+                    17 => proto = Some(value),
+                    _ => xhost = Some(value),
+                }
+            }
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"expect") && body == OutBody::None {
+            continue;
+        }
+        field(out, name, value);
+    }
+    if te_trailers {
+        out.extend_from_slice(b"TE: trailers\r\n");
+    }
+    // The client's address, after what trusted proxies said before us.
+    let mut ip = itoa_ip(fwd.peer);
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    for v in &xff {
+        out.extend_from_slice(v);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(ip.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let client_host = head.header("host").unwrap_or(b"");
+    field(out, b"X-Forwarded-Proto", proto.unwrap_or(b"http"));
+    if !client_host.is_empty() || xhost.is_some() {
+        field(out, b"X-Forwarded-Host", xhost.unwrap_or(client_host));
+    }
+    // RFC 7239: `for` (an IPv6 address quoted, in brackets), `host`
+    // (quoted: it may carry a port), `proto`.
+    out.extend_from_slice(b"Forwarded: ");
+    for v in &forwarded {
+        out.extend_from_slice(v);
+        out.extend_from_slice(b", ");
+    }
+    if fwd.peer.is_ipv6() {
+        ip = format!("\"[{ip}]\"");
+    }
+    out.extend_from_slice(b"for=");
+    out.extend_from_slice(ip.as_bytes());
+    if !client_host.is_empty() && client_host.iter().all(|&b| b != b'"' && b != b'\\') {
+        out.extend_from_slice(b";host=\"");
+        out.extend_from_slice(client_host);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b";proto=http\r\n");
+    if fwd.via {
+        out.extend_from_slice(match head.version() {
+            Version::Http10 => b"Via: 1.0 edgeshard\r\n",
+            Version::Http11 => b"Via: 1.1 edgeshard\r\n",
+        });
+    }
+    if let Some(upgrade) = fwd.upgrade {
+        out.extend_from_slice(b"Connection: Upgrade\r\n");
+        field(out, b"Upgrade", upgrade);
+    }
+    match body {
+        OutBody::None => {}
+        OutBody::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        OutBody::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn itoa_ip(ip: IpAddr) -> String {
+    // An IPv4-mapped IPv6 peer (a dual-stack listener) is an IPv4 client.
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The response's fields as the client gets them, `Name: value\r\n` each
+/// (a `Content-Type` first, as preformatted lines have it): end-to-end
+/// fields only, without `Date` and `Server` (the connection writes its
+/// own). A `101` keeps `Upgrade`, with `Connection: Upgrade`.
+pub(super) fn response_lines(head: &ResponseHead, via: Option<&[u8]>) -> bytes::Bytes {
+    let named = connection_names(head.headers());
+    let mut out = Vec::with_capacity(256);
+    if let Some(ct) = head.header("content-type") {
+        field(&mut out, b"Content-Type", ct);
+    }
+    let switching = head.status().as_u16() == 101;
+    for (name, value) in head.headers() {
+        if switching && name.eq_ignore_ascii_case(b"upgrade") {
+            field(&mut out, b"Upgrade", value);
+            continue;
+        }
+        let ours = [&b"content-type"[..], b"date", b"server"]
+            .iter()
+            .any(|f| name.eq_ignore_ascii_case(f));
+        if ours || hop_by_hop(name, &named) {
+            continue;
+        }
+        field(&mut out, name, value);
+    }
+    if switching {
+        out.extend_from_slice(b"Connection: Upgrade\r\n");
+    }
+    if let Some(via) = via {
+        field(&mut out, b"Via", via);
+    }
+    bytes::Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::client::parse_response_head;
+    use crate::http::{parse_head, Limits};
+
+    fn request(raw: &str) -> Request {
+        let mut buf = bytes::BytesMut::from(raw);
+        let head = parse_head(&mut buf, &Limits::default()).unwrap().unwrap();
+        Request::new(head, bytes::Bytes::new())
+    }
+
+    fn forward(raw: &str, trusted: bool, body: OutBody) -> String {
+        let req = request(raw);
+        let mut out = Vec::new();
+        let fwd = Forwarding {
+            peer: "203.0.113.7".parse().unwrap(),
+            trusted,
+            host: b"up:9000",
+            via: false,
+            upgrade: None,
+        };
+        request_head(&mut out, &req, &["/v1", "/x", "?q=1"], &fwd, body);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn hop_by_hop_fields_go_and_forwarding_fields_are_set() {
+        let raw = "POST /app/x?q=1 HTTP/1.1\r\nHost: example.com\r\nConnection: keep-alive, X-Secret\r\n\
+                   X-Secret: 1\r\nKeep-Alive: 5\r\nProxy-Authorization: x\r\nTE: trailers, deflate\r\n\
+                   Trailer: X\r\nUpgrade: h2c\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1\r\n\
+                   Forwarded: for=10.0.0.1\r\nX-Forwarded-Proto: https\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(
+            forward(raw, false, OutBody::Length(3)),
+            "POST /v1/x?q=1 HTTP/1.1\r\nHost: up:9000\r\nAccept: */*\r\nTE: trailers\r\n\
+             X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\n\
+             Forwarded: for=203.0.113.7;host=\"example.com\";proto=http\r\nContent-Length: 3\r\n\r\n"
+        );
+        // From a trusted proxy, what it said is kept and extended.
+        assert_eq!(
+            forward(raw, true, OutBody::Chunked),
+            "POST /v1/x?q=1 HTTP/1.1\r\nHost: up:9000\r\nAccept: */*\r\nTE: trailers\r\n\
+             X-Forwarded-For: 10.0.0.1, 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n\
+             Forwarded: for=10.0.0.1, for=203.0.113.7;host=\"example.com\";proto=http\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn response_fields_lose_hop_by_hop_and_framing() {
+        let mut buf = bytes::BytesMut::from(
+            "HTTP/1.1 200 OK\r\nServer: up\r\nDate: x\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n\
+             Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nSet-Cookie: a=1\r\n\
+             Content-Type: text/html\r\nSet-Cookie: b=2\r\n\r\n",
+        );
+        let head = parse_response_head(&mut buf, 8192, false).unwrap().unwrap();
+        assert_eq!(
+            &response_lines(&head, None)[..],
+            b"Content-Type: text/html\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+        );
+    }
+}
