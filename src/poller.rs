@@ -443,6 +443,17 @@ impl Socket {
         Ok((self.poller.register(fd)?, peer))
     }
 
+    /// Whether the poller knows the socket has nothing to read: a read came
+    /// back short or empty since its last read edge, and it has seen no
+    /// FIN or error. (A FIN the epoll has not reported yet is not known.)
+    pub fn known_quiet(&self) -> bool {
+        self.poller
+            .entries
+            .borrow()
+            .get(self.token)
+            .is_some_and(|e| !e.readable && !e.closed)
+    }
+
     /// The local address the socket is bound to (one `getsockname`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         sys::local_addr(self.fd.as_fd())

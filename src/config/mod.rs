@@ -471,9 +471,23 @@ mod tests {
             (&["--rate-burst", "3"], "--rate-limit"),
             (&["--trusted-proxy", "10.0.0.0/8"], "--trusted-proxy"),
             (&["--proxy-via"], "--proxy"),
-            (&["--proxy", "/a=http://127.0.0.1:1", "--proxy-max-fails", "0"], "--proxy-max-fails"),
-            (&["--proxy", "/a=http://127.0.0.1:1", "--mount", "/a=/tmp"], "--proxy"),
-            (&["--proxy", "/a=http://127.0.0.1:1", "--proxy", "/a/=http://127.0.0.1:2"], "--proxy"),
+            (
+                &["--proxy", "/a=http://127.0.0.1:1", "--proxy-max-fails", "0"],
+                "--proxy-max-fails",
+            ),
+            (
+                &["--proxy", "/a=http://127.0.0.1:1", "--mount", "/a=/tmp"],
+                "--proxy",
+            ),
+            (
+                &[
+                    "--proxy",
+                    "/a=http://127.0.0.1:1",
+                    "--proxy",
+                    "/a/=http://127.0.0.1:2",
+                ],
+                "--proxy",
+            ),
             (&["--proxy", "/a/../b=http://127.0.0.1:1"], "--proxy"),
             (&["--csp", "a\nb"], "--csp"),
             (&["--referrer-policy", ""], "--referrer-policy"),

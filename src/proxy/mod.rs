@@ -511,16 +511,24 @@ impl MountState {
         chosen.or_else(|| candidates.min_by_key(|&i| self.upstreams[i].ejected_until()))
     }
 
+    /// A new connection to `up`: each of its addresses in turn (a name
+    /// may have several, say IPv6 and IPv4) until one connects.
     async fn connect(&self, up: &Upstream) -> Result<UpConn, &'static str> {
-        let addr = up.addr();
-        match within(self.settings.connect_timeout, self.poller.connect(addr)).await {
-            Some(Ok(sock)) => Ok(UpConn {
-                sock,
-                buf: bytes::BytesMut::new(),
-            }),
-            Some(Err(_)) => Err("connect failed"),
-            None => Err("connect timed out"),
+        let mut why = "connect failed";
+        for _ in 0..up.address_count() {
+            let addr = up.addr();
+            match within(self.settings.connect_timeout, self.poller.connect(addr)).await {
+                Some(Ok(sock)) => {
+                    return Ok(UpConn {
+                        sock,
+                        buf: bytes::BytesMut::new(),
+                    })
+                }
+                Some(Err(_)) => why = "connect failed",
+                None => why = "connect timed out",
+            }
         }
+        Err(why)
     }
 
     /// Sends the request (head, then the body as it comes) and reads the
@@ -679,13 +687,45 @@ fn bad_gateway(why: &str) -> Response {
     Response::error(StatusCode::BAD_GATEWAY, why)
 }
 
-/// `fut`'s output, or `None` once `limit` has passed.
-async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        Timer::new(limit).await;
-        None
-    })
-    .await
+/// `fut`'s output, or `None` once `limit` has passed. The timer is made
+/// only if `fut` is not ready at once (a write to an upstream nearly
+/// always is): a timer costs an insertion into the reactor and a removal.
+fn within<F: Future>(limit: Duration, fut: F) -> Within<F> {
+    Within {
+        fut,
+        limit,
+        timer: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct Within<F> {
+        #[pin]
+        fut: F,
+        limit: Duration,
+        timer: Option<Timer>,
+    }
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let limit = *this.limit;
+        let timer = this.timer.get_or_insert_with(|| Timer::new(limit));
+        match std::pin::Pin::new(timer).poll(cx) {
+            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 async fn write(conn: &mut UpConn, data: &[u8], limit: Duration) -> std::io::Result<()> {
@@ -702,7 +742,8 @@ async fn read_head(
     limit: Duration,
     head_only: bool,
 ) -> Result<Option<Head>, Failure> {
-    let deadline = Instant::now() + limit;
+    // Set at the first wait (most heads come in one read).
+    let mut deadline = None;
     loop {
         match parse_response_head(&mut conn.buf, MAX_UPSTREAM_HEAD, head_only) {
             Ok(Some(h)) => match h.status().as_u16() {
@@ -714,6 +755,7 @@ async fn read_head(
             Ok(None) => {}
             Err(e) => return Err(Failure::Broken(head_error(e))),
         }
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + limit);
         let left = deadline.saturating_duration_since(Instant::now());
         let read =
             std::future::poll_fn(|cx| conn.sock.poll_read_onto(cx, &mut conn.buf, 16 * 1024));

@@ -1,7 +1,15 @@
 //! Each shard's idle connections to one upstream: bounded, newest reused
 //! first (the oldest is the one the upstream most likely closed), checked
-//! at checkout with a peek that must find nothing to read, and dropped
-//! once idle longer than the idle timeout.
+//! at checkout, and dropped once idle longer than the idle timeout.
+//!
+//! The check: a connection the shard's epoll has reported readable or
+//! closed since its response ended is not reused. One that has been idle
+//! for more than [`PEEK_AFTER`] (or whose last read filled its buffer, so
+//! the poller cannot tell) is also peeked at (`recv(MSG_PEEK |
+//! MSG_DONTWAIT)` must find nothing). A connection reused at once skips
+//! the peek: it would cost a system call per request (a quarter of the
+//! proxy's), and the epoll state was current microseconds ago. A close
+//! that races the reuse is what the retry on a fresh connection is for.
 
 use std::cell::RefCell;
 use std::os::fd::AsFd;
@@ -11,6 +19,9 @@ use bytes::BytesMut;
 
 use crate::poller::Socket;
 use crate::sys;
+
+/// Idle longer than this, a connection is peeked at before reuse.
+pub const PEEK_AFTER: Duration = Duration::from_secs(1);
 
 /// A connection to an upstream with its read buffer.
 #[derive(Debug)]
@@ -49,7 +60,8 @@ impl Pool {
                 idle.clear();
                 return None;
             }
-            if sys::idle_and_open(conn.sock.as_fd()) {
+            let recent = now.duration_since(since) < PEEK_AFTER;
+            if (recent && conn.sock.known_quiet()) || sys::idle_and_open(conn.sock.as_fd()) {
                 return Some(conn);
             }
         }

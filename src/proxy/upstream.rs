@@ -258,6 +258,11 @@ impl Upstream {
         addrs.1[i % addrs.1.len()]
     }
 
+    /// How many addresses it has now.
+    pub(super) fn address_count(&self) -> usize {
+        self.addrs.borrow().1.len().max(1)
+    }
+
     /// Whether it may be picked now; an ejected one whose time is up may
     /// take one trial request (see [`Upstream::picked`]).
     pub(super) fn available(&self, now: &mut Option<Instant>) -> bool {

@@ -839,3 +839,37 @@ fn the_access_log_names_the_upstream_and_how_it_failed() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_upstream_named_by_host_name_is_resolved_and_each_address_tried() {
+    // `localhost` may resolve to ::1 before 127.0.0.1; the upstream only
+    // listens on the latter, so the first address may be refused.
+    let up = echo_head_upstream();
+    let url = UpstreamUrl::parse(&format!("http://localhost:{}", up.addr.port())).unwrap();
+    let server = proxy(vec![MountSettings::new("/a/", vec![url])], |_| {});
+    for _ in 0..4 {
+        let r = get(&server, "/a/x");
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(
+            body_of(&r).contains(&format!("\r\nHost: localhost:{}\r\n", up.addr.port())),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn a_name_that_does_not_resolve_stops_the_start() {
+    let mut config = one_shard();
+    config.proxy.mounts = vec![MountSettings::new(
+        "/a/",
+        vec![UpstreamUrl::parse("http://no-such-host.invalid:80").unwrap()],
+    )];
+    let err = match edgeshard::start(config, |_| NotFound) {
+        Ok(_) => panic!("started with an unresolvable upstream"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("--proxy") && err.contains("no-such-host.invalid"),
+        "{err}"
+    );
+}
