@@ -873,3 +873,108 @@ fn a_name_that_does_not_resolve_stops_the_start() {
         "{err}"
     );
 }
+
+/// The `edgeshard` binary as a proxy, one shard, access log off; its pid
+/// and address once it listens.
+fn spawn_proxy(args: &[&str]) -> (std::process::Child, SocketAddr) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgeshard"))
+        .args(["--shards", "1", "--listen", "127.0.0.1:0", "--access-log", "off"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn edgeshard");
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = None;
+    for line in out.lines().map_while(Result::ok) {
+        if let Some(a) = line.split("listening on ").nth(1) {
+            addr = Some(a.trim().parse().unwrap());
+            break;
+        }
+    }
+    (child, addr.expect("the proxy listens"))
+}
+
+/// Peak resident memory of a process (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_hundred_megabytes_up_and_down_in_bounded_memory() {
+    const SIZE: u64 = 100 * 1024 * 1024;
+    // Downloads: SIZE bytes with a length; uploads: counted and answered
+    // with the count.
+    let up = RawUpstream::start(|conn| {
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        while let Some(head) = read_head(&mut r) {
+            if head.starts_with("GET ") {
+                write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").unwrap();
+                let block = vec![b'd'; 64 * 1024];
+                let mut left = SIZE;
+                while left > 0 {
+                    let n = left.min(block.len() as u64) as usize;
+                    if w.write_all(&block[..n]).is_err() {
+                        return;
+                    }
+                    left -= n as u64;
+                }
+            } else {
+                let len: u64 = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                let got = std::io::copy(&mut (&mut r).take(len), &mut std::io::sink()).unwrap();
+                let body = got.to_string();
+                write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+            }
+        }
+    });
+    let (mut child, addr) = spawn_proxy(&["--proxy", &format!("/big/=http://{}", up.addr)]);
+    let pid = child.id();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /big/ HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let rss_start = peak_rss_kib(pid);
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let head = read_head(&mut r).unwrap();
+    assert!(head.contains(&format!("\r\nContent-Length: {SIZE}\r\n")), "{head}");
+    // Half at full speed, a pause (a slow client: the proxy must stop
+    // reading, not buffer), then the rest.
+    let first = std::io::copy(&mut (&mut r).take(SIZE / 2), &mut std::io::sink()).unwrap();
+    thread::sleep(Duration::from_secs(1));
+    let rest = std::io::copy(&mut (&mut r).take(SIZE / 2), &mut std::io::sink()).unwrap();
+    assert_eq!(first + rest, SIZE);
+    let rss_down = peak_rss_kib(pid);
+    // Upload SIZE bytes on the same connection.
+    write!(s, "POST /big/ HTTP/1.1\r\nHost: t\r\nContent-Length: {SIZE}\r\n\r\n").unwrap();
+    let block = vec![b'u'; 64 * 1024];
+    let mut left = SIZE;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        s.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    let head = read_head(&mut r).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let mut count = vec![0u8; SIZE.to_string().len()];
+    r.read_exact(&mut count).unwrap();
+    assert_eq!(String::from_utf8(count).unwrap(), SIZE.to_string());
+    let rss_up = peak_rss_kib(pid);
+    eprintln!(
+        "proxy peak RSS: {rss_start} KiB at start, {rss_down} KiB after 100 MiB down, {rss_up} KiB after 100 MiB up"
+    );
+    // Bounded: a few MiB over the start, far below the 100 MiB moved.
+    assert!(rss_up < rss_start + 16 * 1024, "{rss_start} → {rss_down} → {rss_up} KiB");
+    let _ = child.kill();
+    let _ = child.wait();
+}
