@@ -271,9 +271,16 @@ impl Handler for Proxy {
 }
 
 /// A route function's shape, so a [`Proxy`] can be named in `routes!`.
+/// The future owns what it needs (it is boxed: a route's future may not
+/// borrow the router's copy of the proxy).
+#[allow(refining_impl_trait)]
 impl<S> crate::route::RouteHandler<S, Proxy> for Proxy {
-    fn call_route(&self, req: Request, _state: S) -> impl Future<Output = Response> {
-        self.call(req)
+    fn call_route(
+        &self,
+        req: Request,
+        _state: S,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Response>>> {
+        Box::pin(MountState::forward(self.state.clone(), req))
     }
 }
 

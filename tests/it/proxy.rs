@@ -878,7 +878,14 @@ fn a_name_that_does_not_resolve_stops_the_start() {
 /// and address once it listens.
 fn spawn_proxy(args: &[&str]) -> (std::process::Child, SocketAddr) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgeshard"))
-        .args(["--shards", "1", "--listen", "127.0.0.1:0", "--access-log", "off"])
+        .args([
+            "--shards",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-log",
+            "off",
+        ])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -935,7 +942,12 @@ fn a_hundred_megabytes_up_and_down_in_bounded_memory() {
                     .unwrap();
                 let got = std::io::copy(&mut (&mut r).take(len), &mut std::io::sink()).unwrap();
                 let body = got.to_string();
-                write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+                write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
             }
         }
     });
@@ -943,11 +955,15 @@ fn a_hundred_megabytes_up_and_down_in_bounded_memory() {
     let pid = child.id();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(b"GET /big/ HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /big/ HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let rss_start = peak_rss_kib(pid);
     let mut r = BufReader::new(s.try_clone().unwrap());
     let head = read_head(&mut r).unwrap();
-    assert!(head.contains(&format!("\r\nContent-Length: {SIZE}\r\n")), "{head}");
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {SIZE}\r\n")),
+        "{head}"
+    );
     // Half at full speed, a pause (a slow client: the proxy must stop
     // reading, not buffer), then the rest.
     let first = std::io::copy(&mut (&mut r).take(SIZE / 2), &mut std::io::sink()).unwrap();
@@ -956,7 +972,11 @@ fn a_hundred_megabytes_up_and_down_in_bounded_memory() {
     assert_eq!(first + rest, SIZE);
     let rss_down = peak_rss_kib(pid);
     // Upload SIZE bytes on the same connection.
-    write!(s, "POST /big/ HTTP/1.1\r\nHost: t\r\nContent-Length: {SIZE}\r\n\r\n").unwrap();
+    write!(
+        s,
+        "POST /big/ HTTP/1.1\r\nHost: t\r\nContent-Length: {SIZE}\r\n\r\n"
+    )
+    .unwrap();
     let block = vec![b'u'; 64 * 1024];
     let mut left = SIZE;
     while left > 0 {
@@ -974,7 +994,101 @@ fn a_hundred_megabytes_up_and_down_in_bounded_memory() {
         "proxy peak RSS: {rss_start} KiB at start, {rss_down} KiB after 100 MiB down, {rss_up} KiB after 100 MiB up"
     );
     // Bounded: a few MiB over the start, far below the 100 MiB moved.
-    assert!(rss_up < rss_start + 16 * 1024, "{rss_start} → {rss_down} → {rss_up} KiB");
+    assert!(
+        rss_up < rss_start + 16 * 1024,
+        "{rss_start} → {rss_down} → {rss_up} KiB"
+    );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn the_gateway_example_authenticates_proxies_and_serves_files() {
+    let app1 = echo_head_upstream();
+    let app2 = echo_head_upstream();
+    let dir = tempdir("gateway");
+    std::fs::write(dir.join("tokens.txt"), "s3cret-token-0123456789\n").unwrap();
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    std::fs::write(dir.join("site/index.html"), "<h1>site</h1>\n").unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_edgeshard"))
+        .parent()
+        .unwrap()
+        .join("examples/gateway");
+    let mut child = std::process::Command::new(exe)
+        .env("APP1", format!("http://{}", app1.addr))
+        .env("APP2", format!("http://{}/v2", app2.addr))
+        .env("TOKENS", dir.join("tokens.txt"))
+        .args([
+            "--shards",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-log",
+            "off",
+            "--root",
+        ])
+        .arg(dir.join("site"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the gateway example was built by cargo test");
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let addr: SocketAddr = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("listening on ")
+                .nth(1)
+                .map(|a| a.trim().parse().unwrap())
+        })
+        .expect("the gateway listens");
+    let ask = |req: &str| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        String::from_utf8(read_to_close(&mut s)).unwrap()
+    };
+    let health = ask("GET /api/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    assert!(
+        health.contains("\r\nCache-Control: no-store\r\n"),
+        "{health}"
+    );
+    assert!(
+        health.ends_with("{\"status\":\"ok\",\"shard\":0}"),
+        "{health}"
+    );
+    let refused = ask("GET /app1/users HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert!(
+        refused.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "{refused}"
+    );
+    let one = ask(
+        "GET /app1/users?page=2 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s3cret-token-0123456789\r\n\
+         Connection: close\r\n\r\n",
+    );
+    assert!(one.starts_with("HTTP/1.1 200 OK\r\n"), "{one}");
+    assert!(
+        body_of(&one).starts_with(&format!(
+            "GET /users?page=2 HTTP/1.1\r\nHost: {}\r\n",
+            app1.addr
+        )),
+        "{one}"
+    );
+    let two = ask(
+        "GET /app2/items HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s3cret-token-0123456789\r\n\
+         Connection: close\r\n\r\n",
+    );
+    assert!(
+        body_of(&two).starts_with("GET /v2/items HTTP/1.1\r\n"),
+        "{two}"
+    );
+    let site = ask("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert!(
+        site.starts_with("HTTP/1.1 200 OK\r\n") && site.ends_with("<h1>site</h1>\n"),
+        "{site}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
