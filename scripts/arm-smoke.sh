@@ -126,7 +126,7 @@ ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 echo "SMOKE: kernel \$(uname -r) \$(uname -m), \$(grep -c ^processor /proc/cpuinfo) CPUs, memlock \$(ulimit -l)"
 $GUEST_SETUP
-/edgeshard --listen 0.0.0.0:8080 > /tmp/site.log 2>&1 &
+/edgeshard --listen 0.0.0.0:8080 --proxy /files/=http://127.0.0.1:8081 > /tmp/site.log 2>&1 &
 SITE=\$!
 /edgeshard --listen 0.0.0.0:8081 --root /www > /tmp/files.log 2>&1 &
 FILES=\$!

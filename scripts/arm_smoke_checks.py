@@ -4,8 +4,9 @@ in the arm64 guest through forwarded loopback ports.
 
     arm_smoke_checks.py SITE_PORT FILES_PORT CPUS
 
-SITE_PORT serves the embedded site, FILES_PORT `--root /www` (hello.txt,
-and data.bin: bytes 0..255 sixty-four times). Each check is a function
+SITE_PORT serves the embedded site and proxies /files/ to the other
+server, FILES_PORT `--root /www` (hello.txt, and data.bin: bytes 0..255
+sixty-four times). Each check is a function
 named check_*; they run in the order written and stop at the first
 failure with what was expected and what came back. Add a check by adding
 a function.
@@ -82,6 +83,19 @@ def check_sixteen_pipelined_requests():
             got += data
         expect("responses to 16 pipelined requests", got.count(b"HTTP/1.1 200 OK\r\n"), 16)
         expect("bodies", got.count(b"\r\n\r\nok"), 16)
+
+
+def check_the_proxy_to_the_other_server():
+    status, headers, body = request(SITE, "/files/data.bin")
+    expect("GET /files/data.bin through the proxy", (status, len(body), body == DATA),
+           (200, len(DATA), True))
+    status, headers, body = request(SITE, "/files/data.bin", headers={"Range": "bytes=10-19"})
+    expect("a range through the proxy", (status, headers.get("Content-Range"), body),
+           (206, f"bytes 10-19/{len(DATA)}", DATA[10:20]))
+    doc = b"x" * 200_000
+    status, _, body = request(SITE, "/files/api/echo", method="POST",
+                              headers={"Content-Type": "application/octet-stream"}, body=doc)
+    expect("a 200 kB POST through the proxy", (status, len(body), body == doc), (200, len(doc), True))
 
 
 def main():

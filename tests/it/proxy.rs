@@ -1092,3 +1092,91 @@ fn the_gateway_example_authenticates_proxies_and_serves_files() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn no_body_answers_keep_both_connections_usable() {
+    // 204, 304 and a HEAD's 200 carry no body, whatever their fields say.
+    let up = RawUpstream::start(|conn| {
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        while let Some(head) = read_head(&mut r) {
+            let answer: &[u8] = if head.starts_with("GET /none") {
+                b"HTTP/1.1 204 No Content\r\nX-Kind: none\r\n\r\n"
+            } else if head.starts_with("GET /same") {
+                b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 99\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"
+            };
+            if w.write_all(answer).is_err() {
+                return;
+            }
+        }
+    });
+    let server = proxy(vec![mount("/a/", &[&up])], |_| {});
+    let mut s = server.connect();
+    for _ in 0..2 {
+        s.write_all(b"GET /a/none HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            normalize(&read_response(&mut s)),
+            "HTTP/1.1 204 No Content\r\nServer: edgeshard\r\nDate: <date>\r\nX-Kind: none\r\n\r\n"
+        );
+        s.write_all(b"GET /a/same HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            normalize(&read_response(&mut s)),
+            "HTTP/1.1 304 Not Modified\r\nServer: edgeshard\r\nDate: <date>\r\nETag: \"v1\"\r\n\r\n"
+        );
+        s.write_all(b"HEAD /a/x HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            normalize(head_only(&mut s).as_bytes()),
+            "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Length: 1234\r\n\r\n"
+        );
+    }
+    assert_eq!(up.accepted(), 1, "the upstream connection served all six");
+}
+
+#[test]
+fn an_upstream_that_refuses_a_body_answers_before_the_client_sends_it() {
+    let up = scripted(
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope",
+        After::Hold,
+    );
+    let server = proxy(vec![mount("/a/", &[&up])], |_| {});
+    let mut s = server.connect();
+    s.write_all(
+        b"PUT /a/upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let r = String::from_utf8(read_response(&mut s)).unwrap();
+    assert!(
+        r.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "no 100 Continue first: {r}"
+    );
+    assert!(
+        r.contains("\r\nConnection: close\r\n") && r.ends_with("nope"),
+        "{r}"
+    );
+}
+
+#[test]
+fn an_upstream_that_stalls_mid_body_is_cut_off_after_the_read_timeout() {
+    let up = scripted(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nfirst ten.",
+        After::Hold,
+    );
+    let mut m = mount("/a/", &[&up]);
+    m.read_timeout = Duration::from_millis(400);
+    let server = proxy(vec![m], |_| {});
+    let mut s = server.connect();
+    let start = Instant::now();
+    s.write_all(b"GET /a/ HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let got = String::from_utf8(read_to_close(&mut s)).unwrap();
+    let took = start.elapsed();
+    assert!(got.ends_with("\r\n\r\nfirst ten."), "{got}");
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
