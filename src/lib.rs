@@ -33,15 +33,16 @@
 //! | [`config`] | flags as written ([`config::Flags`]) → validated [`Config`] → prepared (mounts open) |
 //! | [`access_log`] | the access log: line formats, each shard's buffer, the file and stdout writers, SIGHUP reopening |
 //! | `conn` | the connection by stage (`read`, `respond`, `write`, `end`), its deadline `table` and [`Timeouts`](config::Timeouts), what a shard's connections share (`shared`), buffer `pool`s |
+//! | [`proxy`] | the reverse proxy: mounts, per-shard upstream pools, balancing, passive health, streamed bodies, tunnels |
 //! | [`static_files`] | mounts, path safety, file cache, conditionals, ranges, precompressed variants, the embedded site |
 //! | [`route`] | [`routes!`]'s compiled table and the [`route::Router`] handler |
 //! | [`json`] | [`Json`] responses and [`Request::json`] bodies |
-//! | `handler` | the [`Handler`] trait, [`Request`] with its route pattern and [`ConnInfo`] (kept in a per-shard registry) |
+//! | `handler` | the [`Handler`] trait, [`Request`] with its route pattern and [`ConnInfo`] (kept in a per-shard registry), [`RequestBody`] for bodies read as they arrive |
 //! | `future`, `response` | named response futures; [`Response`] (with [`Response::error`], [`Response::redirect`]), [`Body`], [`IntoResponse`] |
 //! | [`poller`] | the shard's epoll and its [`poller::Socket`]s |
 //! | `transport` | the [`Transport`] trait a connection is served over |
 //! | [`metrics`] | per-shard counters in `Cell`s |
-//! | [`http`] | request heads (`head`, `parse`) with their [`Extensions`], bodies (chunked), response heads (`encode`), Date, status codes, [`http::Limits`] |
+//! | [`http`] | request heads (`head`, `parse`) with their [`Extensions`], bodies (chunked), response heads (`encode`; upstream ones in [`http::client`]), Date, status codes, [`http::Limits`] |
 //! | `shutdown`, `log` | the drain trigger; one-line messages prefixed with the program's name |
 //! | `sys` | the only `unsafe`, and every syscall wrapper: rlimits, epoll, accept, openat2, sendfile, `MSG_MORE` |
 //!
