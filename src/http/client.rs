@@ -38,6 +38,9 @@ pub enum HeadError {
     BadLength,
     /// Both `Content-Length` and `Transfer-Encoding`.
     LengthAndEncoding,
+    /// A transfer coding other than `chunked` (the proxy would have to
+    /// decode it, or pass on a body whose coding no field names).
+    UnknownEncoding,
 }
 
 impl HeadError {
@@ -49,6 +52,7 @@ impl HeadError {
             HeadError::TooLarge => "response head too large",
             HeadError::BadLength => "invalid or conflicting Content-Length",
             HeadError::LengthAndEncoding => "both Content-Length and Transfer-Encoding",
+            HeadError::UnknownEncoding => "a transfer coding other than chunked",
         }
     }
 }
@@ -156,9 +160,12 @@ pub fn parse_response_head(
                 length = Some(n);
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // Only the last coding decides; a later field adds codings.
-            let last = value.rsplit(|&b| b == b',').next().unwrap_or(b"");
-            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            // `chunked`, once: anything else would need decoding here.
+            let only_chunked = value.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            if !only_chunked || chunked.is_some() {
+                return Err(HeadError::UnknownEncoding);
+            }
+            chunked = Some(true);
         } else if name.eq_ignore_ascii_case(b"connection") {
             if list_has(value, b"close") {
                 close = true;
@@ -178,7 +185,6 @@ pub fn parse_response_head(
     let framing = match (no_body, chunked, length) {
         (true, _, _) => ResponseFraming::None,
         (_, Some(true), _) => ResponseFraming::Chunked,
-        (_, Some(false), _) => ResponseFraming::UntilClose,
         (_, None, Some(n)) => ResponseFraming::Length(n),
         (_, None, None) => ResponseFraming::UntilClose,
     };
@@ -218,10 +224,14 @@ mod tests {
             .unwrap();
         assert_eq!(h.framing(), ResponseFraming::Length(5));
         assert!(h.keep_alive());
-        let h = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+        let h = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap()
             .unwrap();
         assert_eq!(h.framing(), ResponseFraming::Chunked);
+        for coded in ["gzip, chunked", "gzip", "chunked, chunked"] {
+            let raw = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {coded}\r\n\r\n");
+            assert_eq!(parse(&raw).unwrap_err(), HeadError::UnknownEncoding, "{coded}");
+        }
         let h = parse("HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.framing(), ResponseFraming::UntilClose);
         assert!(!h.keep_alive());
