@@ -147,7 +147,7 @@ pub fn parse_response_head(
     };
     let mut headers = Vec::with_capacity(resp.headers.len());
     let mut length: Option<u64> = None;
-    let mut chunked = None;
+    let mut chunked = false;
     let mut close = !http11;
     for h in resp.headers.iter() {
         let (name, value) = (h.name.as_bytes(), h.value);
@@ -162,10 +162,10 @@ pub fn parse_response_head(
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // `chunked`, once: anything else would need decoding here.
             let only_chunked = value.trim_ascii().eq_ignore_ascii_case(b"chunked");
-            if !only_chunked || chunked.is_some() {
+            if !only_chunked || chunked {
                 return Err(HeadError::UnknownEncoding);
             }
-            chunked = Some(true);
+            chunked = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             if list_has(value, b"close") {
                 close = true;
@@ -175,7 +175,7 @@ pub fn parse_response_head(
         }
         headers.push((span(name), span(value)));
     }
-    if length.is_some() && chunked.is_some() {
+    if length.is_some() && chunked {
         return Err(HeadError::LengthAndEncoding);
     }
     let no_body = head_request
@@ -184,9 +184,9 @@ pub fn parse_response_head(
         || status == StatusCode::NOT_MODIFIED;
     let framing = match (no_body, chunked, length) {
         (true, _, _) => ResponseFraming::None,
-        (_, Some(true), _) => ResponseFraming::Chunked,
-        (_, None, Some(n)) => ResponseFraming::Length(n),
-        (_, None, None) => ResponseFraming::UntilClose,
+        (_, true, _) => ResponseFraming::Chunked,
+        (_, false, Some(n)) => ResponseFraming::Length(n),
+        (_, false, None) => ResponseFraming::UntilClose,
     };
     let keep_alive = !close && framing != ResponseFraming::UntilClose;
     let raw = buf.split_to(len).freeze();
