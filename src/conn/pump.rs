@@ -6,10 +6,9 @@
 //! handler leaves unread is read and thrown away when it is small, so the
 //! connection can stay open; larger remains close it (lingering).
 
-use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 
@@ -87,73 +86,54 @@ impl<S: Transport> Conn<S> {
     }
 }
 
-/// Runs `fut` (the handler) while reading its request's body into `pipe`
-/// as it asks; returns its output (or the interrupt that ended it) and how
-/// the body ended. Left unread but small, the body is read and thrown
-/// away before this returns.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn with_body<S: Transport, F: Future>(
-    io: &mut S,
-    slot: &SlotHandle,
-    rbuf: &mut BytesMut,
-    read_size: usize,
+/// The pump reading a body for its handler (see [`pump`]).
+pub(super) type Pump<'a> = Pin<Box<dyn Future<Output = Result<(), End>> + 'a>>;
+
+/// Where the pump is when the handler returns.
+pub(super) enum Pumping<'a> {
+    /// There was none.
+    None,
+    /// Still reading.
+    Running(Pump<'a>),
+    /// It ended: the body was read, or failed.
+    Done(Result<(), End>),
+}
+
+/// How the body ended, once its handler returned (or was ended: `ended`).
+/// Left unread but small, the body is read and thrown away first.
+pub(super) async fn settle(
+    ended: bool,
+    pumped: Pumping<'_>,
     pipe: &Pipe,
-    spec: BodySpec,
+    slot: &SlotHandle,
     shared: &Shared,
-    fut: F,
-) -> (Result<F::Output, Interrupt>, BodyEnd) {
-    let mut fut = pin!(fut);
-    let mut pump = pin!(pump(io, slot, rbuf, read_size, pipe, spec, shared));
-    let mut pumped = None;
-    let out = poll_fn(|cx| loop {
-        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Ok(out));
-        }
-        if pumped.is_none() {
-            if let Poll::Ready(r) = pump.as_mut().poll(cx) {
-                pumped = Some(r);
-                slot.enter(Phase::Handler, shared.timeouts.handler);
-                // The handler may be waiting for what just ended.
-                continue;
-            }
-        }
-        return match slot.take_interrupt() {
-            Some(i) => Poll::Ready(Err(i)),
-            None => {
-                slot.park(cx.waker());
-                Poll::Pending
-            }
-        };
-    })
-    .await;
-    if out.is_err() {
+) -> BodyEnd {
+    if ended {
         pipe.close();
-        return (out, BodyEnd::Unread);
+        return BodyEnd::Unread;
     }
     let end = match pumped {
-        Some(Ok(())) => BodyEnd::Complete,
-        Some(Err(end)) => BodyEnd::Failed(end),
+        Pumping::Done(Ok(())) => BodyEnd::Complete,
+        Pumping::Done(Err(end)) => BodyEnd::Failed(end),
         // The handler refused the body before it was read (its length
         // is over the limit): answered as it always was.
-        None if pipe.failure() == Some(BodyReadError::TooLarge) => BodyEnd::Failed(too_large()),
-        None if pipe.is_finished() => BodyEnd::Complete,
-        None => {
-            let small = pipe.remaining().is_none_or(|left| left <= DISCARD_MAX);
-            if small {
-                pipe.discard_rest(DISCARD_MAX);
-                match pump.await {
-                    Ok(()) => BodyEnd::Complete,
-                    Err(End::Linger) => BodyEnd::Unread,
-                    Err(end) => BodyEnd::Failed(end),
-                }
-            } else {
-                pipe.close();
-                BodyEnd::Unread
+        _ if pipe.failure() == Some(BodyReadError::TooLarge) => BodyEnd::Failed(too_large()),
+        _ if pipe.is_finished() => BodyEnd::Complete,
+        Pumping::Running(pump) if pipe.remaining().is_none_or(|left| left <= DISCARD_MAX) => {
+            pipe.discard_rest(DISCARD_MAX);
+            match pump.await {
+                Ok(()) => BodyEnd::Complete,
+                Err(End::Linger) => BodyEnd::Unread,
+                Err(end) => BodyEnd::Failed(end),
             }
+        }
+        _ => {
+            pipe.close();
+            BodyEnd::Unread
         }
     };
     slot.enter(Phase::Handler, shared.timeouts.handler);
-    (out, end)
+    end
 }
 
 #[cold]
@@ -165,7 +145,7 @@ fn too_large() -> End {
 /// holds at once, then a read whenever the handler asks and little
 /// waits. A failure is told to the pipe (so the handler sees it) and
 /// returned as the connection's ending.
-async fn pump<S: Transport>(
+pub(super) async fn pump<S: Transport>(
     io: &mut S,
     slot: &SlotHandle,
     rbuf: &mut BytesMut,

@@ -10,10 +10,10 @@ use std::task::{Context, Poll};
 use futures_lite::FutureExt;
 use pin_project_lite::pin_project;
 
-use super::pump::{with_body, BodyEnd, Taken};
+use super::pump::{pump, settle, BodyEnd, Pumping, Taken};
 use super::table::{Interrupt, Phase, SlotHandle};
 use super::{Conn, End, Shared, FLUSH_AT};
-use crate::handler::{Handler, Request};
+use crate::handler::{BodyState, Handler, Request};
 use crate::http::encode::{encode_head, BodyLength, HeadMeta};
 use crate::http::{Method, RequestHead, StatusCode, Version};
 use crate::response::{Body, Response};
@@ -50,39 +50,44 @@ impl<S: Transport> Conn<S> {
             let raw = head.as_bytes().clone();
             // The key read here and again below, not kept across the
             // handler's await: kept, it cost a copy of the request head.
-            let (request, pending) = match body {
-                Taken::Whole(body) => (Request::on(head, body, self.entry.key()), None),
+            // One construction of the request, whichever its body (a
+            // request built in each arm of a match is copied once more).
+            let (state, pending) = match body {
+                Taken::Whole(body) => (BodyState::Whole(body), None),
                 Taken::Pending(pipe, spec) => {
                     // Unread until the handler reads it.
                     body_end = BodyEnd::Unread;
-                    let req = Request::streaming(head, pipe.clone(), self.entry.key());
-                    (req, Some((pipe, spec)))
+                    (BodyState::Pending(pipe.clone()), Some((pipe, spec)))
                 }
             };
+            let request = Request::with_state(head, state, self.entry.key());
             // `call` does work before its future exists (the router decides
             // there), so making the future is guarded as well as polling it.
             let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)))
             {
-                Ok(call) => match pending {
-                    None => bounded(&self.slot, AssertUnwindSafe(call).catch_unwind()).await,
-                    // Boxed: a body read while the handler runs is rare, and
-                    // its state would enlarge every request's future.
-                    Some((pipe, spec)) => {
-                        let (out, end) = Box::pin(with_body(
-                            &mut self.io,
-                            &self.slot,
-                            &mut self.rbuf,
-                            self.read_size,
-                            &pipe,
-                            spec,
-                            shared,
-                            AssertUnwindSafe(call).catch_unwind(),
-                        ))
-                        .await;
-                        body_end = end;
-                        out
+                Ok(call) => {
+                    // A body still on the connection is read while the
+                    // handler runs, as it asks: boxed, as it is rare.
+                    let mut pumped = match &pending {
+                        None => Pumping::None,
+                        Some((pipe, spec)) => {
+                            let read_size = self.read_size;
+                            let (io, rbuf) = (&mut self.io, &mut self.rbuf);
+                            let pump = pump(io, &self.slot, rbuf, read_size, pipe, *spec, shared);
+                            Pumping::Running(Box::pin(pump))
+                        }
+                    };
+                    let limit = shared.timeouts.handler;
+                    let call = AssertUnwindSafe(call).catch_unwind();
+                    // The output as small as before the pump existed: past
+                    // 128 bytes, every move of it is a `memcpy` call.
+                    let outcome = bounded(&self.slot, call, &mut pumped, limit).await;
+                    if let Some((pipe, _)) = &pending {
+                        let ended = outcome.is_err();
+                        body_end = Box::pin(settle(ended, pumped, pipe, &self.slot, shared)).await;
                     }
-                },
+                    outcome
+                }
                 Err(panic) => Ok(Err(panic)),
             };
             if let BodyEnd::Failed(end) = body_end {
@@ -259,33 +264,57 @@ fn server_options() -> Response {
 pin_project! {
     /// A handler's future that the connection's interrupts can end: its
     /// handler deadline passing, or the drain deadline closing it. Only a
-    /// future that is not ready looks at the slot. (A named future, not an
-    /// `async fn`: that would be one more frame holding the handler's.)
-    struct Bounded<'a, F> {
+    /// future that is not ready looks at the slot. With a request body
+    /// still on the connection, it also drives the pump that reads it as
+    /// the handler asks. (A named future, not an `async fn`: that would be
+    /// one more frame holding the handler's.)
+    struct Bounded<'a, 'p, F> {
         #[pin]
         fut: F,
         slot: &'a SlotHandle,
+        pump: &'p mut Pumping<'a>,
+        handler_limit: Option<std::time::Duration>,
     }
 }
 
-fn bounded<F: Future>(slot: &SlotHandle, fut: F) -> Bounded<'_, F> {
-    Bounded { fut, slot }
+fn bounded<'a, 'p, F: Future>(
+    slot: &'a SlotHandle,
+    fut: F,
+    pump: &'p mut Pumping<'a>,
+    handler_limit: Option<std::time::Duration>,
+) -> Bounded<'a, 'p, F> {
+    Bounded {
+        fut,
+        slot,
+        pump,
+        handler_limit,
+    }
 }
 
-impl<F: Future> Future for Bounded<'_, F> {
+impl<F: Future> Future for Bounded<'_, '_, F> {
     type Output = Result<F::Output, Interrupt>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.fut.poll(cx) {
-            Poll::Ready(out) => Poll::Ready(Ok(out)),
-            Poll::Pending => match this.slot.take_interrupt() {
+        let mut this = self.project();
+        loop {
+            if let Poll::Ready(out) = this.fut.as_mut().poll(cx) {
+                return Poll::Ready(Ok(out));
+            }
+            if let Pumping::Running(p) = &mut **this.pump {
+                if let Poll::Ready(r) = p.as_mut().poll(cx) {
+                    **this.pump = Pumping::Done(r);
+                    this.slot.enter(Phase::Handler, *this.handler_limit);
+                    // The handler may be waiting for what just ended.
+                    continue;
+                }
+            }
+            return match this.slot.take_interrupt() {
                 Some(i) => Poll::Ready(Err(i)),
                 None => {
                     this.slot.park(cx.waker());
                     Poll::Pending
                 }
-            },
+            };
         }
     }
 }

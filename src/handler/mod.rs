@@ -14,6 +14,7 @@ pub(crate) use body::Pipe;
 pub use body::{BodyReadError, RequestBody};
 pub(crate) use conn_info::ConnEntry;
 pub use conn_info::ConnInfo;
+pub(crate) use request::BodyState;
 pub use request::{Request, RouteParams};
 
 use crate::future::{Either, IntoResponseFuture};
@@ -32,6 +33,7 @@ where
     Fut: Future<Output = R>,
     R: IntoResponse,
 {
+    #[inline(always)]
     fn call(&self, req: Request) -> impl Future<Output = Response> {
         with_whole_body(req, |req| IntoResponseFuture::new(self(req)))
     }
@@ -88,6 +90,7 @@ impl<F> Streaming<F> {
 /// whole (nearly always), else after reading it (see [`RequestBody`]).
 /// What closures and route functions go through, so `req.body()` and
 /// `req.json()` always see the whole body.
+#[inline(always)]
 pub(crate) fn with_whole_body<G, Fut>(req: Request, call: G) -> impl Future<Output = Response>
 where
     G: FnOnce(Request) -> Fut,
@@ -96,8 +99,11 @@ where
     if !req.body_pending() {
         return Either::Left { inner: call(req) };
     }
+    // Boxed: reading first holds the request, the function and its future
+    // at once; inline, that would enlarge (and be copied with) every
+    // request's future, pending body or not.
     Either::Right {
-        inner: async move {
+        inner: Box::pin(async move {
             let mut req = req;
             match req.read_body().await {
                 Ok(()) => call(req).await,
@@ -105,6 +111,6 @@ where
                 // for requests served some other way.
                 Err(e) => Response::error(e.status(), &e.to_string()).with_close(),
             }
-        },
+        }),
     }
 }

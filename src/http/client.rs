@@ -230,7 +230,11 @@ mod tests {
         assert_eq!(h.framing(), ResponseFraming::Chunked);
         for coded in ["gzip, chunked", "gzip", "chunked, chunked"] {
             let raw = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {coded}\r\n\r\n");
-            assert_eq!(parse(&raw).unwrap_err(), HeadError::UnknownEncoding, "{coded}");
+            assert_eq!(
+                parse(&raw).unwrap_err(),
+                HeadError::UnknownEncoding,
+                "{coded}"
+            );
         }
         let h = parse("HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.framing(), ResponseFraming::UntilClose);

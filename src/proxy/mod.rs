@@ -264,9 +264,11 @@ impl Proxy {
 }
 
 impl Handler for Proxy {
+    /// Boxed: the exchange's state is large, and inline it would enlarge
+    /// the future of every request that could reach the proxy (a router's
+    /// fallback is part of every route's future), proxied or not.
     fn call(&self, req: Request) -> impl Future<Output = Response> {
-        let state = self.state.clone();
-        async move { MountState::forward(state, req).await }
+        Box::pin(MountState::forward(self.state.clone(), req))
     }
 }
 

@@ -42,6 +42,7 @@ where
     Fut: Future<Output = R>,
     R: IntoResponse,
 {
+    #[inline(always)]
     fn call_route(&self, req: Request, _state: S) -> impl Future<Output = Response> {
         with_whole_body(req, |req| IntoResponseFuture::new(self(req)))
     }
@@ -53,6 +54,7 @@ where
     Fut: Future<Output = R>,
     R: IntoResponse,
 {
+    #[inline(always)]
     fn call_route(&self, req: Request, state: S) -> impl Future<Output = Response> {
         with_whole_body(req, |req| IntoResponseFuture::new(self(req, state)))
     }
