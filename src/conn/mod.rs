@@ -308,7 +308,14 @@ impl<S: Transport> Conn<S> {
                 }
             };
             let body = self.take_body(&head, shared);
-            match self.respond(head, body, shared, handler).await {
+            let answered = match body {
+                pump::Taken::Whole(_) => {
+                    self.respond::<H, false>(head, body, shared, handler).await
+                }
+                // Boxed, and an instance of its own: rare, and larger.
+                _ => Box::pin(self.respond::<H, true>(head, body, shared, handler)).await,
+            };
+            match answered {
                 Ok(true) => {}
                 Ok(false) => return End::Done,
                 Err(end) => return end,

@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use super::pump::{pump, settle, BodyEnd, Pumping, Taken};
 use super::table::{Interrupt, Phase, SlotHandle};
 use super::{Conn, End, Shared, FLUSH_AT};
-use crate::handler::{BodyState, Handler, Request};
+use crate::handler::{Handler, Request};
 use crate::http::encode::{encode_head, BodyLength, HeadMeta};
 use crate::http::{Method, RequestHead, StatusCode, Version};
 use crate::response::{Body, Response};
@@ -24,8 +24,11 @@ use crate::transport::Transport;
 const COPY_LIMIT: usize = 16 * 1024;
 
 impl<S: Transport> Conn<S> {
-    /// Runs the handler and queues its response. `Ok(true)`: keep the connection.
-    pub(super) async fn respond<H: Handler>(
+    /// Runs the handler and queues its response. `Ok(true)`: keep the
+    /// connection. `PENDING`: the body is still on the connection (a
+    /// separate instance, so the common one carries none of the pump's
+    /// state: with it, every request cost ~600 more instructions).
+    pub(super) async fn respond<H: Handler, const PENDING: bool>(
         &mut self,
         head: RequestHead,
         body: Taken,
@@ -50,21 +53,28 @@ impl<S: Transport> Conn<S> {
             let raw = head.as_bytes().clone();
             // The key read here and again below, not kept across the
             // handler's await: kept, it cost a copy of the request head.
-            // One construction of the request, whichever its body (a
-            // request built in each arm of a match is copied once more).
-            let (state, pending) = match body {
-                Taken::Whole(body) => (BodyState::Whole(body), None),
+            let (body, pending) = match body {
+                Taken::Whole(body) => (body, None),
+                Taken::Pending(..) if !PENDING => unreachable_pending(),
                 Taken::Pending(pipe, spec) => {
                     // Unread until the handler reads it.
                     body_end = BodyEnd::Unread;
-                    (BodyState::Pending(pipe.clone()), Some((pipe, spec)))
+                    (bytes::Bytes::new(), Some((pipe, spec)))
                 }
             };
-            let request = Request::with_state(head, state, self.entry.key());
+            let mut request = Request::on(head, body, self.entry.key());
+            if PENDING {
+                if let Some((pipe, _)) = &pending {
+                    request.set_pending(pipe.clone());
+                }
+            }
             // `call` does work before its future exists (the router decides
             // there), so making the future is guarded as well as polling it.
             let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)))
             {
+                Ok(call) if !PENDING => {
+                    bounded_plain(&self.slot, AssertUnwindSafe(call).catch_unwind()).await
+                }
                 Ok(call) => {
                     // A body still on the connection is read while the
                     // handler runs, as it asks: boxed, as it is rare.
@@ -78,10 +88,17 @@ impl<S: Transport> Conn<S> {
                         }
                     };
                     let limit = shared.timeouts.handler;
-                    let call = AssertUnwindSafe(call).catch_unwind();
-                    // The output as small as before the pump existed: past
-                    // 128 bytes, every move of it is a `memcpy` call.
-                    let outcome = bounded(&self.slot, call, &mut pumped, limit).await;
+                    // Built in the call (a `let` of it costs a copy of the
+                    // handler's future), and with an output as small as
+                    // before the pump existed: past 128 bytes, every move
+                    // of it is a `memcpy` call.
+                    let outcome = bounded(
+                        &self.slot,
+                        AssertUnwindSafe(call).catch_unwind(),
+                        &mut pumped,
+                        limit,
+                    )
+                    .await;
                     if let Some((pipe, _)) = &pending {
                         let ended = outcome.is_err();
                         body_end = Box::pin(settle(ended, pumped, pipe, &self.slot, shared)).await;
@@ -272,7 +289,7 @@ pin_project! {
         #[pin]
         fut: F,
         slot: &'a SlotHandle,
-        pump: &'p mut Pumping<'a>,
+        pump: Option<&'p mut Pumping<'a>>,
         handler_limit: Option<std::time::Duration>,
     }
 }
@@ -286,7 +303,7 @@ fn bounded<'a, 'p, F: Future>(
     Bounded {
         fut,
         slot,
-        pump,
+        pump: Some(pump),
         handler_limit,
     }
 }
@@ -300,12 +317,14 @@ impl<F: Future> Future for Bounded<'_, '_, F> {
             if let Poll::Ready(out) = this.fut.as_mut().poll(cx) {
                 return Poll::Ready(Ok(out));
             }
-            if let Pumping::Running(p) = &mut **this.pump {
-                if let Poll::Ready(r) = p.as_mut().poll(cx) {
-                    **this.pump = Pumping::Done(r);
-                    this.slot.enter(Phase::Handler, *this.handler_limit);
-                    // The handler may be waiting for what just ended.
-                    continue;
+            if let Some(pump) = this.pump.as_deref_mut() {
+                if let Pumping::Running(p) = pump {
+                    if let Poll::Ready(r) = p.as_mut().poll(cx) {
+                        *pump = Pumping::Done(r);
+                        this.slot.enter(Phase::Handler, *this.handler_limit);
+                        // The handler may be waiting for what just ended.
+                        continue;
+                    }
                 }
             }
             return match this.slot.take_interrupt() {
@@ -317,6 +336,22 @@ impl<F: Future> Future for Bounded<'_, '_, F> {
             };
         }
     }
+}
+
+/// The handler's future bounded by the connection's interrupts, with no
+/// pump beside it.
+fn bounded_plain<F: Future>(slot: &SlotHandle, fut: F) -> Bounded<'_, '_, F> {
+    Bounded {
+        fut,
+        slot,
+        pump: None,
+        handler_limit: None,
+    }
+}
+
+#[cold]
+fn unreachable_pending() -> ! {
+    unreachable!("a pending body goes to respond::<_, true>")
 }
 
 #[cold]

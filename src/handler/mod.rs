@@ -14,7 +14,6 @@ pub(crate) use body::Pipe;
 pub use body::{BodyReadError, RequestBody};
 pub(crate) use conn_info::ConnEntry;
 pub use conn_info::ConnInfo;
-pub(crate) use request::BodyState;
 pub use request::{Request, RouteParams};
 
 use crate::future::{Either, IntoResponseFuture};

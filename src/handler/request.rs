@@ -41,14 +41,6 @@ impl RouteParams {
     }
 }
 
-/// The body whole, or still on the connection (see [`RequestBody`]), as
-/// the connection hands a request over.
-#[derive(Debug, Clone)]
-pub(crate) enum BodyState {
-    Whole(Bytes),
-    Pending(Rc<Pipe>),
-}
-
 /// A body still on the connection, kept in the request's extensions: a
 /// field of its own would change the request's layout (it costs every
 /// request about 500 instructions of copies, measured with callgrind),
@@ -89,22 +81,12 @@ impl Request {
         }
     }
 
-    /// A request with its body whole or still on the connection.
-    #[inline]
-    pub(crate) fn with_state(mut head: RequestHead, body: BodyState, conn: ConnKey) -> Request {
-        let body = match body {
-            BodyState::Whole(b) => b,
-            BodyState::Pending(pipe) => {
-                head.extensions_mut().insert(PendingBody(pipe));
-                Bytes::new()
-            }
-        };
-        Request {
-            head,
-            body,
-            route: RouteParams::NONE,
-            conn,
-        }
+    /// Marks the body as still on the connection, behind `pipe` (the
+    /// request was built with an empty body). Not part of building the
+    /// request: a second way to build it cost every request copies.
+    #[cold]
+    pub(crate) fn set_pending(&mut self, pipe: Rc<Pipe>) {
+        self.head.extensions_mut().insert(PendingBody(pipe));
     }
 
     /// Whether the body is still on the connection: [`Request::body`] is
