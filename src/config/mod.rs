@@ -426,6 +426,22 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_mount_on_a_route_is_refused_naming_both() {
+        let cfg = from(&["--proxy", "/api/=http://127.0.0.1:1"]).expect("valid alone");
+        let err = cfg
+            .check_routes(crate::builtin::routes())
+            .expect_err("/api/ holds routes");
+        assert_eq!(err.flag, "--proxy");
+        assert!(
+            err.reason.contains("/api/") && err.reason.contains("GET /api/stats"),
+            "{}",
+            err.reason
+        );
+        let cfg = from(&["--proxy", "/app1/=http://127.0.0.1:1"]).expect("valid");
+        assert!(cfg.check_routes(crate::builtin::routes()).is_ok());
+    }
+
+    #[test]
     fn defaults_validate() {
         let cfg = from(&[]).expect("defaults are valid");
         assert_eq!(cfg.limits, Limits::default());

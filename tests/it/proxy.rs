@@ -1180,3 +1180,20 @@ fn an_upstream_that_stalls_mid_body_is_cut_off_after_the_read_timeout() {
         "{took:?}"
     );
 }
+
+#[test]
+fn a_close_delimited_answer_is_passed_on_chunked_and_a_1xx_is_skipped() {
+    let up = scripted(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
+          HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
+        After::Close,
+    );
+    let server = proxy(vec![mount("/a/", &[&up])], |_| {});
+    let mut s = server.connect();
+    s.write_all(b"GET /a/ HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(
+        normalize(&read_response(&mut s)),
+        "HTTP/1.1 200 OK\r\nServer: edgeshard\r\nDate: <date>\r\nContent-Type: text/plain\r\n\
+         Transfer-Encoding: chunked\r\n\r\nd\r\nuntil the end\r\n0\r\n\r\n"
+    );
+}
