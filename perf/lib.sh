@@ -37,6 +37,16 @@ start_server() { # name port
     return 1
 }
 
+# Waits until URL answers (5 s at most).
+wait_up() { # url
+    for _ in $(seq 200); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.025
+    done
+    echo "nothing answers $1" >&2
+    return 1
+}
+
 stop_server() { kill -TERM "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; }
 
 # "utime stime" in clock ticks of a process and its child processes.

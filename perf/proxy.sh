@@ -42,15 +42,6 @@ TCK=$(getconf CLK_TCK)
 # shellcheck source=perf/lib.sh
 . perf/lib.sh
 
-wait_up() { # url
-    for _ in $(seq 200); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.025
-    done
-    echo "nothing answers $1" >&2
-    return 1
-}
-
 UPORT=$(free_port)
 taskset -c 0 "$BENCH" --shards 1 --listen "127.0.0.1:$UPORT" >/dev/null 2>&1 &
 UPSTREAM_PID=$!

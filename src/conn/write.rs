@@ -75,16 +75,7 @@ impl<S: Transport> Conn<S> {
         };
         let mut sent = 0u64;
         loop {
-            self.slot.enter(Phase::Handler, None);
-            let piece = match futures_lite::future::poll_once(stream.next()).await {
-                Some(piece) => piece,
-                None => {
-                    self.flush(shared).await?;
-                    self.slot.enter(Phase::Handler, None);
-                    stream.next().await
-                }
-            };
-            let piece = match piece {
+            let piece = match self.next_piece(&mut stream, shared).await? {
                 None => break,
                 Some(Ok(piece)) => piece,
                 Some(Err(_)) => {
@@ -137,17 +128,7 @@ impl<S: Transport> Conn<S> {
     ) -> Result<u64, End> {
         let mut sent = 0;
         loop {
-            // Waiting on the handler's stream is handler time: no write deadline.
-            self.slot.enter(Phase::Handler, None);
-            let piece = match futures_lite::future::poll_once(stream.next()).await {
-                Some(piece) => piece,
-                None => {
-                    self.flush(shared).await?;
-                    self.slot.enter(Phase::Handler, None);
-                    stream.next().await
-                }
-            };
-            let Some(piece) = piece else {
+            let Some(piece) = self.next_piece(&mut stream, shared).await? else {
                 break;
             };
             sent += piece.len() as u64;
@@ -164,6 +145,23 @@ impl<S: Transport> Conn<S> {
             self.wbuf.extend_from_slice(LAST_CHUNK);
         }
         Ok(sent)
+    }
+
+    /// A stream's next piece: at once if it has one ready, else after
+    /// sending what waits (an event stream's events leave as they come).
+    /// Waiting on the stream is handler time: no write deadline.
+    async fn next_piece<T>(
+        &mut self,
+        stream: &mut Pin<Box<dyn Stream<Item = T>>>,
+        shared: &Shared,
+    ) -> Result<Option<T>, End> {
+        self.slot.enter(Phase::Handler, None);
+        if let Some(piece) = futures_lite::future::poll_once(stream.next()).await {
+            return Ok(piece);
+        }
+        self.flush(shared).await?;
+        self.slot.enter(Phase::Handler, None);
+        Ok(stream.next().await)
     }
 
     /// Sends a file body after its head (already in `wbuf`).
