@@ -382,8 +382,13 @@ impl MountState {
         let mut tried = 0u64;
         let mut fresh_only = false;
         let mut last = "no upstream could be reached";
+        // Each upstream once, and one retry on a fresh connection: a bound
+        // that holds even past the 64 upstreams `tried` can mark.
+        let mut tries = self.upstreams.len() + 1;
         loop {
-            let Some(i) = self.pick(tried) else {
+            let picked = if tries == 0 { None } else { self.pick(tried) };
+            tries = tries.saturating_sub(1);
+            let Some(i) = picked else {
                 return bad_gateway(last);
             };
             let up = &self.upstreams[i];
