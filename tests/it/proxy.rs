@@ -1197,3 +1197,35 @@ fn a_close_delimited_answer_is_passed_on_chunked_and_a_1xx_is_skipped() {
          Transfer-Encoding: chunked\r\n\r\nd\r\nuntil the end\r\n0\r\n\r\n"
     );
 }
+
+#[test]
+fn a_tunnel_where_nothing_moves_closes_after_the_read_timeout() {
+    let up = RawUpstream::start(|conn| {
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        if read_head(&mut r).is_none() {
+            return;
+        }
+        w.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .unwrap();
+        // Silent, and holding the connection open.
+        let mut buf = [0u8; 64];
+        let _ = r.read(&mut buf);
+    });
+    let mut m = mount("/ws/", &[&up]);
+    m.read_timeout = Duration::from_millis(500);
+    let server = proxy(vec![m], |_| {});
+    let mut s = server.connect();
+    s.write_all(
+        b"GET /ws/ HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .unwrap();
+    assert!(read_response(&mut s).starts_with(b"HTTP/1.1 101 "));
+    let start = Instant::now();
+    assert_eq!(read_to_close(&mut s), b"", "closed, nothing more sent");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
