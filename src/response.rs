@@ -364,15 +364,19 @@ impl Response {
         if name.eq_ignore_ascii_case(b"content-type") {
             return self.content_type();
         }
-        let preformatted = self.preformatted().split(|&b| b == b'\n').find_map(|line| {
-            let (n, v) = split_line(line)?;
-            n.eq_ignore_ascii_case(name).then_some(v)
-        });
-        preformatted.or_else(|| {
+        self.preformatted_header(name).or_else(|| {
             self.headers
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| &v[..])
+        })
+    }
+
+    /// The first value of `name` (any case) among the preformatted lines.
+    pub(crate) fn preformatted_header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.preformatted().split(|&b| b == b'\n').find_map(|line| {
+            let (n, v) = split_line(line)?;
+            n.eq_ignore_ascii_case(name).then_some(v)
         })
     }
 

@@ -13,8 +13,9 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 
 use super::io::{read_into, write_all, Stop};
+use super::read::next_read_size;
 use super::table::{Interrupt, Phase, SlotHandle};
-use super::{Conn, End, Shared, INITIAL_READ, MAX_READ};
+use super::{Conn, End, Shared, MAX_READ};
 use crate::handler::{BodyReadError, Pipe};
 use crate::http::body::ChunkedDecoder;
 use crate::http::{Framing, RequestHead, StatusCode};
@@ -225,11 +226,7 @@ pub(super) async fn pump<S: Transport>(
             }
             Ok(n) => {
                 slot.body_progress(n);
-                if n == want {
-                    read_size = (read_size * 2).min(MAX_READ);
-                } else if n < read_size / 4 {
-                    read_size = (read_size / 2).max(INITIAL_READ);
-                }
+                read_size = next_read_size(read_size, n, want);
             }
             Err(Stop::Interrupted(Interrupt::Timeout(_))) => {
                 pipe.fail(BodyReadError::TimedOut);

@@ -88,10 +88,18 @@ impl<S: Transport> Conn<S> {
 
     /// Reads that fill up double the next one; small ones halve it.
     fn adapt_read_size(&mut self, n: usize, want: usize) {
-        if n == want {
-            self.read_size = (self.read_size * 2).min(MAX_READ);
-        } else if n < self.read_size / 4 {
-            self.read_size = (self.read_size / 2).max(INITIAL_READ);
-        }
+        self.read_size = next_read_size(self.read_size, n, want);
+    }
+}
+
+/// The read size after a read of `n` bytes that asked for `want`: doubled
+/// when the read filled up, halved when it came back under a quarter.
+pub(super) fn next_read_size(read_size: usize, n: usize, want: usize) -> usize {
+    if n == want {
+        (read_size * 2).min(MAX_READ)
+    } else if n < read_size / 4 {
+        (read_size / 2).max(INITIAL_READ)
+    } else {
+        read_size
     }
 }

@@ -7,6 +7,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::field::list_has;
+use super::parse::parse_content_length;
 use super::status::StatusCode;
 
 /// Most header fields an upstream response may have.
@@ -153,7 +154,8 @@ pub fn parse_response_head(
         let (name, value) = (h.name.as_bytes(), h.value);
         if name.eq_ignore_ascii_case(b"content-length") {
             for part in value.split(|&b| b == b',') {
-                let n = parse_length(part.trim_ascii()).ok_or(HeadError::BadLength)?;
+                let n =
+                    parse_content_length(part.trim_ascii()).map_err(|_| HeadError::BadLength)?;
                 if length.is_some_and(|l| l != n) {
                     return Err(HeadError::BadLength);
                 }
@@ -199,14 +201,6 @@ pub fn parse_response_head(
         keep_alive,
         content_length: length,
     }))
-}
-
-/// A Content-Length value: digits only, no sign, fits in 64 bits.
-fn parse_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -73,10 +73,7 @@ pub fn encode_head<'h>(
         BodyLength::Forbidden | BodyLength::UntilClose => {}
     }
     for (name, value) in headers {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        field(out, name, value);
     }
     if meta.close {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -85,6 +82,15 @@ pub fn encode_head<'h>(
     }
     out.extend_from_slice(b"\r\n");
     date_at
+}
+
+/// Appends one header line, `name: value\r\n`.
+#[inline]
+pub(crate) fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends one chunk of a chunked body.

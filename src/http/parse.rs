@@ -513,7 +513,7 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 }
 
 /// `Content-Length = 1*DIGIT`; no sign, no list, no overflow.
-fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
+pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
     if value.is_empty() {
         return Err(ParseError::BadContentLength);
     }

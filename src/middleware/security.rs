@@ -113,7 +113,7 @@ impl Middleware for SecurityHeaders {
         let relayed = matches!(resp.body(), Body::Relay(_) | Body::Tunnel(_));
         for (name, value) in &self.headers {
             let set = resp.headers().any(|(n, _)| n.eq_ignore_ascii_case(name))
-                || (relayed && preformatted_has(resp.preformatted(), name));
+                || (relayed && resp.preformatted_header(name).is_some());
             if !set {
                 // Checked when the settings were.
                 resp = resp.with_checked_header(name.clone(), value.clone());
@@ -121,13 +121,4 @@ impl Middleware for SecurityHeaders {
         }
         resp
     }
-}
-
-/// Whether `Name: value\r\n` lines have a field called `name`.
-fn preformatted_has(lines: &[u8], name: &[u8]) -> bool {
-    lines.split(|&b| b == b'\n').any(|line| {
-        line.len() > name.len()
-            && line[name.len()] == b':'
-            && line[..name.len()].eq_ignore_ascii_case(name)
-    })
 }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use smallvec::SmallVec;
 
 use crate::http::client::ResponseHead;
+use crate::http::encode::field;
 use crate::http::field::list_has;
 use crate::http::Version;
 use crate::Request;
@@ -195,13 +196,6 @@ fn itoa_ip(ip: IpAddr) -> String {
         },
         IpAddr::V4(v4) => v4.to_string(),
     }
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// The response's fields as the client gets them, `Name: value\r\n` each

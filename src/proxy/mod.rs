@@ -32,7 +32,7 @@ use self::relay::{Lease, UpstreamBody};
 use self::upstream::{start_resolver, Upstream};
 pub use self::upstream::{Health, Resolved, UpstreamUrl};
 use crate::handler::{BodyReadError, Handler, Request, RequestBody};
-use crate::http::client::{parse_response_head, HeadError, ResponseHead};
+use crate::http::client::{parse_response_head, ResponseHead};
 use crate::http::encode::encode_chunk;
 use crate::http::field::list_has;
 use crate::http::{Framing, Method, StatusCode};
@@ -767,7 +767,7 @@ async fn read_head(
                 _ => return Ok(Some(Head::Final(h))),
             },
             Ok(None) => {}
-            Err(e) => return Err(Failure::Broken(head_error(e))),
+            Err(e) => return Err(Failure::Broken(e.reason())),
         }
         let deadline = *deadline.get_or_insert_with(|| Instant::now() + limit);
         let left = deadline.saturating_duration_since(Instant::now());
@@ -782,10 +782,6 @@ async fn read_head(
             Some(Err(_)) => return Err(Failure::Broken("connection failed in the response head")),
         }
     }
-}
-
-fn head_error(e: HeadError) -> &'static str {
-    e.reason()
 }
 
 #[cfg(test)]
