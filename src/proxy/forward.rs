@@ -134,7 +134,10 @@ pub(super) fn request_head(
         out.extend_from_slice(b"TE: trailers\r\n");
     }
     // The client's address, after what trusted proxies said before us.
-    let mut ip = itoa_ip(fwd.peer);
+    // An IPv4-mapped IPv6 peer (a dual-stack listener) is an IPv4 client,
+    // named and quoted as one.
+    let peer = fwd.peer.to_canonical();
+    let mut ip = peer.to_string();
     out.extend_from_slice(b"X-Forwarded-For: ");
     for v in &xff {
         out.extend_from_slice(v);
@@ -154,7 +157,7 @@ pub(super) fn request_head(
         out.extend_from_slice(v);
         out.extend_from_slice(b", ");
     }
-    if fwd.peer.is_ipv6() {
+    if peer.is_ipv6() {
         ip = format!("\"[{ip}]\"");
     }
     out.extend_from_slice(b"for=");
@@ -185,17 +188,6 @@ pub(super) fn request_head(
         OutBody::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
-}
-
-fn itoa_ip(ip: IpAddr) -> String {
-    // An IPv4-mapped IPv6 peer (a dual-stack listener) is an IPv4 client.
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
-        },
-        IpAddr::V4(v4) => v4.to_string(),
-    }
 }
 
 /// The response's fields as the client gets them, `Name: value\r\n` each
@@ -277,6 +269,35 @@ mod tests {
              Forwarded: for=10.0.0.1, for=203.0.113.7;host=\"example.com\";proto=http\r\n\
              Transfer-Encoding: chunked\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_v4_mapped_peer_is_named_as_ipv4_and_a_v6_one_quoted() {
+        let req = request("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        for (peer, xff, fwd) in [
+            (
+                "::ffff:198.51.100.7",
+                "X-Forwarded-For: 198.51.100.7\r\n",
+                "Forwarded: for=198.51.100.7;",
+            ),
+            (
+                "2001:db8::1",
+                "X-Forwarded-For: 2001:db8::1\r\n",
+                "Forwarded: for=\"[2001:db8::1]\";",
+            ),
+        ] {
+            let mut out = Vec::new();
+            let f = Forwarding {
+                peer: peer.parse().unwrap(),
+                trusted: false,
+                host: b"up",
+                via: false,
+                upgrade: None,
+            };
+            request_head(&mut out, &req, &["/"], &f, OutBody::None);
+            let head = String::from_utf8(out).unwrap();
+            assert!(head.contains(xff) && head.contains(fwd), "{peer}: {head}");
+        }
     }
 
     #[test]
