@@ -244,6 +244,10 @@ pub struct Flags {
     /// Add `Via: 1.1 edgeshard` to proxied requests and responses.
     #[arg(long = "proxy-via", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub proxy_via: Option<bool>,
+    /// How often upstream host names are resolved again, on a thread of
+    /// their own (requests never wait on DNS). Default: 30s.
+    #[arg(long = "proxy-resolve-every", value_name = "DURATION", value_parser = parse_duration)]
+    pub proxy_resolve_every: Option<Duration>,
     /// A JWT must carry this `iss` (else 403).
     #[arg(long = "jwt-issuer", value_name = "ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -476,7 +480,8 @@ impl Flags {
             || self.proxy_max_body.is_some()
             || self.proxy_max_idle.is_some()
             || self.proxy_idle_timeout.is_some()
-            || self.proxy_via.is_some();
+            || self.proxy_via.is_some()
+            || self.proxy_resolve_every.is_some();
         if proxy_flags && proxy.mounts.is_empty() {
             return Err(invalid("--proxy", "the --proxy-* settings need --proxy"));
         }
@@ -488,11 +493,13 @@ impl Flags {
             ("--proxy-connect-timeout", self.proxy_connect_timeout),
             ("--proxy-read-timeout", self.proxy_read_timeout),
             ("--proxy-idle-timeout", self.proxy_idle_timeout),
+            ("--proxy-resolve-every", self.proxy_resolve_every),
         ] {
             if d == Some(Duration::ZERO) {
                 return Err(invalid(flag, "must be greater than zero"));
             }
         }
+        set(&mut proxy.resolve_every, self.proxy_resolve_every);
         for m in &mut proxy.mounts {
             set(&mut m.keep_prefix, self.proxy_keep_prefix);
             set(&mut m.host, self.proxy_host);

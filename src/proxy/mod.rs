@@ -57,6 +57,8 @@ pub const DEFAULT_HEALTH: Health = Health {
     max_fails: 1,
     fail_timeout: Duration::from_secs(10),
 };
+/// Default interval between resolutions of upstream host names.
+pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(30);
 /// Largest upstream response head (bytes).
 pub const MAX_UPSTREAM_HEAD: usize = 64 * 1024;
 /// How long a request with `Expect: 100-continue` waits for the
@@ -146,13 +148,25 @@ pub fn normalize_prefix(prefix: &str) -> String {
 
 /// Proxying as configured: the mounts and the peers whose forwarding
 /// fields are believed.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProxySettings {
     /// The mounts.
     pub mounts: Vec<MountSettings>,
     /// Peers whose `X-Forwarded-*` and `Forwarded` fields are kept and
     /// extended (else they are replaced).
     pub trusted: Vec<Cidr>,
+    /// How often upstream host names are resolved again (off the shards).
+    pub resolve_every: Duration,
+}
+
+impl Default for ProxySettings {
+    fn default() -> ProxySettings {
+        ProxySettings {
+            mounts: Vec::new(),
+            trusted: Vec::new(),
+            resolve_every: DEFAULT_RESOLVE_EVERY,
+        }
+    }
 }
 
 /// A mount with its upstreams' names resolved.
@@ -209,6 +223,7 @@ impl PreparedProxy {
                 .iter()
                 .flat_map(|m| m.resolved.iter().cloned())
                 .collect(),
+            settings.resolve_every,
         );
         Ok(PreparedProxy { mounts })
     }
@@ -394,7 +409,7 @@ impl MountState {
             let up = &self.upstreams[i];
             up.picked();
             let lease = Lease::new(self.clone(), i);
-            let pooled = if fresh_only { None } else { up.pool.take() };
+            let pooled = if fresh_only { None } else { up.take_idle() };
             let reused = pooled.is_some();
             let mut conn = match pooled {
                 Some(c) => c,
@@ -539,7 +554,7 @@ impl MountState {
                     })
                 }
                 Some(Err(_)) => why = "connect failed",
-                None => why = "connect timed out",
+                None => why = CONNECT_TIMED_OUT,
             }
         }
         Err(why)
@@ -697,9 +712,19 @@ fn note(upstream: &Bytes, why: &str) -> Bytes {
 }
 
 #[cold]
+/// No upstream answered: `502`, or `504` when the last one tried did not
+/// even accept the connection in time (nginx's answer too: the upstream
+/// is too slow rather than broken).
 fn bad_gateway(why: &str) -> Response {
-    Response::error(StatusCode::BAD_GATEWAY, why)
+    let status = if why == CONNECT_TIMED_OUT {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    Response::error(status, why)
 }
+
+const CONNECT_TIMED_OUT: &str = "connect timed out";
 
 /// `fut`'s output, or `None` once `limit` has passed. The timer is made
 /// only if `fut` is not ready at once (a write to an upstream nearly

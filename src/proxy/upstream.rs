@@ -172,12 +172,9 @@ impl Resolved {
     }
 }
 
-/// How often upstream names are resolved again.
-pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
-
-/// Starts the thread that resolves upstream names again every
-/// [`RESOLVE_EVERY`], if any upstream has a name (addresses need none).
-pub fn start_resolver(all: Vec<Arc<Resolved>>) {
+/// Starts the thread that resolves upstream names again every `every`,
+/// if any upstream has a name (addresses need none).
+pub fn start_resolver(all: Vec<Arc<Resolved>>, every: Duration) {
     let names: Vec<_> = all.into_iter().filter(|r| !r.url.is_literal()).collect();
     if names.is_empty() {
         return;
@@ -185,7 +182,7 @@ pub fn start_resolver(all: Vec<Arc<Resolved>>) {
     let spawned = std::thread::Builder::new()
         .name("edgeshard-dns".into())
         .spawn(move || loop {
-            std::thread::sleep(RESOLVE_EVERY);
+            std::thread::sleep(every);
             for r in &names {
                 r.refresh();
             }
@@ -244,15 +241,29 @@ impl Upstream {
         }
     }
 
-    /// The address to connect to next.
-    pub(super) fn addr(&self) -> SocketAddr {
+    /// Takes up the resolver's latest addresses if they changed; the idle
+    /// connections go with the old ones (they may lead where the name no
+    /// longer points). One relaxed load when nothing changed.
+    fn sync_addrs(&self) {
         let generation = self.resolved.generation();
         let mut addrs = self.addrs.borrow_mut();
         if addrs.0 != generation {
             *addrs = (generation, self.resolved.addrs());
-            // Connections to addresses that are gone should not be reused.
             self.pool.clear();
         }
+    }
+
+    /// The newest idle connection, if any (and the name still points
+    /// where it did when the connection was made).
+    pub(super) fn take_idle(&self) -> Option<super::pool::UpConn> {
+        self.sync_addrs();
+        self.pool.take()
+    }
+
+    /// The address to connect to next.
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.sync_addrs();
+        let addrs = self.addrs.borrow();
         let i = self.next_addr.get();
         self.next_addr.set(i.wrapping_add(1));
         addrs.1[i % addrs.1.len()]

@@ -715,7 +715,7 @@ fn nginx_as_an_upstream() {
     let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
     std::fs::write(dir.join("html/big.bin"), &big).unwrap();
     let conf = format!(
-        "daemon off; pid {d}/nginx.pid; error_log {d}/error.log; worker_processes 1;\n\
+        "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;\n\
          events {{ worker_connections 64; }}\n\
          http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};\n\
            fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
@@ -723,15 +723,19 @@ fn nginx_as_an_upstream() {
         d = dir.display()
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut nginx = std::process::Command::new("nginx")
-        .args([
-            "-c",
-            &dir.join("nginx.conf").display().to_string(),
-            "-p",
-            &dir.display().to_string(),
-        ])
-        .spawn()
-        .expect("nginx starts");
+    // One process (no master), so that killing it leaves no worker behind,
+    // and killed on drop, so that a failed assertion does not either.
+    let _nginx = KillOnDrop(
+        std::process::Command::new("nginx")
+            .args([
+                "-c",
+                &dir.join("nginx.conf").display().to_string(),
+                "-p",
+                &dir.display().to_string(),
+            ])
+            .spawn()
+            .expect("nginx starts"),
+    );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(addr).is_err() && Instant::now() < deadline {
@@ -761,9 +765,17 @@ fn nginx_as_an_upstream() {
         .unwrap();
     let r = String::from_utf8(read_response(&mut s)).unwrap();
     assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"), "{r}");
-    let _ = nginx.kill();
-    let _ = nginx.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A child process killed and reaped when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Reads a response head only (a HEAD's response has no body).
@@ -1228,4 +1240,176 @@ fn a_tunnel_where_nothing_moves_closes_after_the_read_timeout() {
         took >= Duration::from_millis(400) && took < Duration::from_secs(3),
         "{took:?}"
     );
+}
+
+/// A listener whose accept queue is full: the kernel drops further SYNs
+/// without answering, so a connect to it hangs until the connector gives
+/// up (what a host behind a dropping firewall, or an overloaded one,
+/// looks like). The listener and the connection that fills it.
+fn unanswering() -> (socket2::Socket, TcpStream, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let filler = TcpStream::connect(addr).unwrap();
+    let probe = TcpStream::connect_timeout(&addr, Duration::from_millis(300));
+    assert_eq!(
+        probe.map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::TimedOut),
+        "the full listener should leave a connect unanswered"
+    );
+    (sock, filler, addr)
+}
+
+#[test]
+fn an_upstream_that_does_not_accept_in_time_is_a_504_or_the_next_ones_turn() {
+    let (_hole, _filler, addr) = unanswering();
+    let hole = UpstreamUrl::parse(&format!("http://{addr}")).unwrap();
+    let good = echo_head_upstream();
+    let mut both = MountSettings::new("/both/", vec![hole.clone(), good.url()]);
+    both.connect_timeout = Duration::from_millis(300);
+    let mut only = MountSettings::new("/only/", vec![hole]);
+    only.connect_timeout = Duration::from_millis(300);
+    let server = proxy(vec![both, only], |_| {});
+
+    // Alone, it is too slow rather than broken: 504, after the timeout.
+    let start = Instant::now();
+    let resp = get(&server, "/only/x");
+    let took = start.elapsed();
+    let body = "504 Gateway Timeout: connect timed out\n";
+    assert_eq!(
+        normalize(resp.as_bytes()),
+        format!(
+            "HTTP/1.1 504 Gateway Timeout\r\nServer: edgeshard\r\nDate: <date>\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+    );
+    assert!(
+        took >= Duration::from_millis(280) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+
+    // With a second upstream, the request that meets the timeout goes on
+    // to it; after that the silent one is skipped and nothing waits.
+    let mut slow = 0;
+    for _ in 0..6 {
+        let start = Instant::now();
+        let resp = get(&server, "/both/x");
+        let took = start.elapsed();
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        if took >= Duration::from_millis(280) {
+            slow += 1;
+            assert!(took < Duration::from_secs(3), "{took:?}");
+        }
+    }
+    assert_eq!(slow, 1, "one request waits for the connect timeout, once");
+    assert_eq!(
+        good.accepted(),
+        1,
+        "the good upstream's connection is reused"
+    );
+}
+
+/// A host name the test controls: the `edgeshard` binary runs in a mount
+/// namespace of its own where `/etc/hosts` is a file of the test's, so
+/// glibc's resolver (which reads the file on every lookup) sees what the
+/// test writes there.
+#[test]
+fn upstream_names_are_resolved_again_and_requests_follow_the_new_address() {
+    if !crate::common::have("unshare", &["--mount", "true"]) {
+        return;
+    }
+    let a = echo_head_upstream();
+    let port = a.addr.port();
+    let Ok(listener) = TcpListener::bind(("127.0.0.2", port)) else {
+        eprintln!("skipping: 127.0.0.2:{port} is taken");
+        return;
+    };
+    let b = RawUpstream::on(listener, |conn| {
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        while read_head(&mut r).is_some() {
+            if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let dir = tempdir("resolve-again");
+    let hosts = dir.join("hosts");
+    let name = "upstream.edgeshard.test";
+    std::fs::write(&hosts, format!("127.0.0.1 {name}\n")).unwrap();
+    let script = format!(
+        "mount --bind {} /etc/hosts && exec {} \"$@\"",
+        hosts.display(),
+        env!("CARGO_BIN_EXE_edgeshard")
+    );
+    let mut child = KillOnDrop(
+        std::process::Command::new("unshare")
+            .args(["--mount", "sh", "-c", &script, "edgeshard"])
+            .args([
+                "--shards",
+                "1",
+                "--listen",
+                "127.0.0.1:0",
+                "--access-log",
+                "off",
+            ])
+            .args(["--proxy", &format!("/a/=http://{name}:{port}")])
+            .args(["--proxy-resolve-every", "500ms"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn unshare"),
+    );
+    // Without --fork, unshare execs: the child is the server itself.
+    let out = BufReader::new(child.0.stdout.take().unwrap());
+    let addr: SocketAddr = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("listening on ")
+                .nth(1)
+                .map(|a| a.trim().parse().unwrap())
+        })
+        .expect("the proxy listens");
+    let fetch = |s: &mut TcpStream| -> String {
+        write!(s, "GET /a/x HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        String::from_utf8_lossy(&read_response(s)).into_owned()
+    };
+    let mut client = TcpStream::connect(addr).unwrap();
+    for _ in 0..3 {
+        let r = fetch(&mut client);
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(body_of(&r).starts_with("GET /x HTTP/1.1\r\n"), "{r}");
+    }
+    assert_eq!((a.accepted(), b.accepted()), (1, 0));
+
+    // The name moves. Within a few intervals requests follow it, though
+    // an idle connection to the old address is still in the pool.
+    std::fs::write(&hosts, format!("127.0.0.2 {name}\n")).unwrap();
+    let moved = Instant::now();
+    let mut followed = None;
+    while moved.elapsed() < Duration::from_secs(5) {
+        let r = fetch(&mut client);
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        if body_of(&r) == "b" {
+            followed = Some(moved.elapsed());
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let took = followed.expect("requests follow the name within 5 s");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    for _ in 0..3 {
+        assert_eq!(body_of(&fetch(&mut client)), "b");
+    }
+    assert_eq!((a.accepted(), b.accepted()), (1, 1));
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
 }
