@@ -3,6 +3,7 @@
 //! configuration file will need that). Each flag's help shows its default,
 //! read from the `Default` impls where the value is written once.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ fn parse_proxy(s: &str) -> Result<(String, Vec<UpstreamUrl>), String> {
     Ok((prefix.to_string(), urls))
 }
 
-fn parse_host_mode(s: &str) -> Result<HostMode, String> {
+pub(super) fn parse_host_mode(s: &str) -> Result<HostMode, String> {
     match s {
         "upstream" => Ok(HostMode::Upstream),
         "client" => Ok(HostMode::Client),
@@ -41,12 +42,26 @@ fn parse_host_mode(s: &str) -> Result<HostMode, String> {
     }
 }
 
-fn parse_balance(s: &str) -> Result<Balance, String> {
+pub(super) fn parse_balance(s: &str) -> Result<Balance, String> {
     match s {
         "round-robin" => Ok(Balance::RoundRobin),
         "least-outstanding" | "least-conn" => Ok(Balance::LeastOutstanding),
         _ => Err(format!("{s:?}: expected round-robin or least-outstanding")),
     }
+}
+
+/// What the binary does other than serve.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Check a configuration file without starting anything (keys and
+    /// values parse, directories and files exist and are readable,
+    /// upstream URLs are well formed); print the configuration in effect
+    /// and exit 0, or say what is wrong and exit 2.
+    #[command(name = "check-config")]
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 /// The command line as written.
@@ -60,6 +75,13 @@ fn parse_balance(s: &str) -> Result<Balance, String> {
         durations accept ms, s, m or h (a bare number means seconds)."
 )]
 pub struct Flags {
+    /// Read settings from this TOML file; flags given as well override it
+    /// (defaults < file < flags). See deploy/edgeshard.toml.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do other than serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to listen on (repeat for several). Every shard listens on each
     /// with SO_REUSEPORT, so the kernel spreads connections over the shards.
     #[arg(long = "listen", value_name = "ADDR")]
@@ -276,6 +298,19 @@ pub struct Flags {
 }
 
 impl Flags {
+    /// Whether the setting a [`ConfigError`] names came from these flags
+    /// (else, with a configuration file, it came from the file).
+    pub fn gave(&self, setting: &str) -> bool {
+        match setting {
+            "--access-log" => self.access_log.is_some(),
+            "--auth" => !self.auth.is_empty(),
+            "--trusted-proxy" => !self.trusted_proxies.is_empty(),
+            other => other.starts_with("--"),
+        }
+    }
+}
+
+impl Flags {
     /// The command line parser, each flag's help ending with its default
     /// as [`Config::default`] has it.
     pub fn command() -> clap::Command {
@@ -353,6 +388,9 @@ impl Flags {
     /// that cannot be read (`--mount` without `=`) fail here; the rest is
     /// [`Config::validate`]'s.
     pub fn apply(self, config: &mut Config) -> Result<(), ConfigError> {
+        if self.command.is_some() {
+            return Err(invalid("check-config", "takes no flags but the file"));
+        }
         if !self.listen.is_empty() {
             let mut listen = self.listen;
             listen.dedup();
@@ -548,7 +586,7 @@ fn mounts(root: Option<PathBuf>, given: &[String]) -> Result<Vec<MountSpec>, Con
     let mut specs = Vec::with_capacity(given.len() + 1);
     if let Some(dir) = root {
         specs.push(MountSpec {
-            origin: "--root",
+            origin: Cow::Borrowed("--root"),
             ..MountSpec::new("/", dir)
         });
     }
@@ -563,7 +601,7 @@ fn mounts(root: Option<PathBuf>, given: &[String]) -> Result<Vec<MountSpec>, Con
         };
         specs.push(MountSpec {
             policy,
-            origin: "--mount",
+            origin: Cow::Borrowed("--mount"),
             ..MountSpec::new(prefix, dir)
         });
     }

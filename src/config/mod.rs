@@ -6,8 +6,10 @@
 //! [`Config::prepare`], opens what the configuration names (the mounts'
 //! directories) and says which setting a failure came from.
 //!
-//! A configuration file will slot in between: defaults < file < flags.
+//! A configuration file ([`ConfigFile`], TOML) slots in between:
+//! defaults < file < flags ([`Config::load`]).
 
+mod file;
 mod flags;
 mod units;
 
@@ -18,7 +20,8 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use flags::Flags;
+pub use file::ConfigFile;
+pub use flags::{Command, Flags};
 pub use units::{parse_duration, parse_size, show_duration, show_size};
 
 use crate::access_log::Outlet;
@@ -160,8 +163,12 @@ pub struct MountSpec {
     pub dir: PathBuf,
     /// How clients may cache what it serves.
     pub policy: CachePolicy,
-    /// Where the mount was configured (`--root`, `--mount`), named in errors.
-    pub origin: &'static str,
+    /// List directories without an `index.html` (`None`: as
+    /// [`StaticSettings::autoindex`] says).
+    pub autoindex: Option<bool>,
+    /// Where the mount was configured (`--root`, `--mount`, `static[2]`
+    /// in a file), named in errors.
+    pub origin: Cow<'static, str>,
 }
 
 impl MountSpec {
@@ -171,7 +178,8 @@ impl MountSpec {
             prefix: prefix.into(),
             dir: dir.into(),
             policy: CachePolicy::Revalidate,
-            origin: "mount",
+            autoindex: None,
+            origin: Cow::Borrowed("mount"),
         }
     }
 
@@ -236,6 +244,64 @@ impl Config {
     /// The defaults with the command line laid over them, validated.
     pub fn from_flags(flags: Flags) -> Result<Config, ConfigError> {
         Config::from_flags_over(Config::default(), flags)
+    }
+
+    /// `defaults` < `file` < `flags`, validated. An error in what the
+    /// file sets names the file, the line and the key; one in what the
+    /// flags set names the flag.
+    pub fn load(
+        defaults: Config,
+        file: Option<&ConfigFile>,
+        flags: Flags,
+    ) -> Result<Config, ConfigError> {
+        let mut config = defaults;
+        if let Some(f) = file {
+            f.apply(&mut config)?;
+            config.validate().map_err(|e| f.relocate(e))?;
+        }
+        flags.apply(&mut config)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The configuration in the file's format, every key with the value
+    /// in effect (what `edgeshard check-config` prints).
+    pub fn to_toml(&self) -> String {
+        file::effective(self)
+    }
+
+    /// What can be checked without binding or starting anything: each
+    /// mount's directory opens, the auth files load, the access log's
+    /// file (or its directory) is writable. Upstream URLs were checked
+    /// when read; their names are not resolved here.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        for m in &self.static_files.mounts {
+            MountConfig::open(m.prefix.clone(), m.dir.clone(), m.policy)
+                .map_err(|e| invalid(m.origin.clone(), format!("{}: {e}", m.dir.display())))?;
+        }
+        AuthConfig::load(&self.middleware.auth).map_err(|e| invalid("--auth", e.0))?;
+        if let AccessLogTarget::Path(path) = &self.access_log.target {
+            let writable = match std::fs::metadata(path) {
+                Ok(_) => std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map(drop)
+                    .map_err(|e| format!("{}: {e}", path.display())),
+                Err(_) => {
+                    let dir = match path.parent() {
+                        Some(d) if !d.as_os_str().is_empty() => d,
+                        _ => std::path::Path::new("."),
+                    };
+                    match std::fs::metadata(dir) {
+                        Ok(m) if m.is_dir() && !m.permissions().readonly() => Ok(()),
+                        Ok(_) => Err(format!("{}: not a writable directory", dir.display())),
+                        Err(e) => Err(format!("{}: {e}", dir.display())),
+                    }
+                }
+            };
+            writable.map_err(|e| invalid("--access-log", e))?;
+        }
+        Ok(())
     }
 
     /// [`Config::from_flags`] over other defaults (a binary's own, such as
@@ -308,7 +374,7 @@ impl Config {
         for m in &files.mounts {
             let Some(prefix) = m.normalized_prefix() else {
                 return Err(invalid(
-                    m.origin,
+                    m.origin.clone(),
                     format!(
                         "`{}`: a prefix is a clean path starting with / (like /assets/)",
                         m.prefix
@@ -316,7 +382,10 @@ impl Config {
                 ));
             };
             if prefixes.contains(&prefix) {
-                return Err(invalid(m.origin, format!("`{prefix}` is mounted twice")));
+                return Err(invalid(
+                    m.origin.clone(),
+                    format!("`{prefix}` is mounted twice"),
+                ));
             }
             prefixes.push(prefix);
         }
@@ -331,23 +400,23 @@ impl Config {
                 && !p.split('/').any(|seg| seg == "." || seg == "..");
             if !clean {
                 return Err(invalid(
-                    "--proxy",
+                    m.origin.clone(),
                     format!("`{p}`: a prefix is a clean path starting with / (like /app1/)"),
                 ));
             }
             if proxied.contains(&p) {
-                return Err(invalid("--proxy", format!("`{p}` is proxied twice")));
+                return Err(invalid(m.origin.clone(), format!("`{p}` is proxied twice")));
             }
             if prefixes.iter().any(|s| s == p) {
                 return Err(invalid(
-                    "--proxy",
+                    m.origin.clone(),
                     format!(
                         "`{p}` is both a proxy mount and a static mount; give each its own prefix"
                     ),
                 ));
             }
             if m.upstreams.is_empty() {
-                return Err(invalid("--proxy", format!("`{p}` has no upstreams")));
+                return Err(invalid(m.origin.clone(), format!("`{p}` has no upstreams")));
             }
             proxied.push(p);
         }
@@ -366,7 +435,7 @@ impl Config {
                 let path = &path[path.find('/').unwrap_or(0)..];
                 if path.starts_with(&m.prefix) || path == bare {
                     return Err(invalid(
-                        "--proxy",
+                        m.origin.clone(),
                         format!(
                             "`{}` is both a proxy mount and the route `{pattern}`; give each its own prefix",
                             m.prefix
@@ -386,10 +455,14 @@ impl Config {
         let mut mounts = Vec::with_capacity(files.mounts.len());
         for m in &files.mounts {
             let prefix = m.normalized_prefix().ok_or_else(|| {
-                invalid(m.origin, format!("`{}` is not a clean prefix", m.prefix))
+                invalid(
+                    m.origin.clone(),
+                    format!("`{}` is not a clean prefix", m.prefix),
+                )
             })?;
-            let mount = MountConfig::open(prefix, m.dir.clone(), m.policy)
-                .map_err(|e| invalid(m.origin, format!("{}: {e}", m.dir.display())))?;
+            let mut mount = MountConfig::open(prefix, m.dir.clone(), m.policy)
+                .map_err(|e| invalid(m.origin.clone(), format!("{}: {e}", m.dir.display())))?;
+            mount.autoindex = m.autoindex;
             mounts.push(mount);
         }
         let resolver = files

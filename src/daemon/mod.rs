@@ -3,11 +3,12 @@
 //! [`main`] with their own name and app; everything they print starts with
 //! that name.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::config::{Config, Flags, Prepared};
+use crate::config::{Command, Config, ConfigError, ConfigFile, Flags, Prepared};
 use crate::handler::Handler;
 use crate::log;
 use crate::route::{format_routes, RouteInfo};
@@ -34,15 +35,36 @@ where
     H: Handler,
 {
     log::set_name(name);
-    let flags = Flags::from_env();
+    let mut flags = Flags::from_env();
     let routes = routes();
     if flags.print_routes {
         print!("{}", format_routes(routes));
         return ExitCode::SUCCESS;
     }
-    let prepared = Config::from_flags_over(defaults, flags)
+    if let Some(Command::CheckConfig { file }) = flags.command.take() {
+        return check_config(defaults, routes, &file);
+    }
+    let file = match flags.config.as_deref().map(ConfigFile::read).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            log::warning!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    // An error in a setting the flags did not give came from the file.
+    let blame = |e: ConfigError, gave: &dyn Fn(&str) -> bool| match &file {
+        Some(f) if !gave(&e.flag) => f.relocate(e),
+        _ => e,
+    };
+    let given = {
+        let settings = ["--access-log", "--auth", "--trusted-proxy"];
+        let gave: Vec<&str> = settings.into_iter().filter(|s| flags.gave(s)).collect();
+        move |s: &str| s.starts_with("--") && (!settings.contains(&s) || gave.contains(&s))
+    };
+    let prepared = Config::load(defaults, file.as_ref(), flags)
         .and_then(|c| c.check_routes(routes).map(|()| c))
-        .and_then(|c| c.prepare().map(|p| (c, p)));
+        .and_then(|c| c.prepare().map(|p| (c, p)))
+        .map_err(|e| blame(e, &given));
     let (config, prepared) = match prepared {
         Ok(both) => both,
         Err(e) => {
@@ -69,6 +91,37 @@ where
         );
     }
     run_until_signal(config, prepared, make_handler)
+}
+
+/// `check-config FILE`: the file over `defaults`, validated and its
+/// files checked without binding or starting anything; prints the
+/// configuration in effect. Exit 0, or 2 with what is wrong.
+fn check_config(defaults: Config, routes: &[RouteInfo<'static>], path: &Path) -> ExitCode {
+    let checked = ConfigFile::read(path).and_then(|file| {
+        let mut config = defaults;
+        file.apply(&mut config)?;
+        config
+            .validate()
+            .and_then(|()| config.check_routes(routes))
+            .and_then(|()| config.check_files())
+            .map_err(|e| file.relocate(e))?;
+        Ok(config)
+    });
+    match checked {
+        Ok(config) => {
+            print!("{}", config.to_toml());
+            eprintln!(
+                "{}: {}: the configuration is valid",
+                log::name(),
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::warning!("{e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Runs a server until SIGTERM or SIGINT, then drains it; a second signal

@@ -116,6 +116,9 @@ pub struct MountSettings {
     pub via: bool,
     /// Pass `Upgrade` requests (WebSocket) on and tunnel after a `101`.
     pub upgrades: bool,
+    /// Where the mount was configured (`--proxy`, `proxy[1]` in a file),
+    /// named in errors.
+    pub origin: std::borrow::Cow<'static, str>,
 }
 
 impl MountSettings {
@@ -136,6 +139,7 @@ impl MountSettings {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             via: false,
             upgrades: true,
+            origin: std::borrow::Cow::Borrowed("--proxy"),
         }
     }
 }

@@ -65,6 +65,9 @@ pub struct MountConfig {
     pub fd: Arc<OwnedFd>,
     /// Cache-Control policy.
     pub policy: CachePolicy,
+    /// List directories without an `index.html` (`None`: as
+    /// [`StaticConfig::autoindex`] says).
+    pub autoindex: Option<bool>,
 }
 
 impl MountConfig {
@@ -78,6 +81,7 @@ impl MountConfig {
             real_dir,
             fd: Arc::new(fd),
             policy,
+            autoindex: None,
         })
     }
 }
@@ -145,12 +149,13 @@ struct Mount {
     /// Decoded prefix, starting and ending with `/`.
     prefix: Box<[u8]>,
     source: Source,
+    /// List directories without an `index.html`.
+    autoindex: bool,
 }
 
 /// The static-file handler for one shard.
 pub struct StaticFiles {
     mounts: Vec<Mount>,
-    autoindex: bool,
     dotfiles: bool,
     /// Counts the file-system opens (`/api/stats`'s `file_opens`).
     metrics: Rc<Metrics>,
@@ -174,6 +179,7 @@ impl StaticFiles {
             .iter()
             .map(|m| Mount {
                 prefix: m.prefix.as_bytes().into(),
+                autoindex: m.autoindex.unwrap_or(config.autoindex),
                 source: Source::Dir(DirSource::new(
                     m.fd.clone(),
                     m.real_dir.clone(),
@@ -191,6 +197,7 @@ impl StaticFiles {
                     entries: embedded::entries(),
                     missing: Entry::permanent(Kind::Missing),
                 },
+                autoindex: false,
             });
         }
         // Longest prefix first.
@@ -198,7 +205,6 @@ impl StaticFiles {
         let seed = metrics.shard() as u64 ^ 0x9e37_79b9_7f4a_7c15;
         StaticFiles {
             mounts,
-            autoindex: config.autoindex,
             dotfiles: config.dotfiles,
             metrics,
             boundary_seed: std::cell::Cell::new(seed ^ crate::sys::coarse_millis()),
@@ -276,7 +282,7 @@ impl StaticFiles {
         let idx = self.lookup(mount, &index);
         match idx.kind {
             Kind::File(_) => self.serve_entry(head, &idx),
-            Kind::Missing if self.autoindex => self.listing(head, mount, dir),
+            Kind::Missing if mount.autoindex => self.listing(head, mount, dir),
             Kind::Missing => {
                 Response::error(StatusCode::FORBIDDEN, "directory listing is disabled")
             }

@@ -645,3 +645,137 @@ fn unreadable_files_are_403_and_the_shard_keeps_serving() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A fresh directory holding `edgeshard.toml` with `toml` in it, and a
+/// `site/` beside it with an `index.html`; the file's path.
+fn config_in_dir(name: &str, toml: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgeshard-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    std::fs::write(dir.join("site/index.html"), "from the file's site\n").unwrap();
+    let path = dir.join("edgeshard.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn get_root(p: &Proc) -> String {
+    let mut s = p.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    String::from_utf8_lossy(&read_to_close(&mut s)).into_owned()
+}
+
+#[test]
+fn runs_from_a_config_file_alone_and_flags_override_it() {
+    let path = config_in_dir(
+        "config-alone",
+        "listen = [\"127.0.0.1:0\"]\nshards = 1\nrequest_id = true\n\n\
+         [log]\naccess = \"off\"\n\n[security]\nheaders = false\n\n\
+         [[static]]\nprefix = \"/\"\nroot = \"site\"\n",
+    );
+    let config = path.to_str().unwrap();
+    // Started elsewhere: the root is found beside the file.
+    let mut cmd = command(&["--config", config], &[]);
+    cmd.current_dir("/");
+    let p = spawn_command(cmd, 1);
+    let r = get_root(&p);
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(r.ends_with("\r\n\r\nfrom the file's site\n"), "{r}");
+    assert!(r.contains("\r\nX-Request-Id: "), "request_id = true: {r}");
+    assert!(
+        !r.contains("X-Content-Type-Options"),
+        "headers = false: {r}"
+    );
+    drop(p);
+    // A flag given as well wins over the file.
+    let p = spawn(&["--config", config, "--request-id=false"], &[], 1);
+    let r = get_root(&p);
+    assert!(r.ends_with("\r\n\r\nfrom the file's site\n"), "{r}");
+    assert!(!r.contains("X-Request-Id"), "the flag overrides: {r}");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn a_bad_config_file_is_refused_naming_the_file_the_line_and_the_key() {
+    let path = config_in_dir(
+        "config-bad",
+        "listen = [\"127.0.0.1:0\"]\n\n[[proxy]]\nprefix = \"/app1/\"\nupstreams = [\"htp://x\"]\n",
+    );
+    let config = path.to_str().unwrap();
+    let expected = format!(
+        "edgeshard: {config}:5: proxy[0].upstreams[0]: \"htp://x\" is not an http:// URL\n"
+    );
+    for args in [&["--config", config][..], &["check-config", config]] {
+        let (status, stderr) = run_to_exit(args, &[]);
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr, expected, "{args:?}");
+    }
+    // A value that only fails when checked against the rest: the file's
+    // mount names the file's key, a flag's the flag.
+    std::fs::write(&path, "[[static]]\nprefix = \"/\"\nroot = \"missing\"\n").unwrap();
+    let (status, stderr) = run_to_exit(&["check-config", config], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        stderr.starts_with(&format!("edgeshard: {config}:1: static[0]: "))
+            && stderr.contains("missing"),
+        "{stderr}"
+    );
+    let (status, stderr) = run_to_exit(
+        &[
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            "/definitely/not/here",
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        stderr.starts_with("edgeshard: --root: /definitely/not/here"),
+        "{stderr}"
+    );
+    let (status, stderr) = run_to_exit(&["--config", "/definitely/not/here.toml"], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        stderr.starts_with("edgeshard: /definitely/not/here.toml: cannot read it: "),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn the_deploy_example_passes_check_config_and_what_it_prints_reads_back() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/edgeshard.toml");
+    let check = |path: &str| {
+        let out = command(&["check-config", path], &[])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run edgeshard");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{path}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!("edgeshard: {path}: the configuration is valid\n")
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown = check(example);
+    for key in [
+        "[limits]",
+        "[[static]]",
+        "[[proxy]]",
+        "[rate_limit]",
+        "max_body = \"100MiB\"",
+    ] {
+        assert!(shown.contains(key), "{key} in:\n{shown}");
+    }
+    // Every setting in effect, defaults included, in the file's format.
+    assert!(shown.contains("\nmax_headers = 100\n"), "{shown}");
+    let copy =
+        std::env::temp_dir().join(format!("edgeshard-effective-{}.toml", std::process::id()));
+    std::fs::write(&copy, &shown).unwrap();
+    assert_eq!(check(copy.to_str().unwrap()), shown);
+    let _ = std::fs::remove_file(&copy);
+}
