@@ -1,10 +1,12 @@
 //! The main binary's built-in API, declared with `routes!`:
 //!
-//! - `GET /healthz` → `ok`
+//! - `GET /healthz` → `ok` until the process exits
+//! - `GET /readyz` → `ready`, or 503 once a stop is announced (SIGTERM,
+//!   for the `--shutdown-delay` before the drain, and during the drain)
 //! - `GET /api/stats` → per-shard request counts and uptime, gathered from
 //!   every shard by message
 //!
-//!   (both `Cache-Control: no-store`: they describe the server now)
+//!   (all three `Cache-Control: no-store`: they describe the server now)
 //! - `POST /api/echo` → the request body back, with its content type
 //! - anything else → static files (`--root`, `--mount`, or the embedded site)
 
@@ -23,6 +25,7 @@ use crate::proxy::ProxyMounts;
 use crate::response::{IntoResponse, Response, OCTET_STREAM};
 use crate::route::{format_routes, HasRoutes, NotFound, RouteInfo};
 use crate::shard::ShardContext;
+use crate::shutdown::ShutdownTrigger;
 use crate::static_files::StaticFiles;
 
 /// What the built-in handlers share on one shard.
@@ -31,6 +34,8 @@ pub struct Builtin {
     metrics: Rc<Metrics>,
     /// `None` only outside a running server (`--print-routes`).
     mesh: Option<Rc<Mesh>>,
+    /// Whether a stop was announced (`None` as `mesh`).
+    shutdown: Option<ShutdownTrigger>,
 }
 
 /// The built-in API for one shard.
@@ -50,6 +55,7 @@ pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
         Rc::new(Builtin {
             metrics: ctx.metrics.clone(),
             mesh: Some(ctx.mesh.clone()),
+            shutdown: Some(ctx.shutdown.clone()),
         }),
         files,
     );
@@ -90,6 +96,7 @@ pub fn routes() -> &'static [RouteInfo<'static>] {
     let builtin = Builtin {
         metrics: Rc::new(Metrics::new(0, 0)),
         mesh: None,
+        shutdown: None,
     };
     router(Rc::new(builtin), NotFound).routes()
 }
@@ -103,6 +110,7 @@ fn router(state: Rc<Builtin>, fallback: impl Handler) -> impl Handler + HasRoute
     crate::routes! {
         state = state;
         "GET /healthz" => healthz,
+        "GET /readyz" => readyz,
         "GET /api/stats" => api_stats,
         "POST /api/echo" => echo,
     }
@@ -118,6 +126,18 @@ fn uncached(resp: impl IntoResponse) -> Response {
 
 async fn healthz(_: Request) -> Response {
     uncached("ok")
+}
+
+/// 200 while the server takes new work; 503 from the moment a stop is
+/// announced, so a load balancer moves traffic away before the
+/// listeners close (`--shutdown-delay`).
+async fn readyz(_: Request, b: Rc<Builtin>) -> Response {
+    match &b.shutdown {
+        Some(s) if !s.ready() => {
+            uncached(Response::error(StatusCode::SERVICE_UNAVAILABLE, "stopping"))
+        }
+        _ => uncached("ready"),
+    }
 }
 
 /// The `/api/stats` body.

@@ -73,6 +73,9 @@ pub struct ShardContext {
     /// [`ProxyMounts`](crate::proxy::ProxyMounts) or a
     /// [`Proxy`](crate::proxy::Proxy) per shard from them).
     pub proxy: Arc<PreparedProxy>,
+    /// The server's shutdown trigger: [`ShutdownTrigger::ready`] says
+    /// whether a stop has been announced (what `/readyz` answers).
+    pub shutdown: ShutdownTrigger,
 }
 
 /// Where a shard runs.
@@ -375,6 +378,7 @@ impl Start {
             static_files: self.static_files.clone(),
             auth: self.auth.clone(),
             proxy: self.proxy.clone(),
+            shutdown: self.trigger.clone(),
         });
         let listeners = match register(&poller, self.sockets) {
             Ok(l) => l,

@@ -15,6 +15,9 @@ pub struct ShutdownTrigger {
 #[derive(Debug, Default)]
 struct Inner {
     fired: AtomicBool,
+    /// A stop was announced: not ready for new work, though the trigger
+    /// may not have fired yet (`--shutdown-delay`).
+    stopping: AtomicBool,
     waiters: Mutex<Vec<Waker>>,
 }
 
@@ -22,6 +25,19 @@ impl ShutdownTrigger {
     /// A trigger that has not fired.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Says a stop is coming: from now on the server is not
+    /// [`ready`](ShutdownTrigger::ready), though it keeps serving until
+    /// the trigger fires.
+    pub fn announce(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+    }
+
+    /// Whether the server takes new work (`/readyz`): no stop announced,
+    /// no drain started.
+    pub fn ready(&self) -> bool {
+        !self.inner.stopping.load(Ordering::Acquire) && !self.fired()
     }
 
     /// Fires the trigger: every current and future waiter completes.
@@ -71,6 +87,17 @@ impl ShutdownTrigger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ready_until_a_stop_is_announced_or_the_drain_starts() {
+        let t = ShutdownTrigger::new();
+        assert!(t.ready());
+        t.announce();
+        assert!(!t.ready() && !t.fired(), "announced, still serving");
+        let t = ShutdownTrigger::new();
+        t.fire();
+        assert!(!t.ready(), "draining");
+    }
 
     #[test]
     fn fire_wakes_a_waiter_on_another_thread() {

@@ -122,6 +122,7 @@ struct TimeoutsSection {
     write: Option<Dur>,
     drain: Option<Dur>,
     handler: Option<Dur>,
+    shutdown_delay: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -518,6 +519,7 @@ impl FileConfig {
             if let Some(h) = t.handler {
                 timeouts.handler = Some(h.0);
             }
+            set(&mut config.shutdown_delay, t.shutdown_delay.map(|d| d.0));
         }
         if let Some(log) = self.log {
             let target = log.access.map(|t| match t.0 {
@@ -747,6 +749,7 @@ pub fn effective(config: &Config) -> String {
     if let Some(h) = t.handler {
         timeouts.insert("handler".into(), dur(h));
     }
+    timeouts.insert("shutdown_delay".into(), dur(config.shutdown_delay));
     top.insert("timeouts".into(), Value::Table(timeouts));
 
     let mut log = Table::new();

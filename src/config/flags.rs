@@ -126,6 +126,11 @@ pub struct Flags {
     /// Time in-flight requests get after SIGTERM/SIGINT before connections are closed.
     #[arg(long = "drain-timeout", value_name = "DURATION", value_parser = parse_duration)]
     pub drain_timeout: Option<Duration>,
+    /// After SIGTERM, keep accepting and serving this long, with /readyz
+    /// answering 503, before the drain starts: set it above the load
+    /// balancer's health-check interval.
+    #[arg(long = "shutdown-delay", value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_delay: Option<Duration>,
     /// Serve this directory at `/` (instead of the embedded demo site).
     /// Same as `--mount /=DIR`.
     #[arg(long, value_name = "DIR")]
@@ -334,6 +339,7 @@ impl Flags {
             ("idle_timeout", show_duration(d.timeouts.idle)),
             ("write_timeout", show_duration(d.timeouts.write)),
             ("drain_timeout", show_duration(d.timeouts.drain)),
+            ("shutdown_delay", show_duration(d.shutdown_delay)),
             ("autoindex", d.static_files.autoindex.to_string()),
             ("dotfiles", d.static_files.dotfiles.to_string()),
             ("file_inline_max", show_size(d.static_files.inline_max)),
@@ -421,6 +427,7 @@ impl Flags {
         set(&mut timeouts.idle, self.idle_timeout);
         set(&mut timeouts.write, self.write_timeout);
         set(&mut timeouts.drain, self.drain_timeout);
+        set(&mut config.shutdown_delay, self.shutdown_delay);
         if self.handler_timeout.is_some() {
             timeouts.handler = self.handler_timeout;
         }

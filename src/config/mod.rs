@@ -84,6 +84,11 @@ pub struct Config {
     pub access_log: AccessLogSettings,
     /// Proxy mounts (`--proxy`), in front of the static files.
     pub proxy: ProxySettings,
+    /// After SIGTERM, how long the server keeps accepting and serving
+    /// (with `/readyz` answering 503) before the drain closes the
+    /// listeners: longer than a load balancer's health-check interval,
+    /// so it stops sending new connections first. Default 0.
+    pub shutdown_delay: std::time::Duration,
 }
 
 /// The middleware the binary puts around its app, outermost first. By
@@ -118,6 +123,7 @@ impl Default for Config {
             middleware: MiddlewareSettings::default(),
             access_log: AccessLogSettings::default(),
             proxy: ProxySettings::default(),
+            shutdown_delay: std::time::Duration::ZERO,
         }
     }
 }

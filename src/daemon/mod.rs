@@ -141,6 +141,7 @@ where
             return ExitCode::FAILURE;
         }
     };
+    let config_delay = config.shutdown_delay;
     let server = match start_prepared(config, prepared, make_handler) {
         Ok(s) => s,
         Err(e) => {
@@ -160,6 +161,7 @@ where
     }
     let trigger = server.shutdown_trigger();
     let reopen = server.log_reopener();
+    let delay = config_delay;
     std::thread::spawn(move || {
         let mut stopping = false;
         for signal in signals.forever() {
@@ -172,7 +174,23 @@ where
                 _ if stopping => std::process::exit(1),
                 _ => {
                     stopping = true;
-                    trigger.fire();
+                    // `/readyz` says 503 from now; the listeners stay
+                    // open for the delay, so a balancer can see it.
+                    trigger.announce();
+                    if delay.is_zero() {
+                        trigger.fire();
+                    } else {
+                        println!(
+                            "{}: stopping in {}: /readyz answers 503 meanwhile",
+                            log::name(),
+                            crate::config::show_duration(delay)
+                        );
+                        let trigger = trigger.clone();
+                        std::thread::spawn(move || {
+                            std::thread::sleep(delay);
+                            trigger.fire();
+                        });
+                    }
                 }
             }
         }

@@ -189,6 +189,7 @@ fn print_routes_lists_the_builtin_api() {
         String::from_utf8_lossy(&out.stdout),
         "METHODS    PATTERN         HANDLER\n\
          GET, HEAD  GET /healthz    healthz\n\
+         GET, HEAD  GET /readyz     readyz\n\
          GET, HEAD  GET /api/stats  api_stats\n\
          POST       POST /api/echo  echo\n"
     );
@@ -778,4 +779,54 @@ fn the_deploy_example_passes_check_config_and_what_it_prints_reads_back() {
     std::fs::write(&copy, &shown).unwrap();
     assert_eq!(check(copy.to_str().unwrap()), shown);
     let _ = std::fs::remove_file(&copy);
+}
+
+fn readyz(p: &Proc) -> String {
+    let mut s = p.connect();
+    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    normalize(&read_response(&mut s))
+}
+
+#[test]
+fn readyz_turns_503_at_sigterm_and_the_shutdown_delay_keeps_serving_meanwhile() {
+    let delay = Duration::from_millis(1500);
+    let mut p = spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+            "--access-log",
+            "off",
+            "--shutdown-delay",
+            "1500ms",
+        ],
+        &[],
+        1,
+    );
+    let no_store = format!("Cache-Control: no-store\r\n{}", common::SECURITY_LINES);
+    assert_eq!(readyz(&p), text_response("200 OK", "ready", &no_store));
+    let signalled = Instant::now();
+    p.signal("-TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    // Within the delay: new connections are still taken and served, and
+    // only /readyz has changed.
+    assert_eq!(
+        readyz(&p),
+        text_response(
+            "503 Service Unavailable",
+            "503 Service Unavailable: stopping\n",
+            &no_store
+        )
+    );
+    assert_default_healthz(&mut p.connect());
+    // Then the drain closes the listener, and the process exits 0.
+    while TcpStream::connect(p.addr).is_ok() {
+        assert!(signalled.elapsed() < delay + Duration::from_secs(3));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let closed = signalled.elapsed();
+    assert!(closed >= delay, "the listener closed after {closed:?}");
+    assert!(p.wait_exit(Duration::from_secs(5)).success());
 }
