@@ -7,17 +7,23 @@
 # so drift hits both. Reports the medians and the ratio of requests per
 # server CPU-second.
 #
-#   perf/chain.sh [--rounds N] [--duration 10s] [--force]
+# With --metrics, the same comparison for what the metrics cost: the
+# binary bare (as above) with `--metrics=false` against bare with the
+# metrics on (their default: each request timed and counted by route).
 #
-# Results: perf/results/DATE-HHMM-chain.md.
+#   perf/chain.sh [--metrics] [--rounds N] [--duration 10s] [--force]
+#
+# Results: perf/results/DATE-HHMM-chain.md (or -metrics.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=5
 DURATION=10s
 FORCE=0
+MODE=chain
 while [ $# -gt 0 ]; do
     case $1 in
+        --metrics) MODE=metrics; shift ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --force) FORCE=1; shift ;;
@@ -41,16 +47,24 @@ TCK=$(getconf CLK_TCK)
 # shellcheck source=perf/lib.sh
 . perf/lib.sh
 
+# The two servers compared: the first is the baseline.
+if [ "$MODE" = chain ]; then
+    NAMES="bare chain"
+else
+    NAMES="metrics-off metrics-on"
+fi
 args_for() {
     case $1 in
-        bare) echo "--security-headers=false --access-log off" ;;
-        chain) echo "--request-id --access-log $WORK/access.log" ;;
+        bare) echo "--security-headers=false --access-log off --metrics=false" ;;
+        chain) echo "--request-id --access-log $WORK/access.log --metrics=false" ;;
+        metrics-off) echo "--security-headers=false --access-log off --metrics=false" ;;
+        metrics-on) echo "--security-headers=false --access-log off" ;;
     esac
 }
 
 RAW="$WORK/raw.tsv"
 for round in $(seq "$ROUNDS"); do
-    for name in bare chain; do
+    for name in $NAMES; do
         port=$(free_port)
         rm -f "$WORK/access.log"
         # shellcheck disable=SC2046 # the flags are words
@@ -75,27 +89,33 @@ for round in $(seq "$ROUNDS"); do
 done
 
 STAMP=$(date -u +%F-%H%M)
-OUT="perf/results/$STAMP-chain.md"
-python3 - "$RAW" "$ROUNDS" "$DURATION" "$(git describe --always --dirty)" > "$OUT" <<'PY'
+SUFFIX=$([ "$MODE" = chain ] && echo chain || echo metrics)
+OUT="perf/results/$STAMP-$SUFFIX.md"
+# shellcheck disable=SC2086 # the names are words
+python3 - "$RAW" "$ROUNDS" "$DURATION" "$(git describe --always --dirty)" $NAMES > "$OUT" <<'PY'
 import statistics, sys
-raw, rounds, duration, rev = sys.argv[1:5]
+raw, rounds, duration, rev, base, other = sys.argv[1:7]
 rows = [l.split("\t") for l in open(raw).read().splitlines()]
 by = {}
 for case, name, rps, lat, err, non2xx, reqs, user, sys_ in rows:
     cpu = float(user) + float(sys_)
     by.setdefault(name, []).append((float(rps), float(lat), int(reqs) / cpu if cpu else 0.0, int(err), int(non2xx)))
-print(f"## Middleware chain cost ({rev}): GET /healthz, {rounds} rounds of {duration}, 64 connections, 1 shard\n")
-print("bare: `--security-headers=false --access-log off`; chain: `--request-id --access-log FILE` (security headers on by default)\n")
+what = "Middleware chain" if base == "bare" else "Metrics"
+print(f"## {what} cost ({rev}): GET /healthz, {rounds} rounds of {duration}, 64 connections, 1 shard\n")
+if base == "bare":
+    print("bare: `--security-headers=false --access-log off --metrics=false`; chain: `--request-id --access-log FILE --metrics=false` (security headers on by default)\n")
+else:
+    print("both `--security-headers=false --access-log off`; metrics-off adds `--metrics=false`, metrics-on times and counts each request by route\n")
 print("| server | req/s (median) | p99 ms | req per server CPU-s (median) | errors | non-2xx |")
 print("|---|---|---|---|---|---|")
 med = {}
-for name in ("bare", "chain"):
+for name in (base, other):
     v = by[name]
     med[name] = (statistics.median(x[0] for x in v), statistics.median(x[2] for x in v))
     print(f"| {name} | {med[name][0]:.0f} | {statistics.median(x[1] for x in v):.3f} | {med[name][1]:.0f} | {sum(x[3] for x in v)} | {sum(x[4] for x in v)} |")
 print()
-print(f"chain / bare: req/s {med['chain'][0] / med['bare'][0]:.3f}, req per CPU-s {med['chain'][1] / med['bare'][1]:.3f} "
-      f"(cost {100 * (1 - med['chain'][1] / med['bare'][1]):.1f}% of requests per CPU-second)")
+print(f"{other} / {base}: req/s {med[other][0] / med[base][0]:.3f}, req per CPU-s {med[other][1] / med[base][1]:.3f} "
+      f"(cost {100 * (1 - med[other][1] / med[base][1]):.1f}% of requests per CPU-second)")
 print("\n```")
 print(open(raw).read(), end="")
 print("```")

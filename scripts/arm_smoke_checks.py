@@ -63,6 +63,21 @@ def check_one_shard_per_cpu():
     expect("Cache-Control", headers.get("Cache-Control"), "no-store")
 
 
+def check_readyz_and_metrics_from_every_shard():
+    status, headers, body = request(SITE, "/readyz")
+    expect("GET /readyz", (status, body, headers.get("Cache-Control")), (200, b"ready", "no-store"))
+    status, headers, body = request(SITE, "/metrics")
+    expect("/metrics status", status, 200)
+    expect("/metrics type", headers.get("Content-Type"), "text/plain; version=0.0.4; charset=utf-8")
+    text = body.decode()
+    for line in (f'edgeshard_shards{{state="configured"}} {CPUS}',
+                 f'edgeshard_shards{{state="answered"}} {CPUS}'):
+        if line not in text.splitlines():
+            raise AssertionError(f"/metrics lacks {line!r}:\n{text[:2000]}")
+    if 'edgeshard_requests_total{route="GET /readyz",method="GET",status="2xx"} 1' not in text:
+        raise AssertionError(f"/metrics did not count the /readyz request:\n{text[:2000]}")
+
+
 def check_json_echo():
     doc = json.dumps({"arch": "aarch64", "n": [1, 2, 3]}).encode()
     status, headers, body = request(SITE, "/api/echo", method="POST",

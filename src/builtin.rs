@@ -111,6 +111,7 @@ fn router(state: Rc<Builtin>, fallback: impl Handler) -> impl Handler + HasRoute
         state = state;
         "GET /healthz" => healthz,
         "GET /readyz" => readyz,
+        "GET /metrics" => metrics,
         "GET /api/stats" => api_stats,
         "POST /api/echo" => echo,
     }
@@ -138,6 +139,22 @@ async fn readyz(_: Request, b: Rc<Builtin>) -> Response {
         }
         _ => uncached("ready"),
     }
+}
+
+/// Every shard's counters in the Prometheus text format (0.0.4),
+/// gathered by message; 404 when the metrics are off.
+async fn metrics(_: Request, b: Rc<Builtin>) -> Response {
+    if !b.metrics.enabled() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (shards, total) = match &b.mesh {
+        Some(mesh) => (mesh.gather_metrics().await, mesh.shards()),
+        None => (vec![b.metrics.snapshot(0)], 1),
+    };
+    uncached(Response::new(StatusCode::OK).with_body(
+        "text/plain; version=0.0.4; charset=utf-8",
+        crate::metrics::render(&shards, total),
+    ))
 }
 
 /// The `/api/stats` body.

@@ -19,7 +19,7 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::timer::Timer;
 
-use crate::metrics::ShardStats;
+use crate::metrics::{ShardStats, Snapshot};
 
 /// Capacity of each shard-to-shard channel (messages).
 pub const CHANNEL_SIZE: usize = 64;
@@ -29,20 +29,49 @@ pub const GATHER_TIMEOUT: Duration = Duration::from_secs(1);
 /// What shards say to each other.
 #[derive(Debug)]
 pub enum Message {
-    /// "Send me your stats", tagged so the reply finds its gather.
-    StatsRequest {
+    /// "Send me your report", tagged so the reply finds its gather.
+    Ask {
         /// The asking shard.
         from: usize,
         /// The gather it belongs to.
         seq: u64,
+        /// Which report.
+        what: Ask,
     },
-    /// A reply to `StatsRequest`.
-    StatsReply {
+    /// A reply to `Ask`.
+    Reply {
         /// The gather it answers.
         seq: u64,
-        /// The replying shard's stats.
-        stats: ShardStats,
+        /// The replying shard's report.
+        report: Report,
     },
+}
+
+/// Which report a gather wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// `/api/stats`'s.
+    Stats,
+    /// `/metrics`'s.
+    Metrics,
+}
+
+/// One shard's report.
+#[derive(Debug)]
+pub enum Report {
+    /// For `/api/stats`.
+    Stats(ShardStats),
+    /// For `/metrics`.
+    Metrics(Box<Snapshot>),
+}
+
+impl Report {
+    fn shard(&self) -> usize {
+        match self {
+            Report::Stats(s) => s.shard,
+            Report::Metrics(m) => m.stats.shard,
+        }
+    }
 }
 
 /// The builder every shard joins; cloned into each shard's thread.
@@ -55,13 +84,13 @@ pub fn new_mesh(shards: usize) -> MeshHandle {
 
 #[derive(Default)]
 struct Gather {
-    replies: Vec<ShardStats>,
+    replies: Vec<Report>,
     waker: Option<Waker>,
 }
 
-/// Reads this shard's stats when a peer asks (the shard's counters and
-/// its connection count).
-pub type StatsSource = Box<dyn Fn() -> ShardStats>;
+/// Makes this shard's report when a peer asks (from the shard's counters
+/// and its connection count).
+pub type ReportSource = Box<dyn Fn(Ask) -> Report>;
 
 /// This shard's end of the mesh.
 pub struct Mesh {
@@ -69,7 +98,7 @@ pub struct Mesh {
     /// This shard's number.
     me: usize,
     senders: Senders<Message>,
-    stats: StatsSource,
+    reports: ReportSource,
     gathers: RefCell<HashMap<u64, Gather>>,
     next_seq: Cell<u64>,
 }
@@ -88,7 +117,7 @@ impl Mesh {
     pub async fn join(
         builder: MeshHandle,
         me: usize,
-        stats: StatsSource,
+        reports: ReportSource,
     ) -> Result<Rc<Mesh>, String> {
         let shards = builder.nr_peers();
         let (senders, mut receivers) = builder
@@ -99,7 +128,7 @@ impl Mesh {
             shards,
             me,
             senders,
-            stats,
+            reports,
             gathers: RefCell::new(HashMap::new()),
             next_seq: Cell::new(0),
         });
@@ -112,16 +141,16 @@ impl Mesh {
     async fn serve(self: Rc<Self>, stream: ConnectedReceiver<Message>) {
         while let Some(msg) = stream.recv().await {
             match msg {
-                Message::StatsRequest { from, seq } => {
-                    let stats = (self.stats)();
+                Message::Ask { from, seq, what } => {
+                    let report = (self.reports)(what);
                     // Dropped if the asker's channel is full: it times out on us.
                     let _ = self
                         .senders
-                        .try_send_to(from, Message::StatsReply { seq, stats });
+                        .try_send_to(from, Message::Reply { seq, report });
                 }
-                Message::StatsReply { seq, stats } => {
+                Message::Reply { seq, report } => {
                     if let Some(g) = self.gathers.borrow_mut().get_mut(&seq) {
-                        g.replies.push(stats);
+                        g.replies.push(report);
                         if let Some(w) = g.waker.take() {
                             w.wake();
                         }
@@ -139,6 +168,30 @@ impl Mesh {
     /// Every shard's stats, sorted by shard; shards that do not answer
     /// within [`GATHER_TIMEOUT`] are left out.
     pub async fn gather_stats(&self) -> Vec<ShardStats> {
+        let reports = self.gather(Ask::Stats).await;
+        reports
+            .into_iter()
+            .filter_map(|r| match r {
+                Report::Stats(s) => Some(s),
+                Report::Metrics(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every shard's counters for `/metrics`, sorted by shard; as
+    /// [`Mesh::gather_stats`].
+    pub async fn gather_metrics(&self) -> Vec<Snapshot> {
+        let reports = self.gather(Ask::Metrics).await;
+        reports
+            .into_iter()
+            .filter_map(|r| match r {
+                Report::Metrics(m) => Some(*m),
+                Report::Stats(_) => None,
+            })
+            .collect()
+    }
+
+    async fn gather(&self, what: Ask) -> Vec<Report> {
         let me = self.me;
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
@@ -147,7 +200,14 @@ impl Mesh {
         for peer in (0..self.shards).filter(|&p| p != me) {
             if self
                 .senders
-                .try_send_to(peer, Message::StatsRequest { from: me, seq })
+                .try_send_to(
+                    peer,
+                    Message::Ask {
+                        from: me,
+                        seq,
+                        what,
+                    },
+                )
                 .is_ok()
             {
                 asked += 1;
@@ -168,14 +228,14 @@ impl Mesh {
             Timer::new(GATHER_TIMEOUT).await;
         };
         all_replied.or(timeout).await;
-        let mut stats = self
+        let mut reports = self
             .gathers
             .borrow_mut()
             .remove(&seq)
             .map(|g| g.replies)
             .unwrap_or_default();
-        stats.push((self.stats)());
-        stats.sort_by_key(|s| s.shard);
-        stats
+        reports.push((self.reports)(what));
+        reports.sort_by_key(Report::shard);
+        reports
     }
 }

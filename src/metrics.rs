@@ -1,12 +1,77 @@
-//! Per-shard counters: plain `Cell`s, bumped by the shard's own
-//! connections and handlers with no lock and no atomic, read when the
-//! shard answers `/api/stats`, and gathered from the other shards by
-//! message ([`crate::mesh`]).
+//! Per-shard counters: plain `Cell`s and arrays, bumped by the shard's
+//! own connections and handlers with no lock and no atomic, read when
+//! the shard answers `/api/stats` or `/metrics`, and gathered from the
+//! other shards by message ([`crate::mesh`]).
+//!
+//! Requests are counted by route: the pattern of the `routes!` route that
+//! matched, `static`, `proxy PREFIX`, or `other` (the router's own 404s,
+//! 405s and redirects, `OPTIONS *`). Each route has its row in an array,
+//! found by the address of its label (the labels are `'static`).
 
-use std::cell::Cell;
-use std::time::Instant;
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
+
+use crate::http::{Method, StatusCode};
+
+/// Upper bounds of the request duration histogram's buckets (seconds),
+/// the last one `+Inf`.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
+];
+const BUCKET_MICROS: [u64; 14] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    5_000_000, 30_000_000,
+];
+
+/// The methods counted apart; the rest are `OTHER`.
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
+];
+
+fn method_index(m: Method) -> usize {
+    match m {
+        Method::Get => 0,
+        Method::Head => 1,
+        Method::Post => 2,
+        Method::Put => 3,
+        Method::Delete => 4,
+        Method::Patch => 5,
+        Method::Options => 6,
+        _ => 7,
+    }
+}
+
+/// The route label of requests no route, mount or static handler claimed.
+pub const OTHER_ROUTE: &str = "other";
+
+/// One route's counters on one shard.
+#[derive(Debug, Clone)]
+pub struct RouteRow {
+    /// The route's label.
+    pub route: &'static str,
+    /// Responses by method (as [`METHODS`]) and status class (1xx–5xx).
+    pub counts: [[u64; 5]; 8],
+    /// Durations by bucket (as [`DURATION_BUCKETS`], then `+Inf`); not
+    /// cumulative.
+    pub buckets: [u64; 15],
+    /// Sum of the durations (µs).
+    pub sum_micros: u64,
+}
+
+impl RouteRow {
+    fn new(route: &'static str) -> RouteRow {
+        RouteRow {
+            route,
+            counts: [[0; 5]; 8],
+            buckets: [0; 15],
+            sum_micros: 0,
+        }
+    }
+}
 
 /// One shard's counters.
 #[derive(Debug)]
@@ -18,6 +83,22 @@ pub struct Metrics {
     requests: Cell<u64>,
     /// Files and directories the static-file handler opened.
     file_opens: Cell<u64>,
+    /// Whether requests are timed and counted by route (`[metrics]`).
+    enabled: bool,
+    /// One row per route seen, and its label's address for finding it.
+    routes: RefCell<(Vec<usize>, Vec<RouteRow>)>,
+    /// Connections accepted.
+    connections: Cell<u64>,
+    /// Bytes read from clients.
+    received: Cell<u64>,
+    /// Response body bytes sent (what the access log counts).
+    body_sent: Cell<u64>,
+    /// Requests the connection refused itself (bad requests, limits,
+    /// timeouts), by status code.
+    rejected: RefCell<Vec<(u16, u64)>>,
+    /// Proxied requests by upstream and outcome (`ADDR` or `ADDR failure`,
+    /// as the access log has it).
+    upstreams: RefCell<Vec<(Bytes, u64)>>,
 }
 
 impl Metrics {
@@ -29,6 +110,113 @@ impl Metrics {
             started: Instant::now(),
             requests: Cell::new(0),
             file_opens: Cell::new(0),
+            enabled: true,
+            routes: RefCell::new((Vec::new(), Vec::new())),
+            connections: Cell::new(0),
+            received: Cell::new(0),
+            body_sent: Cell::new(0),
+            rejected: RefCell::new(Vec::new()),
+            upstreams: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Counters that do not time or count requests by route (`[metrics]
+    /// enabled = false`): the per-request cost is one increment.
+    pub fn without_routes(mut self) -> Metrics {
+        self.enabled = false;
+        self
+    }
+
+    /// Whether requests are timed and counted by route.
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// One response of `route` to a `method` request, `status`, `took`
+    /// from its head to its response head.
+    pub(crate) fn observe(
+        &self,
+        route: &'static str,
+        method: Method,
+        status: StatusCode,
+        took: Duration,
+    ) {
+        let mut routes = self.routes.borrow_mut();
+        let (keys, rows) = &mut *routes;
+        let key = route.as_ptr() as usize;
+        let at = match keys.iter().position(|&k| k == key) {
+            Some(at) => at,
+            None => {
+                keys.push(key);
+                rows.push(RouteRow::new(route));
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[at];
+        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        row.counts[method_index(method)][class] += 1;
+        let micros = took
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(took.subsec_micros()));
+        // The first bucket whose bound is not below it (`+Inf` past the last).
+        let bucket = BUCKET_MICROS.partition_point(|&b| b < micros);
+        row.buckets[bucket] += 1;
+        row.sum_micros += micros;
+    }
+
+    /// One connection accepted.
+    pub(crate) fn count_connection(&self) {
+        self.connections.set(self.connections.get() + 1);
+    }
+
+    /// `n` bytes read from a client.
+    #[inline]
+    pub(crate) fn count_received(&self, n: usize) {
+        self.received.set(self.received.get() + n as u64);
+    }
+
+    /// `n` response body bytes sent.
+    #[inline]
+    pub(crate) fn count_body_sent(&self, n: u64) {
+        self.body_sent.set(self.body_sent.get() + n);
+    }
+
+    /// A request the connection refused with `status`.
+    pub(crate) fn count_rejected(&self, status: StatusCode) {
+        let code = status.as_u16();
+        let mut r = self.rejected.borrow_mut();
+        match r.iter_mut().find(|(c, _)| *c == code) {
+            Some(e) => e.1 += 1,
+            None => r.push((code, 1)),
+        }
+    }
+
+    /// A proxied request, as the access log names its upstream.
+    pub(crate) fn count_upstream(&self, noted: &Bytes) {
+        let mut u = self.upstreams.borrow_mut();
+        match u.iter_mut().find(|(k, _)| k == noted) {
+            Some(e) => e.1 += 1,
+            None => u.push((noted.clone(), 1)),
+        }
+    }
+
+    /// Everything, for `/metrics` (to be sent to another shard).
+    pub fn snapshot(&self, connections_open: usize) -> Snapshot {
+        Snapshot {
+            stats: self.stats(connections_open),
+            connections_total: self.connections.get(),
+            received: self.received.get(),
+            body_sent: self.body_sent.get(),
+            routes: self.routes.borrow().1.clone(),
+            rejected: self.rejected.borrow().clone(),
+            upstreams: self
+                .upstreams
+                .borrow()
+                .iter()
+                .map(|(k, n)| (String::from_utf8_lossy(k).into_owned(), *n))
+                .collect(),
         }
     }
 
@@ -93,4 +281,254 @@ pub struct ShardStats {
     /// Files and directories the static-file handler opened (cache misses
     /// and once-a-second revalidations).
     pub file_opens: u64,
+}
+
+/// One shard's counters for `/metrics`, owned (sent between shards).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// What `/api/stats` reports.
+    pub stats: ShardStats,
+    /// Connections accepted.
+    pub connections_total: u64,
+    /// Bytes read from clients.
+    pub received: u64,
+    /// Response body bytes sent.
+    pub body_sent: u64,
+    /// Requests by route.
+    pub routes: Vec<RouteRow>,
+    /// Refused requests by status code.
+    pub rejected: Vec<(u16, u64)>,
+    /// Proxied requests by upstream (and failure).
+    pub upstreams: Vec<(String, u64)>,
+}
+
+/// A label value, escaped as the text format wants (`\`, `"`, newline).
+fn label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every shard's snapshot in the Prometheus text format (0.0.4). Routes
+/// and upstreams are summed over the shards; what differs by shard
+/// (requests, connections) carries a `shard` label.
+pub fn render(shards: &[Snapshot], shards_total: usize) -> String {
+    // Routes, summed over the shards, in the order first seen.
+    let mut routes: Vec<RouteRow> = Vec::new();
+    for s in shards {
+        for r in &s.routes {
+            match routes.iter_mut().find(|m| m.route == r.route) {
+                Some(m) => {
+                    for (mi, row) in r.counts.iter().enumerate() {
+                        for (ci, n) in row.iter().enumerate() {
+                            m.counts[mi][ci] += n;
+                        }
+                    }
+                    for (b, n) in r.buckets.iter().enumerate() {
+                        m.buckets[b] += n;
+                    }
+                    m.sum_micros += r.sum_micros;
+                }
+                None => routes.push(r.clone()),
+            }
+        }
+    }
+    let mut w = String::with_capacity(4096);
+    let head = |w: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(w, "# HELP {name} {help}");
+        let _ = writeln!(w, "# TYPE {name} {kind}");
+    };
+    head(
+        &mut w,
+        "edgeshard_requests_total",
+        "counter",
+        "Responses by route (routes! pattern, static, proxy PREFIX or other), method and status class.",
+    );
+    for r in &routes {
+        for (mi, row) in r.counts.iter().enumerate() {
+            for (ci, n) in row.iter().enumerate() {
+                if *n > 0 {
+                    let _ = writeln!(
+                        w,
+                        "edgeshard_requests_total{{route=\"{}\",method=\"{}\",status=\"{}xx\"}} {n}",
+                        label(r.route),
+                        METHODS[mi],
+                        ci + 1
+                    );
+                }
+            }
+        }
+    }
+    head(
+        &mut w,
+        "edgeshard_request_duration_seconds",
+        "histogram",
+        "Time from a request's head to its response head, by route.",
+    );
+    for r in &routes {
+        let route = label(r.route);
+        let mut cumulative = 0;
+        for (b, n) in r.buckets.iter().enumerate() {
+            cumulative += n;
+            let le = match DURATION_BUCKETS.get(b) {
+                Some(le) => le.to_string(),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(
+                w,
+                "edgeshard_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            w,
+            "edgeshard_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+            r.sum_micros as f64 / 1e6
+        );
+        let _ = writeln!(
+            w,
+            "edgeshard_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
+        );
+    }
+    let per_shard =
+        |w: &mut String, name: &str, kind: &str, help: &str, f: &dyn Fn(&Snapshot) -> String| {
+            head(w, name, kind, help);
+            for s in shards {
+                let _ = writeln!(w, "{name}{{shard=\"{}\"}} {}", s.stats.shard, f(s));
+            }
+        };
+    per_shard(
+        &mut w,
+        "edgeshard_shard_requests_total",
+        "counter",
+        "Responses sent by each shard, the server's own error answers included.",
+        &|s| s.stats.requests.to_string(),
+    );
+    per_shard(
+        &mut w,
+        "edgeshard_connections_open",
+        "gauge",
+        "Open client connections, by shard.",
+        &|s| s.stats.connections.to_string(),
+    );
+    per_shard(
+        &mut w,
+        "edgeshard_connections_total",
+        "counter",
+        "Client connections accepted, by shard.",
+        &|s| s.connections_total.to_string(),
+    );
+    let total = |f: &dyn Fn(&Snapshot) -> u64| shards.iter().map(f).sum::<u64>();
+    head(
+        &mut w,
+        "edgeshard_received_bytes_total",
+        "counter",
+        "Bytes read from clients.",
+    );
+    let _ = writeln!(
+        w,
+        "edgeshard_received_bytes_total {}",
+        total(&|s| s.received)
+    );
+    head(
+        &mut w,
+        "edgeshard_response_body_bytes_total",
+        "counter",
+        "Response body bytes sent to clients (as the access log counts them).",
+    );
+    let _ = writeln!(
+        w,
+        "edgeshard_response_body_bytes_total {}",
+        total(&|s| s.body_sent)
+    );
+    head(
+        &mut w,
+        "edgeshard_rejected_requests_total",
+        "counter",
+        "Requests the server refused before a handler (malformed, over a limit, too slow), by status.",
+    );
+    let mut rejected: Vec<(u16, u64)> = Vec::new();
+    for s in shards {
+        for &(code, n) in &s.rejected {
+            match rejected.iter_mut().find(|(c, _)| *c == code) {
+                Some(e) => e.1 += n,
+                None => rejected.push((code, n)),
+            }
+        }
+    }
+    rejected.sort_unstable();
+    for (code, n) in rejected {
+        let _ = writeln!(
+            w,
+            "edgeshard_rejected_requests_total{{status=\"{code}\"}} {n}"
+        );
+    }
+    head(
+        &mut w,
+        "edgeshard_static_file_opens_total",
+        "counter",
+        "Files and directories the static-file handler opened (cache misses and revalidations).",
+    );
+    let _ = writeln!(
+        w,
+        "edgeshard_static_file_opens_total {}",
+        total(&|s| s.stats.file_opens)
+    );
+    head(
+        &mut w,
+        "edgeshard_upstream_requests_total",
+        "counter",
+        "Proxied requests by upstream address and outcome (ok, or how it failed).",
+    );
+    let mut upstreams: Vec<(String, String, u64)> = Vec::new();
+    for s in shards {
+        for (noted, n) in &s.upstreams {
+            let (addr, outcome) = match noted.split_once(' ') {
+                Some((a, why)) => (a.to_string(), why.to_string()),
+                None => (noted.clone(), "ok".to_string()),
+            };
+            match upstreams
+                .iter_mut()
+                .find(|(a, o, _)| *a == addr && *o == outcome)
+            {
+                Some(e) => e.2 += n,
+                None => upstreams.push((addr, outcome, *n)),
+            }
+        }
+    }
+    upstreams.sort();
+    for (addr, outcome, n) in upstreams {
+        let _ = writeln!(
+            w,
+            "edgeshard_upstream_requests_total{{upstream=\"{}\",outcome=\"{}\"}} {n}",
+            label(&addr),
+            label(&outcome)
+        );
+    }
+    head(
+        &mut w,
+        "edgeshard_shards",
+        "gauge",
+        "Shards in the server, and how many answered this scrape.",
+    );
+    let _ = writeln!(w, "edgeshard_shards{{state=\"configured\"}} {shards_total}");
+    let _ = writeln!(w, "edgeshard_shards{{state=\"answered\"}} {}", shards.len());
+    let uptime = shards
+        .iter()
+        .map(|s| s.stats.uptime_seconds)
+        .fold(0.0, f64::max);
+    head(
+        &mut w,
+        "edgeshard_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+    );
+    let _ = writeln!(w, "edgeshard_uptime_seconds {uptime}");
+    w
 }

@@ -20,7 +20,7 @@ use crate::config::{Config, ConfigError, Prepared};
 use crate::conn::Shared;
 use crate::handler::Handler;
 use crate::listener::{accept_loop, bind_all, BindError};
-use crate::mesh::{new_mesh, Mesh, MeshHandle};
+use crate::mesh::{new_mesh, Ask, Mesh, MeshHandle, Report};
 use crate::metrics::Metrics;
 use crate::middleware::AuthConfig;
 use crate::poller::{Poller, Socket as Registered};
@@ -352,7 +352,11 @@ impl Start {
             Ok(p) => p,
             Err(e) => return fail(format!("cannot create an epoll instance: {e}")),
         };
-        let metrics = Rc::new(Metrics::new(id, core));
+        let metrics = match self.config.metrics {
+            true => Metrics::new(id, core),
+            false => Metrics::new(id, core).without_routes(),
+        };
+        let metrics = Rc::new(metrics);
         let access_log = self.access_log.map(|o| AccessLog::new(o, id));
         let shared = Shared::new(
             self.config.limits,
@@ -362,7 +366,10 @@ impl Start {
         );
         let stats = {
             let (metrics, shared) = (metrics.clone(), shared.clone());
-            Box::new(move || metrics.stats(shared.connections()))
+            Box::new(move |what| match what {
+                Ask::Stats => Report::Stats(metrics.stats(shared.connections())),
+                Ask::Metrics => Report::Metrics(Box::new(metrics.snapshot(shared.connections()))),
+            })
         };
         let mesh = match Mesh::join(self.mesh, id, stats).await {
             Ok(m) => m,

@@ -101,6 +101,13 @@ struct FileConfig {
     compress: Option<CompressSection>,
     cors: Option<CorsSection>,
     rate_limit: Option<RateLimitSection>,
+    metrics: Option<MetricsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -684,6 +691,9 @@ impl FileConfig {
                 proxy.mounts.push(m);
             }
         }
+        if let Some(m) = self.metrics {
+            set(&mut config.metrics, m.enabled);
+        }
         if config.proxy.resolve_every.is_zero() {
             return Err(invalid("proxy_resolve_every", "must be greater than zero"));
         }
@@ -907,6 +917,9 @@ pub fn effective(config: &Config) -> String {
             .collect();
         top.insert("auth".into(), Value::Array(rules));
     }
+    let mut metrics = Table::new();
+    metrics.insert("enabled".into(), Value::Boolean(config.metrics));
+    top.insert("metrics".into(), Value::Table(metrics));
     toml::to_string(&top).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
 }
 

@@ -297,6 +297,11 @@ pub struct Flags {
     /// the shard and the request id) or `json`.
     #[arg(long = "access-log-format", value_name = "FORMAT", value_parser = AccessLogFormat::parse)]
     pub access_log_format: Option<AccessLogFormat>,
+    /// Count requests by route, method and status, time them, and answer
+    /// `GET /metrics` in the Prometheus text format (`--metrics=false`
+    /// turns it off: then a request costs one counter).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics: Option<bool>,
     /// Print the route table (methods, pattern, handler) and exit.
     #[arg(long = "print-routes")]
     pub print_routes: bool,
@@ -345,6 +350,7 @@ impl Flags {
             ("file_inline_max", show_size(d.static_files.inline_max)),
             ("file_cache", d.static_files.cache_entries.to_string()),
             ("request_id", d.middleware.request_id.to_string()),
+            ("metrics", d.metrics.to_string()),
             ("access_log_format", d.access_log.format.to_string()),
             ("compress", d.middleware.compress.is_some().to_string()),
             (
@@ -428,6 +434,7 @@ impl Flags {
         set(&mut timeouts.write, self.write_timeout);
         set(&mut timeouts.drain, self.drain_timeout);
         set(&mut config.shutdown_delay, self.shutdown_delay);
+        set(&mut config.metrics, self.metrics);
         if self.handler_timeout.is_some() {
             timeouts.handler = self.handler_timeout;
         }

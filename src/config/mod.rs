@@ -89,6 +89,9 @@ pub struct Config {
     /// listeners: longer than a load balancer's health-check interval,
     /// so it stops sending new connections first. Default 0.
     pub shutdown_delay: std::time::Duration,
+    /// Count requests by route and time them, and answer `GET /metrics`
+    /// (the binary's). On by default.
+    pub metrics: bool,
 }
 
 /// The middleware the binary puts around its app, outermost first. By
@@ -124,6 +127,7 @@ impl Default for Config {
             access_log: AccessLogSettings::default(),
             proxy: ProxySettings::default(),
             shutdown_delay: std::time::Duration::ZERO,
+            metrics: true,
         }
     }
 }

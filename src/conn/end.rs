@@ -31,6 +31,7 @@ impl<S: Transport> Conn<S> {
             }
             End::Reject(status, reason) => {
                 shared.metrics.count_request();
+                shared.metrics.count_rejected(status);
                 let resp = if self.json_errors {
                     json_error(status, reason).with_close()
                 } else {

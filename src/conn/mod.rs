@@ -223,6 +223,7 @@ struct Answered {
 
 impl<S: Transport> Conn<S> {
     fn new(io: S, info: ConnInfo, shared: &Shared) -> Conn<S> {
+        shared.metrics.count_connection();
         Conn::from_asleep(Asleep {
             io,
             slot: shared.conns.register(),

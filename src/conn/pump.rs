@@ -225,6 +225,7 @@ pub(super) async fn pump<S: Transport>(
                 return Err(End::Quiet);
             }
             Ok(n) => {
+                shared.metrics.count_received(n);
                 slot.body_progress(n);
                 read_size = next_read_size(read_size, n, want);
             }

@@ -64,7 +64,8 @@ impl<S: Transport> Conn<S> {
     fn after_wait(&mut self, got: Result<usize, Stop>, shared: &Shared) -> Result<(), End> {
         match got {
             Ok(0) => Err(End::Quiet),
-            Ok(_) => {
+            Ok(n) => {
+                shared.metrics.count_received(n);
                 if self.slot.phase() == Phase::Idle {
                     self.slot.enter(Phase::Head, Some(shared.timeouts.header));
                 }

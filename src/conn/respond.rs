@@ -36,6 +36,10 @@ impl<S: Transport> Conn<S> {
         handler: &H,
     ) -> Result<bool, End> {
         let head_only = head.method() == Method::Head;
+        let method = head.method();
+        // Only with the metrics on: two clock reads a request.
+        let started = shared.metrics.enabled().then(std::time::Instant::now);
+        let mut route = None;
         let version = head.version();
         let keep_alive = head.keep_alive();
         // The parser lets a `*` target through for OPTIONS only.
@@ -117,6 +121,7 @@ impl<S: Transport> Conn<S> {
             let key = self.entry.key();
             id = key.take_request_id();
             upstream = key.take_upstream();
+            route = key.take_route();
             match outcome {
                 Ok(Ok(r)) => match r.invalid() {
                     None => r,
@@ -144,6 +149,13 @@ impl<S: Transport> Conn<S> {
         let unread = body_end == BodyEnd::Unread;
         let close = !keep_alive || response.closes() || self.slot.draining() || unread;
         let status = response.status();
+        if let Some(t) = started {
+            let route = route.unwrap_or(crate::metrics::OTHER_ROUTE);
+            shared.metrics.observe(route, method, status, t.elapsed());
+            if let Some(up) = &upstream {
+                shared.metrics.count_upstream(up);
+            }
+        }
         // Most responses are encoded whole here, without a nested future.
         let (close, rest, mut bytes) =
             self.encode_response(response, version, head_only, close, shared);
@@ -163,6 +175,7 @@ impl<S: Transport> Conn<S> {
                 }
             }
         }
+        shared.metrics.count_body_sent(bytes);
         if shared.access_log.is_some() {
             self.answered(status, bytes, id, upstream);
             if self.wbuf.is_empty() {

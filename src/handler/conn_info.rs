@@ -87,6 +87,10 @@ thread_local! {
     /// What the proxy noted for the access log of its requests in flight:
     /// the upstream, and how the request failed there if it did.
     static UPSTREAMS: RefCell<Vec<(ConnKey, Bytes)>> = const { RefCell::new(Vec::new()) };
+
+    /// The route each connection's request in flight was taken by, by
+    /// registry slot (one request at a time per connection).
+    static ROUTES: RefCell<Vec<Option<&'static str>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn note(
@@ -136,6 +140,30 @@ impl ConnKey {
     #[inline]
     pub(crate) fn take_upstream(self) -> Option<Bytes> {
         take(&UPSTREAMS, self)
+    }
+
+    /// Notes the route that took this connection's request (for the
+    /// metrics): the router, a proxy mount or the static files call it
+    /// while the handler is called, before any await.
+    #[inline]
+    pub(crate) fn note_route(self, route: &'static str) {
+        let _ = ROUTES.try_with(|r| {
+            let mut r = r.borrow_mut();
+            let slot = self.slot as usize;
+            if r.len() <= slot {
+                r.resize(slot + 1, None);
+            }
+            r[slot] = Some(route);
+        });
+    }
+
+    /// Takes the noted route of this connection's request, if any.
+    #[inline]
+    pub(crate) fn take_route(self) -> Option<&'static str> {
+        ROUTES
+            .try_with(|r| r.borrow_mut().get_mut(self.slot as usize)?.take())
+            .ok()
+            .flatten()
     }
 
     /// Takes the noted id of this connection's request, if any.

@@ -179,6 +179,9 @@ pub struct PreparedMount {
     settings: MountSettings,
     resolved: Vec<Arc<Resolved>>,
     trusted: Arc<[Cidr]>,
+    /// `proxy PREFIX`, the mount's route in the metrics (made once per
+    /// mount and process).
+    route: &'static str,
 }
 
 impl PreparedMount {
@@ -192,10 +195,12 @@ impl PreparedMount {
             .iter()
             .map(|u| Resolved::resolve(u.clone()))
             .collect::<Result<_, _>>()?;
+        let route = Box::leak(format!("proxy {}", settings.prefix).into_boxed_str());
         Ok(PreparedMount {
             settings,
             resolved,
             trusted: trusted.into(),
+            route,
         })
     }
 
@@ -241,6 +246,7 @@ pub(crate) struct MountState {
     upstreams: Vec<Upstream>,
     next: std::cell::Cell<usize>,
     poller: Rc<Poller>,
+    route: &'static str,
 }
 
 /// A proxy mount's handler on one shard: usable as a route in
@@ -267,6 +273,7 @@ impl Proxy {
                 upstreams,
                 next: std::cell::Cell::new(0),
                 poller,
+                route: mount.route,
             }),
         }
     }
@@ -287,6 +294,7 @@ impl Handler for Proxy {
     /// the future of every request that could reach the proxy (a router's
     /// fallback is part of every route's future), proxied or not.
     fn call(&self, req: Request) -> impl Future<Output = Response> {
+        req.conn_key().note_route(self.state.route);
         Box::pin(MountState::forward(self.state.clone(), req))
     }
 }

@@ -218,6 +218,7 @@ where
         let answer = match decision {
             Decision::Route(r) => {
                 let route = &self.table.routes[r as usize];
+                req.conn_key().note_route(route.pattern.as_ref());
                 req.set_params(RouteParams::new(route, params));
                 return Either::Left {
                     inner: self

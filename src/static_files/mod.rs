@@ -452,10 +452,14 @@ fn body_of(rep: &Rep, offset: u64, len: u64) -> Body {
 }
 
 impl Handler for StaticFiles {
-    async fn call(&self, req: Request) -> Response {
-        self.serve(req.head())
+    fn call(&self, req: Request) -> impl std::future::Future<Output = Response> {
+        req.conn_key().note_route(ROUTE);
+        std::future::ready(self.serve(req.head()))
     }
 }
+
+/// The route label of static files in the metrics.
+pub const ROUTE: &str = "static";
 
 #[cold]
 fn not_found() -> Response {

@@ -23,6 +23,7 @@ mod clients;
 mod compress;
 mod corners;
 mod lifecycle;
+mod metrics;
 mod middleware;
 mod process;
 mod proxy;

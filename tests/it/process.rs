@@ -190,6 +190,7 @@ fn print_routes_lists_the_builtin_api() {
         "METHODS    PATTERN         HANDLER\n\
          GET, HEAD  GET /healthz    healthz\n\
          GET, HEAD  GET /readyz     readyz\n\
+         GET, HEAD  GET /metrics    metrics\n\
          GET, HEAD  GET /api/stats  api_stats\n\
          POST       POST /api/echo  echo\n"
     );
