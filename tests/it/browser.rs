@@ -141,3 +141,173 @@ fn chromium_renders_live_stats_and_revalidates_with_304s() {
     server.shutdown();
     server.join().expect("clean shutdown");
 }
+
+/// Headless Chromium on `url` with `extra` arguments (a fresh profile),
+/// scripts run for `budget_ms` of virtual time; its stdout.
+fn chromium_run(browser: &str, url: &str, budget_ms: u32, extra: &[&str]) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let profile =
+        std::env::temp_dir().join(format!("edgeshard-dash-{}-{nanos}", std::process::id()));
+    let out = Command::new(browser)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--disable-quic",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every value of attribute `name` in `dom`, in order.
+fn attrs<'a>(dom: &'a str, name: &str) -> Vec<&'a str> {
+    let key = format!(" {name}=\"");
+    dom.match_indices(&key)
+        .map(|(at, _)| {
+            let rest = &dom[at + key.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect()
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    common::read_to_close(&mut s)
+}
+
+#[test]
+fn the_dashboard_charts_the_servers_own_counters_and_is_screenshotted() {
+    let Some(browser) = chromium() else {
+        common::missing("chromium");
+        return;
+    };
+    let start = |shards: usize, tweak: &dyn Fn(&mut Config)| {
+        let mut config = Config {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            shards: NonZeroUsize::new(shards),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        edgeshard::start(config, edgeshard::builtin::app).expect("server starts")
+    };
+    let upstream = start(1, &|_| {});
+    let up = upstream.local_addrs()[0];
+    let server = start(2, &|c| {
+        c.proxy.mounts = vec![edgeshard::proxy::MountSettings::new(
+            "/app/",
+            vec![edgeshard::proxy::UpstreamUrl::parse(&format!("http://{up}")).unwrap()],
+        )];
+    });
+    let addr = server.local_addrs()[0];
+    for _ in 0..30 {
+        assert!(get(addr, "/healthz").starts_with(b"HTTP/1.1 200 OK\r\n"));
+    }
+    for _ in 0..10 {
+        assert!(get(addr, "/app/healthz").starts_with(b"HTTP/1.1 200 OK\r\n"));
+    }
+    let url = format!("http://{addr}/");
+    let dom = chromium_run(browser, &url, 5000, &["--dump-dom"]);
+    // What the server counted, after the page's last scrape.
+    let scrape = String::from_utf8(get(addr, "/metrics")).unwrap();
+    let counted: u64 = scrape
+        .lines()
+        .filter(|l| l.starts_with("edgeshard_shard_requests_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+
+    assert_eq!(text_of(&dom, "status"), "live", "{dom}");
+    let totals: Vec<u64> = attrs(&dom, "data-total")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(totals.len() >= 2, "points on the chart: {totals:?}\n{dom}");
+    // Each point is the server's counter when the page scraped it: the
+    // shards' counters add up to it, it only grows, it counts the test's
+    // 40 requests, and the last is what the server had counted before the
+    // page's last few requests (that scrape, the stats beside it).
+    for (total, shards) in totals.iter().zip(attrs(&dom, "data-shards")) {
+        let sum: u64 = shards.split(',').map(|n| n.parse::<u64>().unwrap()).sum();
+        assert_eq!(sum, *total, "shards {shards} against the total");
+        assert_eq!(shards.split(',').count(), 2, "two shards");
+    }
+    assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
+    assert!(totals[0] >= 40, "{totals:?}");
+    let last = *totals.last().unwrap();
+    assert!(
+        last < counted && counted - last <= 6,
+        "last point {last}, server counted {counted}"
+    );
+    // The rate drawn is the counters' difference over the interval.
+    let rates: Vec<f64> = attrs(&dom, "data-rate")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        rates.iter().all(|r| *r >= 0.0) && rates.iter().any(|r| *r > 0.0),
+        "{rates:?}"
+    );
+    // The upstream's table row and the status classes.
+    let row_at = dom
+        .find(&format!("data-upstream=\"{up}\""))
+        .unwrap_or_else(|| panic!("the upstream's row in {dom}"));
+    let row = &dom[row_at..dom[row_at..].find("</tr>").unwrap() + row_at];
+    assert!(
+        row.contains("<td>10</td><td>0</td><td>healthy</td>"),
+        "{row}"
+    );
+    let ok_at = dom.find("data-status=\"2xx\"").expect("the 2xx class");
+    let ok: u64 = {
+        let n = &dom[ok_at..];
+        let n = &n[n.find("class=\"n\">").unwrap() + 10..];
+        n[..n.find('<').unwrap()].parse().unwrap()
+    };
+    assert!(ok >= 40, "2xx shown: {ok}");
+
+    // A picture for people to look at: a file of the test run, not the repository.
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium_run(
+        browser,
+        &url,
+        4000,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=900,1500",
+        ],
+    );
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    eprintln!("dashboard screenshot: {}", shot.display());
+    server.shutdown();
+    upstream.shutdown();
+}
