@@ -10,6 +10,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -48,6 +49,53 @@ fn method_index(m: Method) -> usize {
 /// The route label of requests no route, mount or static handler claimed.
 pub const OTHER_ROUTE: &str = "other";
 
+/// Durations by bucket (as [`DURATION_BUCKETS`], then `+Inf`; not
+/// cumulative) and their sum.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Histogram {
+    /// Counts by bucket.
+    pub buckets: [u64; 15],
+    /// Sum of the durations (µs).
+    pub sum_micros: u64,
+}
+
+impl Histogram {
+    /// One duration.
+    #[inline]
+    pub fn observe(&mut self, took: Duration) {
+        let micros = took
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(took.subsec_micros()));
+        // The first bucket whose bound is not below it (`+Inf` past the last).
+        let bucket = BUCKET_MICROS.partition_point(|&b| b < micros);
+        self.buckets[bucket] += 1;
+        self.sum_micros += micros;
+    }
+
+    fn add(&mut self, other: &Histogram) {
+        for (b, n) in other.buckets.iter().enumerate() {
+            self.buckets[b] += n;
+        }
+        self.sum_micros += other.sum_micros;
+    }
+
+    /// Its lines in the text format: `name_bucket{labels,le=…}`, `_sum`, `_count`.
+    fn write(&self, w: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (b, n) in self.buckets.iter().enumerate() {
+            cumulative += n;
+            let le = match DURATION_BUCKETS.get(b) {
+                Some(le) => le.to_string(),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(w, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(w, "{name}_sum{{{labels}}} {}", self.sum_micros as f64 / 1e6);
+        let _ = writeln!(w, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
 /// One route's counters on one shard.
 #[derive(Debug, Clone)]
 pub struct RouteRow {
@@ -55,11 +103,8 @@ pub struct RouteRow {
     pub route: &'static str,
     /// Responses by method (as [`METHODS`]) and status class (1xx–5xx).
     pub counts: [[u64; 5]; 8],
-    /// Durations by bucket (as [`DURATION_BUCKETS`], then `+Inf`); not
-    /// cumulative.
-    pub buckets: [u64; 15],
-    /// Sum of the durations (µs).
-    pub sum_micros: u64,
+    /// Their durations.
+    pub durations: Histogram,
 }
 
 impl RouteRow {
@@ -67,10 +112,91 @@ impl RouteRow {
         RouteRow {
             route,
             counts: [[0; 5]; 8],
-            buckets: [0; 15],
-            sum_micros: 0,
+            durations: Histogram::default(),
         }
     }
+}
+
+/// One upstream of one proxy mount, on one shard: what the proxy counts
+/// for it besides its requests.
+#[derive(Debug)]
+pub struct UpstreamStats {
+    mount: &'static str,
+    upstream: String,
+    ejections: Cell<u64>,
+    idle: Cell<u64>,
+    latency: RefCell<Histogram>,
+}
+
+impl UpstreamStats {
+    /// It was taken out of rotation.
+    pub(crate) fn ejected(&self) {
+        self.ejections.set(self.ejections.get() + 1);
+    }
+
+    /// It has `n` idle connections in this shard's pool.
+    pub(crate) fn set_idle(&self, n: usize) {
+        self.idle.set(n as u64);
+    }
+
+    /// It answered with a response head `took` after the request left.
+    pub(crate) fn answered_in(&self, took: Duration) {
+        self.latency.borrow_mut().observe(took);
+    }
+
+    fn row(&self) -> UpstreamRow {
+        UpstreamRow {
+            mount: self.mount,
+            upstream: self.upstream.clone(),
+            ejections: self.ejections.get(),
+            idle: self.idle.get(),
+            latency: *self.latency.borrow(),
+        }
+    }
+}
+
+/// [`UpstreamStats`] as sent between shards.
+#[derive(Debug, Clone)]
+pub struct UpstreamRow {
+    /// The mount's route label (`proxy /app1/`).
+    pub mount: &'static str,
+    /// The upstream (`http://host:port`).
+    pub upstream: String,
+    /// Times taken out of rotation.
+    pub ejections: u64,
+    /// Idle pooled connections.
+    pub idle: u64,
+    /// Time from the request sent to the response head.
+    pub latency: Histogram,
+}
+
+thread_local! {
+    /// The shard's counters, for what is built per shard without being
+    /// handed them (a proxy mount registers its upstreams here).
+    static CURRENT: RefCell<Option<Rc<Metrics>>> = const { RefCell::new(None) };
+}
+
+/// Makes `metrics` this thread's (the shard's) counters.
+pub(crate) fn set_current(metrics: Rc<Metrics>) {
+    let _ = CURRENT.try_with(|c| *c.borrow_mut() = Some(metrics));
+}
+
+/// Counters for an upstream of `mount`, registered with this shard's
+/// metrics when there are any (outside a shard they count for nobody).
+pub(crate) fn upstream_stats(mount: &'static str, upstream: String) -> Rc<UpstreamStats> {
+    let stats = Rc::new(UpstreamStats {
+        mount,
+        upstream,
+        ejections: Cell::new(0),
+        idle: Cell::new(0),
+        latency: RefCell::new(Histogram::default()),
+    });
+    let _ = CURRENT.try_with(|c| {
+        if let Some(m) = &*c.borrow() {
+            m.upstream_stats.borrow_mut().push(stats.clone());
+        }
+    });
+    stats
 }
 
 /// One shard's counters.
@@ -83,6 +209,9 @@ pub struct Metrics {
     requests: Cell<u64>,
     /// Files and directories the static-file handler opened.
     file_opens: Cell<u64>,
+    /// Static-file lookups the shard's cache answered, and those it did
+    /// not (a first look, or an entry due for revalidation).
+    file_cache: [Cell<u64>; 2],
     /// Whether requests are timed and counted by route (`[metrics]`).
     enabled: bool,
     /// One row per route seen, and its label's address for finding it.
@@ -99,6 +228,8 @@ pub struct Metrics {
     /// Proxied requests by upstream and outcome (`ADDR` or `ADDR failure`,
     /// as the access log has it).
     upstreams: RefCell<Vec<(Bytes, u64)>>,
+    /// The proxy mounts' upstreams on this shard.
+    upstream_stats: RefCell<Vec<Rc<UpstreamStats>>>,
 }
 
 impl Metrics {
@@ -110,6 +241,7 @@ impl Metrics {
             started: Instant::now(),
             requests: Cell::new(0),
             file_opens: Cell::new(0),
+            file_cache: [Cell::new(0), Cell::new(0)],
             enabled: true,
             routes: RefCell::new((Vec::new(), Vec::new())),
             connections: Cell::new(0),
@@ -117,6 +249,7 @@ impl Metrics {
             body_sent: Cell::new(0),
             rejected: RefCell::new(Vec::new()),
             upstreams: RefCell::new(Vec::new()),
+            upstream_stats: RefCell::new(Vec::new()),
         }
     }
 
@@ -156,14 +289,14 @@ impl Metrics {
         let row = &mut rows[at];
         let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
         row.counts[method_index(method)][class] += 1;
-        let micros = took
-            .as_secs()
-            .saturating_mul(1_000_000)
-            .saturating_add(u64::from(took.subsec_micros()));
-        // The first bucket whose bound is not below it (`+Inf` past the last).
-        let bucket = BUCKET_MICROS.partition_point(|&b| b < micros);
-        row.buckets[bucket] += 1;
-        row.sum_micros += micros;
+        row.durations.observe(took);
+    }
+
+    /// One static-file lookup, answered by the cache (`hit`) or not.
+    #[inline]
+    pub(crate) fn count_file_cache(&self, hit: bool) {
+        let c = &self.file_cache[usize::from(!hit)];
+        c.set(c.get() + 1);
     }
 
     /// One connection accepted.
@@ -208,6 +341,7 @@ impl Metrics {
             stats: self.stats(connections_open),
             connections_total: self.connections.get(),
             received: self.received.get(),
+            file_cache: [self.file_cache[0].get(), self.file_cache[1].get()],
             body_sent: self.body_sent.get(),
             routes: self.routes.borrow().1.clone(),
             rejected: self.rejected.borrow().clone(),
@@ -216,6 +350,12 @@ impl Metrics {
                 .borrow()
                 .iter()
                 .map(|(k, n)| (String::from_utf8_lossy(k).into_owned(), *n))
+                .collect(),
+            upstream_rows: self
+                .upstream_stats
+                .borrow()
+                .iter()
+                .map(|u| u.row())
                 .collect(),
         }
     }
@@ -292,6 +432,8 @@ pub struct Snapshot {
     pub connections_total: u64,
     /// Bytes read from clients.
     pub received: u64,
+    /// Static-file cache hits and misses.
+    pub file_cache: [u64; 2],
     /// Response body bytes sent.
     pub body_sent: u64,
     /// Requests by route.
@@ -300,6 +442,8 @@ pub struct Snapshot {
     pub rejected: Vec<(u16, u64)>,
     /// Proxied requests by upstream (and failure).
     pub upstreams: Vec<(String, u64)>,
+    /// The proxy mounts' upstreams: ejections, idle connections, latency.
+    pub upstream_rows: Vec<UpstreamRow>,
 }
 
 /// A label value, escaped as the text format wants (`\`, `"`, newline).
@@ -331,10 +475,7 @@ pub fn render(shards: &[Snapshot], shards_total: usize) -> String {
                             m.counts[mi][ci] += n;
                         }
                     }
-                    for (b, n) in r.buckets.iter().enumerate() {
-                        m.buckets[b] += n;
-                    }
-                    m.sum_micros += r.sum_micros;
+                    m.durations.add(&r.durations);
                 }
                 None => routes.push(r.clone()),
             }
@@ -373,28 +514,9 @@ pub fn render(shards: &[Snapshot], shards_total: usize) -> String {
         "Time from a request's head to its response head, by route.",
     );
     for r in &routes {
-        let route = label(r.route);
-        let mut cumulative = 0;
-        for (b, n) in r.buckets.iter().enumerate() {
-            cumulative += n;
-            let le = match DURATION_BUCKETS.get(b) {
-                Some(le) => le.to_string(),
-                None => "+Inf".to_string(),
-            };
-            let _ = writeln!(
-                w,
-                "edgeshard_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            w,
-            "edgeshard_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-            r.sum_micros as f64 / 1e6
-        );
-        let _ = writeln!(
-            w,
-            "edgeshard_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
-        );
+        let labels = format!("route=\"{}\"", label(r.route));
+        r.durations
+            .write(&mut w, "edgeshard_request_duration_seconds", &labels);
     }
     let per_shard =
         |w: &mut String, name: &str, kind: &str, help: &str, f: &dyn Fn(&Snapshot) -> String| {
@@ -482,6 +604,19 @@ pub fn render(shards: &[Snapshot], shards_total: usize) -> String {
     );
     head(
         &mut w,
+        "edgeshard_static_cache_lookups_total",
+        "counter",
+        "Static-file lookups by whether the shard's cache answered them (a miss opens the file).",
+    );
+    for (i, result) in ["hit", "miss"].into_iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "edgeshard_static_cache_lookups_total{{result=\"{result}\"}} {}",
+            total(&|s| s.file_cache[i])
+        );
+    }
+    head(
+        &mut w,
         "edgeshard_upstream_requests_total",
         "counter",
         "Proxied requests by upstream address and outcome (ok, or how it failed).",
@@ -510,6 +645,70 @@ pub fn render(shards: &[Snapshot], shards_total: usize) -> String {
             label(&addr),
             label(&outcome)
         );
+    }
+    head(
+        &mut w,
+        "edgeshard_upstream_ejections_total",
+        "counter",
+        "Times an upstream was taken out of rotation after failing (passive health), by mount.",
+    );
+    let mut rows: Vec<UpstreamRow> = Vec::new();
+    for s in shards {
+        for u in &s.upstream_rows {
+            match rows
+                .iter_mut()
+                .find(|r| r.mount == u.mount && r.upstream == u.upstream)
+            {
+                Some(r) => {
+                    r.ejections += u.ejections;
+                    r.idle += u.idle;
+                    r.latency.add(&u.latency);
+                }
+                None => rows.push(u.clone()),
+            }
+        }
+    }
+    let up_labels = |r: &UpstreamRow| {
+        format!(
+            "mount=\"{}\",upstream=\"{}\"",
+            label(r.mount.trim_start_matches("proxy ")),
+            label(&r.upstream)
+        )
+    };
+    for r in &rows {
+        let _ = writeln!(
+            w,
+            "edgeshard_upstream_ejections_total{{{}}} {}",
+            up_labels(r),
+            r.ejections
+        );
+    }
+    head(
+        &mut w,
+        "edgeshard_upstream_idle_connections",
+        "gauge",
+        "Idle connections pooled for an upstream, by shard.",
+    );
+    for s in shards {
+        for u in &s.upstream_rows {
+            let _ = writeln!(
+                w,
+                "edgeshard_upstream_idle_connections{{{},shard=\"{}\"}} {}",
+                up_labels(u),
+                s.stats.shard,
+                u.idle
+            );
+        }
+    }
+    head(
+        &mut w,
+        "edgeshard_upstream_response_seconds",
+        "histogram",
+        "Time from a request sent upstream to the upstream's response head.",
+    );
+    for r in &rows {
+        r.latency
+            .write(&mut w, "edgeshard_upstream_response_seconds", &up_labels(r));
     }
     head(
         &mut w,

@@ -357,6 +357,9 @@ impl Start {
             false => Metrics::new(id, core).without_routes(),
         };
         let metrics = Rc::new(metrics);
+        // What is built per shard without being handed the counters (a
+        // proxy mount's upstreams) finds them here.
+        crate::metrics::set_current(metrics.clone());
         let access_log = self.access_log.map(|o| AccessLog::new(o, id));
         let shared = Shared::new(
             self.config.limits,

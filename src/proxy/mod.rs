@@ -264,7 +264,13 @@ impl Proxy {
         let upstreams = mount
             .resolved
             .iter()
-            .map(|r| Upstream::new(r.clone(), Pool::new(s.max_idle, s.idle_timeout)))
+            .map(|r| {
+                Upstream::new(
+                    r.clone(),
+                    Pool::new(s.max_idle, s.idle_timeout),
+                    mount.route,
+                )
+            })
             .collect();
         Proxy {
             state: Rc::new(MountState {
@@ -464,6 +470,7 @@ impl MountState {
                 head_buf.extend_from_slice(&whole);
             }
             let body_taken = stream.as_ref().is_some_and(|b| b.received() > 0);
+            let sent = Instant::now();
             let result = self
                 .exchange(
                     &mut conn,
@@ -477,7 +484,10 @@ impl MountState {
                 .await;
             key.note_upstream(up.authority.clone());
             let head = match result {
-                Ok(head) => head,
+                Ok(head) => {
+                    up.stats.answered_in(sent.elapsed());
+                    head
+                }
                 Err(Failure::Stale)
                     if !fresh_only && (idempotent || stream.is_none() || !body_taken) =>
                 {

@@ -42,7 +42,9 @@ impl Lease {
 
     /// Gives a connection whose exchange ended cleanly back to the pool.
     pub(super) fn put_back(&self, conn: UpConn) {
-        self.mount.upstreams[self.i].pool.put(conn);
+        let up = &self.mount.upstreams[self.i];
+        up.pool.put(conn);
+        up.stats.set_idle(up.pool.len());
     }
 }
 

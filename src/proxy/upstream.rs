@@ -5,12 +5,14 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::pool::Pool;
 use crate::log;
+use crate::metrics::UpstreamStats;
 
 /// An upstream as configured: `http://host[:port][/base]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,12 +224,15 @@ pub(super) struct Upstream {
     probing: Cell<bool>,
     /// `Host` for [`HostMode::Upstream`](super::HostMode::Upstream).
     pub(super) authority: bytes::Bytes,
+    /// Its ejections, pooled connections and latency, for the metrics.
+    pub(super) stats: Rc<UpstreamStats>,
 }
 
 impl Upstream {
-    pub(super) fn new(resolved: Arc<Resolved>, pool: Pool) -> Upstream {
+    pub(super) fn new(resolved: Arc<Resolved>, pool: Pool, mount: &'static str) -> Upstream {
         let addrs = (resolved.generation(), resolved.addrs());
         let authority = bytes::Bytes::from(resolved.url.authority());
+        let stats = crate::metrics::upstream_stats(mount, resolved.url.to_string());
         Upstream {
             resolved,
             addrs: RefCell::new(addrs),
@@ -238,6 +243,7 @@ impl Upstream {
             ejected_until: Cell::new(None),
             probing: Cell::new(false),
             authority,
+            stats,
         }
     }
 
@@ -250,6 +256,7 @@ impl Upstream {
         if addrs.0 != generation {
             *addrs = (generation, self.resolved.addrs());
             self.pool.clear();
+            self.stats.set_idle(0);
         }
     }
 
@@ -257,7 +264,9 @@ impl Upstream {
     /// where it did when the connection was made).
     pub(super) fn take_idle(&self) -> Option<super::pool::UpConn> {
         self.sync_addrs();
-        self.pool.take()
+        let conn = self.pool.take();
+        self.stats.set_idle(self.pool.len());
+        conn
     }
 
     /// The address to connect to next.
@@ -314,6 +323,8 @@ impl Upstream {
             self.ejected_until
                 .set(Some(Instant::now() + health.fail_timeout));
             self.pool.clear();
+            self.stats.set_idle(0);
+            self.stats.ejected();
             log::warning!(
                 "upstream {} skipped for {:?} after {fails} failure(s) in a row (last: {why})",
                 self.resolved.url,

@@ -211,9 +211,11 @@ impl DirSource {
         if let Some(e) = self.entries.borrow().get(rel) {
             if now.saturating_sub(e.loaded) < REVALIDATE_MS {
                 e.last_used.set(use_no);
+                metrics.count_file_cache(true);
                 return e.clone();
             }
         }
+        metrics.count_file_cache(false);
         let entry = Rc::new(Entry {
             kind: self.load(rel, metrics),
             loaded: now,

@@ -261,6 +261,85 @@ fn proxied_requests_are_counted_by_mount_and_by_upstream_and_outcome() {
         ),
         1.0
     );
+    // What the proxy keeps per upstream: the dead one ejected once (one
+    // failure does it by default), the live one's answers timed and its
+    // connections pooled.
+    let up_labels = format!("mount=/up/,upstream=http://{up_addr}");
+    let dead_labels = format!("mount=/dead/,upstream=http://{dead}");
+    assert_eq!(
+        value(&s, "edgeshard_upstream_ejections_total", &dead_labels),
+        1.0,
+        "{}",
+        String::from_utf8_lossy(body)
+    );
+    assert_eq!(
+        value(&s, "edgeshard_upstream_ejections_total", &up_labels),
+        0.0
+    );
+    assert_eq!(
+        value(&s, "edgeshard_upstream_response_seconds_count", &up_labels),
+        3.0
+    );
+    let idle: f64 = s
+        .iter()
+        .filter(|(n, l, _)| {
+            n == "edgeshard_upstream_idle_connections"
+                && l.starts_with("mount=/up/,shard=")
+                && l.ends_with(&format!(",upstream=http://{up_addr}"))
+        })
+        .map(|(_, _, v)| v)
+        .sum();
+    assert!((1.0..=3.0).contains(&idle), "pooled: {idle}");
     h.shutdown();
     up.shutdown();
+}
+
+#[test]
+fn static_file_lookups_are_counted_as_cache_hits_and_misses() {
+    if !have("python3", &["-c", "import prometheus_client"]) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("edgeshard-metrics-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "a\n").unwrap();
+    let root = dir.clone();
+    let (h, addr) = start(move |c| {
+        c.shards = NonZeroUsize::new(1);
+        c.static_files.mounts = vec![edgeshard::config::MountSpec::new("/", root)];
+    });
+    for _ in 0..4 {
+        let r = once(
+            addr,
+            b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        assert!(r.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    }
+    let raw = once(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let body = &raw[raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    let s = parse(body);
+    let lookups = "edgeshard_static_cache_lookups_total";
+    let (hits, misses) = (
+        value(&s, lookups, "result=hit"),
+        value(&s, lookups, "result=miss"),
+    );
+    // The first look opens the file; the next ones (within the cache's
+    // second) are answered from it.
+    assert!(
+        misses >= 1.0 && hits >= 2.0 && hits + misses == 4.0,
+        "{hits} {misses}"
+    );
+    assert!(value(&s, "edgeshard_static_file_opens_total", "") >= 1.0);
+    assert_eq!(
+        value(
+            &s,
+            "edgeshard_requests_total",
+            "method=GET,route=static,status=2xx"
+        ),
+        4.0
+    );
+    h.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
 }
