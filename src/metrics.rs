@@ -29,7 +29,7 @@ const BUCKET_MICROS: [u64; 14] = [
 ];
 
 /// The methods counted apart; the rest are `OTHER`.
-const METHODS: [&str; 8] = [
+pub const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
 ];
 
