@@ -15,6 +15,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::admin::{self, uncached};
 use crate::handler::{Handler, Request};
 use crate::http::StatusCode;
 use crate::json::Json;
@@ -36,6 +37,8 @@ pub struct Builtin {
     mesh: Option<Rc<Mesh>>,
     /// Whether a stop was announced (`None` as `mesh`).
     shutdown: Option<ShutdownTrigger>,
+    /// `/metrics` is served on an address of its own.
+    metrics_elsewhere: bool,
 }
 
 /// The built-in API for one shard.
@@ -56,6 +59,7 @@ pub fn app(ctx: &ShardContext) -> impl Handler + HasRoutes {
             metrics: ctx.metrics.clone(),
             mesh: Some(ctx.mesh.clone()),
             shutdown: Some(ctx.shutdown.clone()),
+            metrics_elsewhere: ctx.config.metrics_listen.is_some(),
         }),
         files,
     );
@@ -97,6 +101,7 @@ pub fn routes() -> &'static [RouteInfo<'static>] {
         metrics: Rc::new(Metrics::new(0, 0)),
         mesh: None,
         shutdown: None,
+        metrics_elsewhere: false,
     };
     router(Rc::new(builtin), NotFound).routes()
 }
@@ -118,43 +123,22 @@ fn router(state: Rc<Builtin>, fallback: impl Handler) -> impl Handler + HasRoute
     .fallback(fallback)
 }
 
-/// Answers that describe the server now: a cache must not keep them
-/// (RFC 9111 §4.2.2 would let it guess a freshness otherwise).
-fn uncached(resp: impl IntoResponse) -> Response {
-    resp.into_response()
-        .with_header("Cache-Control", "no-store")
-}
-
 async fn healthz(_: Request) -> Response {
     uncached("ok")
 }
 
-/// 200 while the server takes new work; 503 from the moment a stop is
-/// announced, so a load balancer moves traffic away before the
-/// listeners close (`--shutdown-delay`).
+/// `/readyz` (see [`admin::readyz`]).
 async fn readyz(_: Request, b: Rc<Builtin>) -> Response {
-    match &b.shutdown {
-        Some(s) if !s.ready() => {
-            uncached(Response::error(StatusCode::SERVICE_UNAVAILABLE, "stopping"))
-        }
-        _ => uncached("ready"),
-    }
+    admin::readyz(b.shutdown.as_ref())
 }
 
-/// Every shard's counters in the Prometheus text format (0.0.4),
-/// gathered by message; 404 when the metrics are off.
+/// `/metrics` (see [`admin::metrics`]); a 404 here when the metrics have
+/// an address of their own (`--metrics-listen`).
 async fn metrics(_: Request, b: Rc<Builtin>) -> Response {
-    if !b.metrics.enabled() {
+    if b.metrics_elsewhere {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let (shards, total) = match &b.mesh {
-        Some(mesh) => (mesh.gather_metrics().await, mesh.shards()),
-        None => (vec![b.metrics.snapshot(0)], 1),
-    };
-    uncached(Response::new(StatusCode::OK).with_body(
-        "text/plain; version=0.0.4; charset=utf-8",
-        crate::metrics::render(&shards, total),
-    ))
+    admin::metrics(&b.metrics, b.mesh.as_deref()).await
 }
 
 /// The `/api/stats` body.

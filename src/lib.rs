@@ -65,6 +65,7 @@
 extern crate self as edgeshard;
 
 pub mod access_log;
+pub mod admin;
 pub mod builtin;
 pub mod config;
 mod conn;

@@ -16,6 +16,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::Socket;
 
 use crate::access_log::{AccessLog, Outlet, Reopen, FINAL_WRITE};
+use crate::admin::Admin;
 use crate::config::{Config, ConfigError, Prepared};
 use crate::conn::Shared;
 use crate::handler::Handler;
@@ -141,6 +142,7 @@ pub fn memlock_needed(shards: usize) -> u64 {
 #[derive(Debug)]
 pub struct ServerHandle {
     addrs: Vec<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     shards: Vec<ShardInfo>,
     trigger: ShutdownTrigger,
     threads: Vec<ExecutorJoinHandle<()>>,
@@ -151,6 +153,12 @@ impl ServerHandle {
     /// The addresses listened on, with port 0 resolved.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The admin address `/metrics` is served on (`--metrics-listen`),
+    /// with port 0 resolved.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The shards and their cores.
@@ -253,6 +261,18 @@ where
         });
     }
     let (addrs, sockets) = bind_all(&config.listen, n, config.backlog).map_err(StartError::Bind)?;
+    // The admin address: one socket, for shard 0.
+    let mut admin = match config.metrics_listen {
+        Some(a) => {
+            let (bound, mut sockets) =
+                bind_all(&[a], 1, config.backlog).map_err(StartError::Bind)?;
+            sockets
+                .pop()
+                .and_then(|mut s| s.pop())
+                .zip(bound.first().copied())
+        }
+        None => None,
+    };
 
     let trigger = ShutdownTrigger::new();
     let mesh = new_mesh(n);
@@ -262,6 +282,7 @@ where
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut handle = ServerHandle {
         addrs: addrs.clone(),
+        metrics_addr: admin.as_ref().map(|(_, a)| *a),
         shards: Vec::with_capacity(n),
         trigger: trigger.clone(),
         threads: Vec::with_capacity(n),
@@ -273,6 +294,7 @@ where
             id,
             core,
             sockets: sockets.into_iter().zip(addrs.iter().copied()).collect(),
+            admin: admin.take(),
             config: config.clone(),
             static_files: static_files.clone(),
             access_log: prepared.access_log.clone(),
@@ -319,12 +341,17 @@ fn abort_start(handle: ServerHandle, id: usize, why: String) -> StartError {
     StartError::Shard(id, why)
 }
 
+/// Connections the admin address takes at once (scrapers, probes).
+const ADMIN_CONNS: u64 = 64;
+
 /// What one shard's thread starts from.
 struct Start {
     id: usize,
     core: usize,
     /// The shard's listening sockets, each with the address it is bound to.
     sockets: Vec<(Socket, SocketAddr)>,
+    /// The admin address's socket (shard 0's, with `--metrics-listen`).
+    admin: Option<(Socket, SocketAddr)>,
     config: Arc<Config>,
     static_files: Arc<StaticConfig>,
     access_log: Option<Arc<Outlet>>,
@@ -378,6 +405,7 @@ impl Start {
             Ok(m) => m,
             Err(why) => return fail(why),
         };
+        let admin = Admin::new(metrics.clone(), mesh.clone(), self.trigger.clone());
         let handler = make(&ShardContext {
             id,
             core,
@@ -398,6 +426,13 @@ impl Start {
                 ))
             }
         };
+        let admin_listener = match self.admin {
+            Some((socket, bound)) => match poller.register(socket.into()) {
+                Ok(l) => Some((l, bound)),
+                Err(e) => return fail(format!("cannot register the metrics socket: {e}")),
+            },
+            None => None,
+        };
         let max_conns = self.config.max_conns.get() as u64;
         let slots = Rc::new(Semaphore::new(max_conns));
         let handler = Rc::new(handler);
@@ -406,7 +441,7 @@ impl Start {
             .as_ref()
             .map(|log| glommio::spawn_local(log.clone().run()));
         let polling = glommio::spawn_local(poller.run());
-        let accepting: Vec<_> = listeners
+        let mut accepting: Vec<_> = listeners
             .into_iter()
             .map(|(listener, bound)| {
                 let serve = accept_loop(
@@ -419,6 +454,16 @@ impl Start {
                 glommio::spawn_local(serve)
             })
             .collect();
+        if let Some((listener, bound)) = admin_listener {
+            let serve = accept_loop(
+                listener,
+                bound,
+                shared.clone(),
+                Rc::new(admin),
+                Rc::new(Semaphore::new(ADMIN_CONNS)),
+            );
+            accepting.push(glommio::spawn_local(serve));
+        }
         let _ = self.ready.send(Ok(()));
         drop(self.ready);
 

@@ -108,6 +108,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct MetricsSection {
     enabled: Option<bool>,
+    listen: Option<Addr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -403,6 +404,7 @@ const KEY_OF_FLAG: &[(&str, &str)] = &[
     ("--rate-limit", "rate_limit"),
     ("--auth", "auth"),
     ("--proxy", "proxy"),
+    ("--metrics-listen", "metrics.listen"),
 ];
 
 impl ConfigFile {
@@ -693,6 +695,9 @@ impl FileConfig {
         }
         if let Some(m) = self.metrics {
             set(&mut config.metrics, m.enabled);
+            if let Some(a) = m.listen {
+                config.metrics_listen = Some(a.0);
+            }
         }
         if config.proxy.resolve_every.is_zero() {
             return Err(invalid("proxy_resolve_every", "must be greater than zero"));
@@ -919,6 +924,9 @@ pub fn effective(config: &Config) -> String {
     }
     let mut metrics = Table::new();
     metrics.insert("enabled".into(), Value::Boolean(config.metrics));
+    if let Some(a) = config.metrics_listen {
+        metrics.insert("listen".into(), s(a.to_string()));
+    }
     top.insert("metrics".into(), Value::Table(metrics));
     toml::to_string(&top).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
 }

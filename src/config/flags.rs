@@ -302,6 +302,10 @@ pub struct Flags {
     /// turns it off: then a request costs one counter).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub metrics: Option<bool>,
+    /// Serve /metrics (and /readyz, /healthz) on this address instead of
+    /// the main listener, e.g. 127.0.0.1:9090.
+    #[arg(long = "metrics-listen", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Print the route table (methods, pattern, handler) and exit.
     #[arg(long = "print-routes")]
     pub print_routes: bool,
@@ -435,6 +439,9 @@ impl Flags {
         set(&mut timeouts.drain, self.drain_timeout);
         set(&mut config.shutdown_delay, self.shutdown_delay);
         set(&mut config.metrics, self.metrics);
+        if self.metrics_listen.is_some() {
+            config.metrics_listen = self.metrics_listen;
+        }
         if self.handler_timeout.is_some() {
             timeouts.handler = self.handler_timeout;
         }

@@ -92,6 +92,10 @@ pub struct Config {
     /// Count requests by route and time them, and answer `GET /metrics`
     /// (the binary's). On by default.
     pub metrics: bool,
+    /// Serve `/metrics` (and `/readyz`, `/healthz`) on this address
+    /// instead of the main listener: an admin address kept off the
+    /// public interface. One shard listens there.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The middleware the binary puts around its app, outermost first. By
@@ -128,6 +132,7 @@ impl Default for Config {
             proxy: ProxySettings::default(),
             shutdown_delay: std::time::Duration::ZERO,
             metrics: true,
+            metrics_listen: None,
         }
     }
 }
@@ -379,6 +384,25 @@ impl Config {
         if self.listen.is_empty() {
             return Err(invalid("--listen", "at least one address is needed"));
         }
+        if let Some(admin) = self.metrics_listen {
+            if !self.metrics {
+                return Err(invalid("--metrics-listen", "needs the metrics on"));
+            }
+            // Port 0 is a fresh port each time: never the same.
+            let clash = self.listen.iter().any(|l| {
+                admin.port() != 0
+                    && l.port() == admin.port()
+                    && (l.ip() == admin.ip()
+                        || l.ip().is_unspecified()
+                        || admin.ip().is_unspecified())
+            });
+            if clash {
+                return Err(invalid(
+                    "--metrics-listen",
+                    format!("{admin} overlaps a --listen address; give it a port of its own"),
+                ));
+            }
+        }
         let files = &self.static_files;
         let mut prefixes: Vec<String> = Vec::with_capacity(files.mounts.len());
         for m in &files.mounts {
@@ -594,6 +618,19 @@ mod tests {
             (&["--cors", "https://a.example/x"], "--cors"),
             (&["--cors-headers", "X"], "--cors"),
             (&["--file-cache", "0"], "--file-cache"),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:9000",
+                    "--metrics-listen",
+                    "0.0.0.0:9000",
+                ],
+                "--metrics-listen",
+            ),
+            (
+                &["--metrics=false", "--metrics-listen", "127.0.0.1:9001"],
+                "--metrics-listen",
+            ),
             (&["--mount", "/a/../b=/tmp"], "--mount"),
         ] {
             assert_eq!(from(argv).unwrap_err().flag, flag, "{argv:?}");

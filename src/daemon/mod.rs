@@ -159,6 +159,9 @@ where
             );
         }
     }
+    if let Some(a) = server.metrics_addr() {
+        println!("{}: metrics on http://{a}/metrics", log::name());
+    }
     let trigger = server.shutdown_trigger();
     let reopen = server.log_reopener();
     let delay = config_delay;

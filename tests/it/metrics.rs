@@ -343,3 +343,54 @@ fn static_file_lookups_are_counted_as_cache_hits_and_misses() {
     h.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_admin_address_serves_metrics_and_the_main_listener_no_longer_does() {
+    let (h, addr) = start(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap()));
+    let admin = h.metrics_addr().expect("the admin address is bound");
+    assert_ne!(admin, addr);
+    let main = once(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        main.starts_with(b"HTTP/1.1 404 Not Found\r\n"),
+        "{}",
+        String::from_utf8_lossy(&main)
+    );
+    let raw = once(
+        admin,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n")
+            && text.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+        "{text}"
+    );
+    // The main listener's 404 was counted, gathered from both shards.
+    assert!(
+        text.contains("\nedgeshard_shards{state=\"answered\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "\nedgeshard_requests_total{route=\"GET /metrics\",method=\"GET\",status=\"4xx\"} 1\n"
+        ),
+        "{text}"
+    );
+    let ready = once(
+        admin,
+        b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ready.starts_with(b"HTTP/1.1 200 OK\r\n") && ready.ends_with(b"\r\n\r\nready"));
+    let other = once(
+        admin,
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        other.starts_with(b"HTTP/1.1 404 Not Found\r\n"),
+        "the app is not on the admin address"
+    );
+    h.shutdown();
+}
