@@ -486,6 +486,11 @@ pub fn render(shards: &[Snapshot], shards_total: usize) -> String {
         let _ = writeln!(w, "# HELP {name} {help}");
         let _ = writeln!(w, "# TYPE {name} {kind}");
     };
+    // A family of one sample without labels.
+    let single = |w: &mut String, name: &str, kind: &str, help: &str, v: &dyn std::fmt::Display| {
+        head(w, name, kind, help);
+        let _ = writeln!(w, "{name} {v}");
+    };
     head(
         &mut w,
         "edgeshard_requests_total",
@@ -547,27 +552,19 @@ pub fn render(shards: &[Snapshot], shards_total: usize) -> String {
         &|s| s.connections_total.to_string(),
     );
     let total = |f: &dyn Fn(&Snapshot) -> u64| shards.iter().map(f).sum::<u64>();
-    head(
+    single(
         &mut w,
         "edgeshard_received_bytes_total",
         "counter",
         "Bytes read from clients.",
+        &total(&|s| s.received),
     );
-    let _ = writeln!(
-        w,
-        "edgeshard_received_bytes_total {}",
-        total(&|s| s.received)
-    );
-    head(
+    single(
         &mut w,
         "edgeshard_response_body_bytes_total",
         "counter",
         "Response body bytes sent to clients (as the access log counts them).",
-    );
-    let _ = writeln!(
-        w,
-        "edgeshard_response_body_bytes_total {}",
-        total(&|s| s.body_sent)
+        &total(&|s| s.body_sent),
     );
     head(
         &mut w,
@@ -591,16 +588,12 @@ pub fn render(shards: &[Snapshot], shards_total: usize) -> String {
             "edgeshard_rejected_requests_total{{status=\"{code}\"}} {n}"
         );
     }
-    head(
+    single(
         &mut w,
         "edgeshard_static_file_opens_total",
         "counter",
         "Files and directories the static-file handler opened (cache misses and revalidations).",
-    );
-    let _ = writeln!(
-        w,
-        "edgeshard_static_file_opens_total {}",
-        total(&|s| s.stats.file_opens)
+        &total(&|s| s.stats.file_opens),
     );
     head(
         &mut w,
@@ -722,12 +715,12 @@ pub fn render(shards: &[Snapshot], shards_total: usize) -> String {
         .iter()
         .map(|s| s.stats.uptime_seconds)
         .fold(0.0, f64::max);
-    head(
+    single(
         &mut w,
         "edgeshard_uptime_seconds",
         "gauge",
         "Seconds since the server started.",
+        &uptime,
     );
-    let _ = writeln!(w, "edgeshard_uptime_seconds {uptime}");
     w
 }

@@ -401,9 +401,17 @@ impl Start {
                 Ask::Metrics => Report::Metrics(Box::new(metrics.snapshot(shared.connections()))),
             })
         };
-        let mesh = match Mesh::join(self.mesh, id, stats).await {
-            Ok(m) => m,
-            Err(why) => return fail(why),
+        // Joining waits for every shard; one that failed to start never
+        // joins, and start-up then fires the trigger: stop waiting.
+        let joined = async { Some(Mesh::join(self.mesh, id, stats).await) };
+        let stopped = async {
+            self.trigger.wait().await;
+            None
+        };
+        let mesh = match joined.or(stopped).await {
+            Some(Ok(m)) => m,
+            Some(Err(why)) => return fail(why),
+            None => return fail("stopped before every shard had started".into()),
         };
         let admin = Admin::new(metrics.clone(), mesh.clone(), self.trigger.clone());
         let handler = make(&ShardContext {

@@ -26,20 +26,23 @@ fn chromium() -> Option<&'static str> {
         .find(|p| common::runs(p, &["--version"]))
 }
 
+/// Headless Chromium, quiet: no network of its own, no sandbox (root in CI).
+const HEADLESS: [&str; 8] = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+];
+
 /// Loads `url` in headless Chromium with `profile`, lets its scripts run
 /// for up to 3 s of virtual time, and returns the serialized DOM.
 fn dump_dom(browser: &str, profile: &std::path::Path, url: &str) -> String {
     let out = Command::new(browser)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-sync",
-            "--disable-quic",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--virtual-time-budget=3000", "--dump-dom", url])
         .output()
@@ -50,6 +53,15 @@ fn dump_dom(browser: &str, profile: &std::path::Path, url: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A profile directory no other run uses.
+fn fresh_profile(name: &str) -> std::path::PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    std::env::temp_dir().join(format!("edgeshard-{name}-{}-{nanos}", std::process::id()))
 }
 
 fn text_of<'a>(dom: &'a str, id: &str) -> &'a str {
@@ -91,12 +103,7 @@ fn chromium_renders_live_stats_and_revalidates_with_304s() {
     })
     .expect("server starts");
     let url = format!("http://{}/", server.local_addrs()[0]);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let profile =
-        std::env::temp_dir().join(format!("edgeshard-chromium-{}-{nanos}", std::process::id()));
+    let profile = fresh_profile("chromium");
 
     // First load: everything fetched, the stats rendered from the API.
     let dom = dump_dom(browser, &profile, &url);
@@ -145,24 +152,10 @@ fn chromium_renders_live_stats_and_revalidates_with_304s() {
 /// Headless Chromium on `url` with `extra` arguments (a fresh profile),
 /// scripts run for `budget_ms` of virtual time; its stdout.
 fn chromium_run(browser: &str, url: &str, budget_ms: u32, extra: &[&str]) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let profile =
-        std::env::temp_dir().join(format!("edgeshard-dash-{}-{nanos}", std::process::id()));
+    let profile = fresh_profile("dash");
     let out = Command::new(browser)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-sync",
-            "--disable-quic",
-            "--hide-scrollbars",
-        ])
+        .args(HEADLESS)
+        .arg("--hide-scrollbars")
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--virtual-time-budget={budget_ms}"))
         .args(extra)

@@ -72,6 +72,15 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         .collect()
 }
 
+/// `GET /metrics` on a connection of its own, parsed.
+fn scrape(addr: SocketAddr) -> Vec<(String, String, f64)> {
+    let raw = once(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    parse(&raw[raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..])
+}
+
 fn value(samples: &[(String, String, f64)], name: &str, labels: &str) -> f64 {
     samples
         .iter()
@@ -233,12 +242,7 @@ fn proxied_requests_are_counted_by_mount_and_by_upstream_and_outcome() {
         b"GET /dead/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     );
     assert!(r.starts_with(b"HTTP/1.1 502 "));
-    let raw = once(
-        addr,
-        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
-    let body = &raw[raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
-    let s = parse(body);
+    let s = scrape(addr);
     let requests = "edgeshard_requests_total";
     assert_eq!(
         value(&s, requests, "method=GET,route=proxy /up/,status=2xx"),
@@ -269,8 +273,7 @@ fn proxied_requests_are_counted_by_mount_and_by_upstream_and_outcome() {
     assert_eq!(
         value(&s, "edgeshard_upstream_ejections_total", &dead_labels),
         1.0,
-        "{}",
-        String::from_utf8_lossy(body)
+        "{s:?}"
     );
     assert_eq!(
         value(&s, "edgeshard_upstream_ejections_total", &up_labels),
@@ -314,12 +317,7 @@ fn static_file_lookups_are_counted_as_cache_hits_and_misses() {
         );
         assert!(r.starts_with(b"HTTP/1.1 200 OK\r\n"));
     }
-    let raw = once(
-        addr,
-        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
-    let body = &raw[raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
-    let s = parse(body);
+    let s = scrape(addr);
     let lookups = "edgeshard_static_cache_lookups_total";
     let (hits, misses) = (
         value(&s, lookups, "result=hit"),

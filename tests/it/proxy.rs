@@ -903,15 +903,21 @@ fn spawn_proxy(args: &[&str]) -> (std::process::Child, SocketAddr) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn edgeshard");
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = None;
-    for line in out.lines().map_while(Result::ok) {
-        if let Some(a) = line.split("listening on ").nth(1) {
-            addr = Some(a.trim().parse().unwrap());
-            break;
-        }
-    }
-    (child, addr.expect("the proxy listens"))
+    let addr = listening_addr(child.stdout.take().unwrap());
+    (child, addr)
+}
+
+/// The address in the first "listening on ADDR" line a process prints.
+fn listening_addr(stdout: std::process::ChildStdout) -> SocketAddr {
+    BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("listening on ")
+                .nth(1)
+                .map(|a| a.trim().parse().unwrap())
+        })
+        .expect("the server listens")
 }
 
 /// Peak resident memory of a process (`VmHWM`), in KiB.
@@ -1044,16 +1050,7 @@ fn the_gateway_example_authenticates_proxies_and_serves_files() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("the gateway example was built by cargo test");
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let addr: SocketAddr = out
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("listening on ")
-                .nth(1)
-                .map(|a| a.trim().parse().unwrap())
-        })
-        .expect("the gateway listens");
+    let addr = listening_addr(child.stdout.take().unwrap());
     let ask = |req: &str| {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -1368,16 +1365,7 @@ fn upstream_names_are_resolved_again_and_requests_follow_the_new_address() {
             .expect("spawn unshare"),
     );
     // Without --fork, unshare execs: the child is the server itself.
-    let out = BufReader::new(child.0.stdout.take().unwrap());
-    let addr: SocketAddr = out
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("listening on ")
-                .nth(1)
-                .map(|a| a.trim().parse().unwrap())
-        })
-        .expect("the proxy listens");
+    let addr = listening_addr(child.0.stdout.take().unwrap());
     let fetch = |s: &mut TcpStream| -> String {
         write!(s, "GET /a/x HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         String::from_utf8_lossy(&read_response(s)).into_owned()
