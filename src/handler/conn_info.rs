@@ -203,6 +203,9 @@ impl Drop for ConnEntry {
     fn drop(&mut self) {
         // At thread exit the registry may be gone already: nothing to take out.
         let _ = CONNS.try_with(|c| c.borrow_mut().try_remove(self.key.slot as usize));
+        // A route noted for a request that never finished (its body
+        // failed) must not be taken by the slot's next connection.
+        let _ = self.key.take_route();
     }
 }
 
