@@ -95,7 +95,7 @@ pub type ReportSource = Box<dyn Fn(Ask) -> Report>;
 /// This shard's end of the mesh.
 pub struct Mesh {
     shards: usize,
-    /// This shard's number.
+    /// This shard's number in the mesh (see [`Mesh::join`]).
     me: usize,
     senders: Senders<Message>,
     reports: ReportSource,
@@ -112,18 +112,19 @@ impl std::fmt::Debug for Mesh {
 }
 
 impl Mesh {
-    /// Joins the mesh as shard `me` (waits for every shard to join) and
-    /// starts answering peers with what `stats` reads.
-    pub async fn join(
-        builder: MeshHandle,
-        me: usize,
-        reports: ReportSource,
-    ) -> Result<Rc<Mesh>, String> {
+    /// Joins the mesh (waits for every shard to join) and starts
+    /// answering peers with what `reports` makes.
+    pub async fn join(builder: MeshHandle, reports: ReportSource) -> Result<Rc<Mesh>, String> {
         let shards = builder.nr_peers();
         let (senders, mut receivers) = builder
             .join()
             .await
             .map_err(|e| format!("joining the shard mesh: {e}"))?;
+        // The mesh's own number for this shard: glommio orders peers by
+        // executor id, which the shards' threads take in whatever order
+        // they start, so it need not be the shard's number. Asking with
+        // the shard's number sent some replies to the wrong shard.
+        let me = senders.peer_id();
         let mesh = Rc::new(Mesh {
             shards,
             me,

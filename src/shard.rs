@@ -403,7 +403,7 @@ impl Start {
         };
         // Joining waits for every shard; one that failed to start never
         // joins, and start-up then fires the trigger: stop waiting.
-        let joined = async { Some(Mesh::join(self.mesh, id, stats).await) };
+        let joined = async { Some(Mesh::join(self.mesh, stats).await) };
         let stopped = async {
             self.trigger.wait().await;
             None
