@@ -29,10 +29,7 @@ start_server() { # name port
             ;;
     esac
     SERVER_PID=$!
-    for _ in $(seq 200); do
-        curl -s -o /dev/null "http://127.0.0.1:$2${PROBE_PATH:-/plaintext}" && return 0
-        sleep 0.025
-    done
+    wait_up "http://127.0.0.1:$2${PROBE_PATH:-/plaintext}" && return 0
     echo "$1 did not start on port $2" >&2
     return 1
 }

@@ -115,6 +115,20 @@ fn echo_head_upstream() -> RawUpstream {
     })
 }
 
+/// An upstream on `listener` that answers every request on a connection
+/// with `raw` (keep-alive; request bodies are not read).
+fn answering(listener: TcpListener, raw: &'static [u8]) -> RawUpstream {
+    RawUpstream::on(listener, move |conn| {
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        while read_head(&mut r).is_some() {
+            if w.write_all(raw).is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// An upstream that answers each connection's first request with `raw`
 /// and then does what `after` says.
 fn scripted(raw: &'static [u8], after: After) -> RawUpstream {
@@ -435,17 +449,7 @@ fn a_dead_upstream_costs_nothing_once_noticed_and_comes_back_after_the_fail_time
         Ok(l) => l,
         Err(_) => return, // the port was taken meanwhile: nothing to prove
     };
-    let revived = RawUpstream::on(back, |conn| {
-        let mut w = conn.try_clone().unwrap();
-        let mut r = BufReader::new(conn);
-        while read_head(&mut r).is_some() {
-            if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nrevived")
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    let revived = answering(back, b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nrevived");
     thread::sleep(Duration::from_millis(900));
     let revived_answers = (0..20)
         .filter(|_| get(&server, "/a/x").ends_with("revived"))
@@ -1326,17 +1330,7 @@ fn upstream_names_are_resolved_again_and_requests_follow_the_new_address() {
         eprintln!("skipping: 127.0.0.2:{port} is taken");
         return;
     };
-    let b = RawUpstream::on(listener, |conn| {
-        let mut w = conn.try_clone().unwrap();
-        let mut r = BufReader::new(conn);
-        while read_head(&mut r).is_some() {
-            if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    let b = answering(listener, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb");
     let dir = tempdir("resolve-again");
     let hosts = dir.join("hosts");
     let name = "upstream.edgeshard.test";
