@@ -99,11 +99,14 @@ pub use handler::{
 pub use http::Extensions;
 pub use http::{Method, StatusCode, Version};
 pub use json::Json;
-pub use listener::BindError;
+pub use listener::{BindError, Handover, Inherited};
 pub use response::{
     Body, FileBody, FilePart, IntoResponse, RelayBody, Response, Upgraded, OCTET_STREAM, TEXT_PLAIN,
 };
-pub use shard::{start, start_prepared, ServerHandle, ShardContext, ShardInfo, StartError};
+pub use shard::{
+    start, start_handed, start_prepared, Heartbeats, Reloaded, Reloader, ServerHandle,
+    ShardContext, ShardInfo, StartError,
+};
 pub use shutdown::ShutdownTrigger;
 pub use transport::{LocalWake, Transport};
 

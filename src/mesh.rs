@@ -3,25 +3,31 @@
 //! is asked of every other shard by message and answered by each from its
 //! own state.
 //!
-//! Sends never wait (`try_send_to`): a full channel drops the message and
-//! the asker times out on that shard, so two shards answering each other
-//! can never deadlock.
+//! Each shard has an inbox: a short queue under a mutex and the waker of
+//! the task that reads it. The inboxes are made before the shards' threads
+//! start, so there is nothing to join: a shard that has not started yet
+//! finds its messages waiting. (glommio's channel mesh made every shard
+//! wait at start for all the others to connect their channels, and under
+//! load that handshake sometimes never finished: a shard stuck at start.)
+//!
+//! Sends never wait: a full inbox drops the message and the asker times
+//! out on that shard, so two shards answering each other can never
+//! deadlock.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
-use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::timer::Timer;
 
 use crate::metrics::{ShardStats, Snapshot};
 
-/// Capacity of each shard-to-shard channel (messages).
+/// Most messages waiting in one shard's inbox.
 pub const CHANNEL_SIZE: usize = 64;
 /// How long a gather waits for the other shards.
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -74,12 +80,85 @@ impl Report {
     }
 }
 
-/// The builder every shard joins; cloned into each shard's thread.
-pub type MeshHandle = MeshBuilder<Message, Full>;
+/// Every shard's inbox; cloned into each shard's thread.
+#[derive(Clone)]
+pub struct MeshHandle {
+    inboxes: Arc<[Inbox<Message>]>,
+}
 
-/// Creates the mesh for `shards` shards.
+/// Creates the inboxes of `shards` shards.
 pub fn new_mesh(shards: usize) -> MeshHandle {
-    MeshBuilder::full(shards, CHANNEL_SIZE)
+    MeshHandle {
+        inboxes: (0..shards).map(|_| Inbox::default()).collect(),
+    }
+}
+
+/// One shard's queue of messages from other threads, and the waker of
+/// the task that reads it.
+pub(crate) struct Inbox<T> {
+    state: Mutex<InboxState<T>>,
+}
+
+impl<T> Default for Inbox<T> {
+    fn default() -> Self {
+        Inbox {
+            state: Mutex::new(InboxState {
+                messages: Vec::new(),
+                waker: None,
+                closed: false,
+            }),
+        }
+    }
+}
+
+struct InboxState<T> {
+    messages: Vec<T>,
+    /// The reading task, while it waits.
+    waker: Option<Waker>,
+    /// The shard has stopped: nothing is delivered any more.
+    closed: bool,
+}
+
+impl<T> Inbox<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboxState<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `msg` unless the inbox is full or closed; wakes the reader.
+    pub(crate) fn offer(&self, msg: T) -> bool {
+        let waker = {
+            let mut st = self.lock();
+            if st.closed || st.messages.len() >= CHANNEL_SIZE {
+                return false;
+            }
+            st.messages.push(msg);
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+
+    /// Whatever has arrived, waiting for at least one message.
+    pub(crate) async fn take(&self) -> Vec<T> {
+        poll_fn(|cx| {
+            let mut st = self.lock();
+            if st.messages.is_empty() {
+                st.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            Poll::Ready(std::mem::take(&mut st.messages))
+        })
+        .await
+    }
+
+    pub(crate) fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        st.messages.clear();
+        st.waker = None;
+    }
 }
 
 #[derive(Default)]
@@ -95,9 +174,9 @@ pub type ReportSource = Box<dyn Fn(Ask) -> Report>;
 /// This shard's end of the mesh.
 pub struct Mesh {
     shards: usize,
-    /// This shard's number in the mesh (see [`Mesh::join`]).
+    /// This shard's number.
     me: usize,
-    senders: Senders<Message>,
+    inboxes: Arc<[Inbox<Message>]>,
     reports: ReportSource,
     gathers: RefCell<HashMap<u64, Gather>>,
     next_seq: Cell<u64>,
@@ -112,48 +191,46 @@ impl std::fmt::Debug for Mesh {
 }
 
 impl Mesh {
-    /// Joins the mesh (waits for every shard to join) and starts
-    /// answering peers with what `reports` makes.
-    pub async fn join(builder: MeshHandle, reports: ReportSource) -> Result<Rc<Mesh>, String> {
-        let shards = builder.nr_peers();
-        let (senders, mut receivers) = builder
-            .join()
-            .await
-            .map_err(|e| format!("joining the shard mesh: {e}"))?;
-        // The mesh's own number for this shard: glommio orders peers by
-        // executor id, which the shards' threads take in whatever order
-        // they start, so it need not be the shard's number. Asking with
-        // the shard's number sent some replies to the wrong shard.
-        let me = senders.peer_id();
+    /// Takes up shard `me`'s place in the mesh and starts answering
+    /// peers with what `reports` makes (a task on the current executor).
+    pub fn join(handle: MeshHandle, me: usize, reports: ReportSource) -> Rc<Mesh> {
         let mesh = Rc::new(Mesh {
-            shards,
+            shards: handle.inboxes.len(),
             me,
-            senders,
+            inboxes: handle.inboxes,
             reports,
             gathers: RefCell::new(HashMap::new()),
             next_seq: Cell::new(0),
         });
-        for (_, stream) in receivers.streams() {
-            glommio::spawn_local(mesh.clone().serve(stream)).detach();
-        }
-        Ok(mesh)
+        glommio::spawn_local(mesh.clone().serve()).detach();
+        mesh
     }
 
-    async fn serve(self: Rc<Self>, stream: ConnectedReceiver<Message>) {
-        while let Some(msg) = stream.recv().await {
-            match msg {
-                Message::Ask { from, seq, what } => {
-                    let report = (self.reports)(what);
-                    // Dropped if the asker's channel is full: it times out on us.
-                    let _ = self
-                        .senders
-                        .try_send_to(from, Message::Reply { seq, report });
-                }
-                Message::Reply { seq, report } => {
-                    if let Some(g) = self.gathers.borrow_mut().get_mut(&seq) {
-                        g.replies.push(report);
-                        if let Some(w) = g.waker.take() {
-                            w.wake();
+    /// Stops taking messages (the shard is ending): peers asking from now
+    /// on are not answered, and no waker of this shard's is kept.
+    pub fn close(&self) {
+        self.inboxes[self.me].close();
+    }
+
+    fn send_to(&self, peer: usize, msg: Message) -> bool {
+        self.inboxes.get(peer).is_some_and(|inbox| inbox.offer(msg))
+    }
+
+    async fn serve(self: Rc<Self>) {
+        loop {
+            for msg in self.inboxes[self.me].take().await {
+                match msg {
+                    Message::Ask { from, seq, what } => {
+                        let report = (self.reports)(what);
+                        // Dropped if the asker's inbox is full: it times out on us.
+                        self.send_to(from, Message::Reply { seq, report });
+                    }
+                    Message::Reply { seq, report } => {
+                        if let Some(g) = self.gathers.borrow_mut().get_mut(&seq) {
+                            g.replies.push(report);
+                            if let Some(w) = g.waker.take() {
+                                w.wake();
+                            }
                         }
                     }
                 }
@@ -199,18 +276,14 @@ impl Mesh {
         self.gathers.borrow_mut().insert(seq, Gather::default());
         let mut asked = 0;
         for peer in (0..self.shards).filter(|&p| p != me) {
-            if self
-                .senders
-                .try_send_to(
-                    peer,
-                    Message::Ask {
-                        from: me,
-                        seq,
-                        what,
-                    },
-                )
-                .is_ok()
-            {
+            if self.send_to(
+                peer,
+                Message::Ask {
+                    from: me,
+                    seq,
+                    what,
+                },
+            ) {
                 asked += 1;
             }
         }

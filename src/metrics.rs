@@ -183,20 +183,39 @@ pub(crate) fn set_current(metrics: Rc<Metrics>) {
 
 /// Counters for an upstream of `mount`, registered with this shard's
 /// metrics when there are any (outside a shard they count for nobody).
+///
+/// A reload builds the proxy anew: an upstream it still has keeps its
+/// counters (the same row is handed out again), and rows no proxy holds
+/// any more (upstreams a reload removed) are dropped.
 pub(crate) fn upstream_stats(mount: &'static str, upstream: String) -> Rc<UpstreamStats> {
-    let stats = Rc::new(UpstreamStats {
-        mount,
-        upstream,
-        ejections: Cell::new(0),
-        idle: Cell::new(0),
-        latency: RefCell::new(Histogram::default()),
-    });
-    let _ = CURRENT.try_with(|c| {
-        if let Some(m) = &*c.borrow() {
-            m.upstream_stats.borrow_mut().push(stats.clone());
-        }
-    });
-    stats
+    let fresh = || {
+        Rc::new(UpstreamStats {
+            mount,
+            upstream: upstream.clone(),
+            ejections: Cell::new(0),
+            idle: Cell::new(0),
+            latency: RefCell::new(Histogram::default()),
+        })
+    };
+    CURRENT
+        .try_with(|c| {
+            let current = c.borrow();
+            let Some(m) = &*current else {
+                return fresh();
+            };
+            let mut rows = m.upstream_stats.borrow_mut();
+            rows.retain(|r| Rc::strong_count(r) > 1);
+            if let Some(r) = rows
+                .iter()
+                .find(|r| r.mount == mount && r.upstream == upstream)
+            {
+                return r.clone();
+            }
+            let stats = fresh();
+            rows.push(stats.clone());
+            stats
+        })
+        .unwrap_or_else(|_| fresh())
 }
 
 /// One shard's counters.

@@ -3,10 +3,12 @@
 //! factory built on it. Nothing here is shared between shards except the
 //! configuration (read-only), the shutdown trigger and the start-up report.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
@@ -20,8 +22,8 @@ use crate::admin::Admin;
 use crate::config::{Config, ConfigError, Prepared};
 use crate::conn::Shared;
 use crate::handler::Handler;
-use crate::listener::{accept_loop, bind_all, BindError};
-use crate::mesh::{new_mesh, Ask, Mesh, MeshHandle, Report};
+use crate::listener::{accept_loop, bind_all, BindError, Handover, Inherited, METRICS_NAME};
+use crate::mesh::{new_mesh, Ask, Inbox, Mesh, MeshHandle, Report};
 use crate::metrics::Metrics;
 use crate::middleware::AuthConfig;
 use crate::poller::{Poller, Socket as Registered};
@@ -44,6 +46,10 @@ pub const GLOMMIO_MIN_MEMLOCK: u64 = 512 * 1024;
 /// default is 100 ms). A connection sending a large file to a fast reader
 /// yields at these points, so it holds its shard for at most this long.
 const PREEMPT_AFTER: Duration = Duration::from_millis(10);
+/// How long a drain leaves idle keep-alive connections open (at most half
+/// the drain timeout): a client that sends within it gets an answer with
+/// `Connection: close`.
+pub const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(500);
 /// How long start-up waits for every shard to report ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -147,6 +153,9 @@ pub struct ServerHandle {
     trigger: ShutdownTrigger,
     threads: Vec<ExecutorJoinHandle<()>>,
     access_log: Option<Arc<Outlet>>,
+    handover: Option<Handover>,
+    heartbeats: Heartbeats,
+    reloader: Reloader,
 }
 
 impl ServerHandle {
@@ -184,6 +193,24 @@ impl ServerHandle {
         self.access_log.as_ref().map(|o| o.reopen())
     }
 
+    /// A handle that gives the running shards a new configuration.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
+    /// Each shard's last sign of life, for a watchdog.
+    pub fn heartbeats(&self) -> Heartbeats {
+        self.heartbeats.clone()
+    }
+
+    /// Descriptors of the listening sockets, for a binary upgrade to hand
+    /// over (the first call takes them). While they are held, a listener
+    /// a draining shard closes stays open: drop them to stop taking
+    /// connections, unless a new process now accepts on them.
+    pub fn take_handover(&mut self) -> Option<Handover> {
+        self.handover.take()
+    }
+
     /// Waits for every shard to exit, then (for at most two seconds) for
     /// the access log's writer thread to write the shards' last lines.
     pub fn join(self) -> Result<(), String> {
@@ -209,7 +236,7 @@ where
 {
     config.validate().map_err(StartError::Config)?;
     let prepared = config.prepare().map_err(StartError::Config)?;
-    launch(config, prepared, make_handler)
+    launch(config, prepared, None, make_handler)
 }
 
 /// Starts the shards with a configuration already prepared (the daemon
@@ -226,14 +253,31 @@ where
     F: Fn(&ShardContext) -> H + Send + Sync + 'static,
     H: Handler,
 {
+    start_handed(config, prepared, None, make_handler)
+}
+
+/// As [`start_prepared`], listening on the sockets `inherited` hands over
+/// (socket activation, a binary upgrade) instead of binding the
+/// configured addresses.
+pub fn start_handed<F, H>(
+    config: Config,
+    prepared: Prepared,
+    inherited: Option<Inherited>,
+    make_handler: F,
+) -> Result<ServerHandle, StartError>
+where
+    F: Fn(&ShardContext) -> H + Send + Sync + 'static,
+    H: Handler,
+{
     config.validate().map_err(StartError::Config)?;
-    launch(config, prepared, make_handler)
+    launch(config, prepared, inherited, make_handler)
 }
 
 /// Binds and starts the shards of a validated, prepared configuration.
 fn launch<F, H>(
     config: Config,
     prepared: Prepared,
+    inherited: Option<Inherited>,
     make_handler: F,
 ) -> Result<ServerHandle, StartError>
 where
@@ -260,10 +304,22 @@ where
             shards: n,
         });
     }
-    let (addrs, sockets) = bind_all(&config.listen, n, config.backlog).map_err(StartError::Bind)?;
+    let (addrs, sockets, handed_admin) = match inherited {
+        Some(handed) => handed.deal(n).map_err(StartError::Bind)?,
+        None => {
+            let (addrs, sockets) =
+                bind_all(&config.listen, n, config.backlog).map_err(StartError::Bind)?;
+            let sockets = sockets
+                .into_iter()
+                .map(|s| s.into_iter().zip(addrs.iter().copied()).collect())
+                .collect();
+            (addrs, sockets, None)
+        }
+    };
     // The admin address: one socket, for shard 0.
-    let mut admin = match config.metrics_listen {
-        Some(a) => {
+    let mut admin = match (handed_admin, config.metrics_listen) {
+        (Some(handed), _) => Some(handed),
+        (None, Some(a)) => {
             let (bound, mut sockets) =
                 bind_all(&[a], 1, config.backlog).map_err(StartError::Bind)?;
             sockets
@@ -271,10 +327,27 @@ where
                 .and_then(|mut s| s.pop())
                 .zip(bound.first().copied())
         }
-        None => None,
+        (None, None) => None,
     };
+    let mut handover = Handover::default();
+    let dups = sockets
+        .iter()
+        .flatten()
+        .map(|(s, _)| (s, "listen"))
+        .chain(admin.iter().map(|(s, _)| (s, METRICS_NAME)))
+        .try_for_each(|(s, name)| handover.push(s, name));
+    if let Err(e) = dups {
+        let addr = addrs.first().copied().unwrap_or(([0, 0, 0, 0], 0).into());
+        return Err(StartError::Bind(BindError::Io(
+            addr,
+            "duplicate the descriptor of",
+            e,
+        )));
+    }
 
     let trigger = ShutdownTrigger::new();
+    let heartbeats = Heartbeats::new(n);
+    let control: Arc<[Inbox<Control>]> = (0..n).map(|_| Inbox::default()).collect();
     let mesh = new_mesh(n);
     let make_handler = Arc::new(make_handler);
     let config = Arc::new(config);
@@ -287,13 +360,20 @@ where
         trigger: trigger.clone(),
         threads: Vec::with_capacity(n),
         access_log: prepared.access_log.clone(),
+        handover: Some(handover),
+        heartbeats: heartbeats.clone(),
+        reloader: Reloader {
+            control: control.clone(),
+            current: Arc::new(Mutex::new((*config).clone())),
+            reopen: prepared.access_log.as_ref().map(|o| o.reopen()),
+        },
     };
     for (id, sockets) in sockets.into_iter().enumerate() {
         let core = cores[id % cores.len()];
         let shard = Start {
             id,
             core,
-            sockets: sockets.into_iter().zip(addrs.iter().copied()).collect(),
+            sockets,
             admin: admin.take(),
             config: config.clone(),
             static_files: static_files.clone(),
@@ -301,8 +381,10 @@ where
             auth: prepared.auth.clone(),
             proxy: prepared.proxy.clone(),
             mesh: mesh.clone(),
+            control: control.clone(),
             trigger: trigger.clone(),
             ready: ready_tx.clone(),
+            heart: (heartbeats.clone(), id),
         };
         let make = make_handler.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Unbound)
@@ -358,16 +440,20 @@ struct Start {
     auth: Option<Arc<AuthConfig>>,
     proxy: Arc<PreparedProxy>,
     mesh: MeshHandle,
+    /// Every shard's inbox of new configurations (this one's is `[id]`).
+    control: Arc<[Inbox<Control>]>,
     trigger: ShutdownTrigger,
     ready: mpsc::Sender<Result<(), (usize, String)>>,
+    /// The shard's heartbeat and its number in it.
+    heart: (Heartbeats, usize),
 }
 
 impl Start {
     /// One shard's life, in order: pin to its CPU; make its poller,
-    /// counters and connection state; join the mesh; build the handler
+    /// counters and connection state; take its place in the mesh; build the handler
     /// (which may use all of those); register the listeners; serve until
     /// the trigger fires; drain.
-    async fn run<H: Handler>(self, make: impl FnOnce(&ShardContext) -> H) {
+    async fn run<H: Handler>(self, make: impl Fn(&ShardContext) -> H + 'static) {
         let (id, core) = (self.id, self.core);
         let fail = |why: String| {
             let _ = self.ready.send(Err((id, why)));
@@ -401,20 +487,10 @@ impl Start {
                 Ask::Metrics => Report::Metrics(Box::new(metrics.snapshot(shared.connections()))),
             })
         };
-        // Joining waits for every shard; one that failed to start never
-        // joins, and start-up then fires the trigger: stop waiting.
-        let joined = async { Some(Mesh::join(self.mesh, stats).await) };
-        let stopped = async {
-            self.trigger.wait().await;
-            None
-        };
-        let mesh = match joined.or(stopped).await {
-            Some(Ok(m)) => m,
-            Some(Err(why)) => return fail(why),
-            None => return fail("stopped before every shard had started".into()),
-        };
+        let mesh = Mesh::join(self.mesh, id, stats);
+        let mesh_end = mesh.clone();
         let admin = Admin::new(metrics.clone(), mesh.clone(), self.trigger.clone());
-        let handler = make(&ShardContext {
+        let ctx = ShardContext {
             id,
             core,
             poller: poller.clone(),
@@ -425,7 +501,14 @@ impl Start {
             auth: self.auth.clone(),
             proxy: self.proxy.clone(),
             shutdown: self.trigger.clone(),
-        });
+        };
+        let handler = Rc::new(Reloadable::new(make(&ctx)));
+        let control = glommio::spawn_local(take_reloads(
+            ctx,
+            make,
+            handler.clone(),
+            self.control.clone(),
+        ));
         let listeners = match register(&poller, self.sockets) {
             Ok(l) => l,
             Err(e) => {
@@ -443,8 +526,7 @@ impl Start {
         };
         let max_conns = self.config.max_conns.get() as u64;
         let slots = Rc::new(Semaphore::new(max_conns));
-        let handler = Rc::new(handler);
-        let ticker = glommio::spawn_local(tick(shared.clone(), poller.clone()));
+        let ticker = glommio::spawn_local(tick(shared.clone(), poller.clone(), self.heart));
         let log_writer = access_log
             .as_ref()
             .map(|log| glommio::spawn_local(log.clone().run()));
@@ -481,24 +563,27 @@ impl Start {
             task.cancel().await;
         }
         shared.conns.begin_drain();
-        let all_closed = async {
+        let drain_ends = Instant::now() + self.config.timeouts.drain;
+        // Busy keep-alive connections close after their next response
+        // (`Connection: close`). An idle one closed now could cross a
+        // request its client is sending at that moment, which would then
+        // get no answer; one still idle after the grace has been quiet
+        // for that long, and is closed.
+        let grace = DRAIN_IDLE_GRACE.min(self.config.timeouts.drain / 2);
+        // One wait for every slot, polled through the three phases (a
+        // second `acquire` of them all after the first had completed was
+        // seen never to complete).
+        let mut all_closed = std::pin::pin!(async {
             let _ = slots.acquire(max_conns).await;
-            true
-        };
-        let deadline = async {
-            Timer::new(self.config.timeouts.drain).await;
-            false
-        };
-        if !all_closed.or(deadline).await {
-            shared.conns.close_all();
-            // Interrupted connections drop their sockets as soon as they run.
-            let closed = async {
-                let _ = slots.acquire(max_conns).await;
-            };
-            let grace = async {
-                Timer::new(Duration::from_millis(100)).await;
-            };
-            closed.or(grace).await;
+        });
+        if !within(grace, all_closed.as_mut()).await {
+            shared.conns.close_idle();
+            let left = drain_ends.saturating_duration_since(Instant::now());
+            if !within(left, all_closed.as_mut()).await {
+                shared.conns.close_all();
+                // Interrupted connections drop their sockets as soon as they run.
+                within(Duration::from_millis(100), all_closed.as_mut()).await;
+            }
         }
         if let (Some(log), Some(writer)) = (access_log, log_writer) {
             log.stop();
@@ -517,6 +602,9 @@ impl Start {
                 );
             }
         }
+        mesh_end.close();
+        self.control[id].close();
+        control.cancel().await;
         ticker.cancel().await;
         polling.cancel().await;
     }
@@ -536,11 +624,270 @@ fn register(
 /// The shard's clock: advances the connection table's deadlines and the
 /// cached Date. Socket events that have come in are delivered first, so a
 /// connection whose data has arrived is not taken for a stalled one.
-async fn tick(shared: Rc<Shared>, poller: Rc<Poller>) {
+/// Each tick also shows the shard is alive ([`Heartbeats`]).
+async fn tick(shared: Rc<Shared>, poller: Rc<Poller>, heart: (Heartbeats, usize)) {
     let period = shared.conns.tick_period();
     loop {
         Timer::new(period).await;
         poller.catch_up();
         shared.tick(Instant::now());
+        heart.0.beat(heart.1);
     }
+}
+
+/// When each shard last ticked (at most `MAX_TICK`, 250 ms, apart while it
+/// runs): a shard whose thread is stuck stops beating, which the
+/// daemon's watchdog sees. Atomics, written once per tick per shard.
+#[derive(Debug, Clone)]
+pub struct Heartbeats(Arc<[AtomicU64]>);
+
+impl Heartbeats {
+    fn new(shards: usize) -> Heartbeats {
+        let now = sys::coarse_millis();
+        Heartbeats((0..shards).map(|_| AtomicU64::new(now)).collect())
+    }
+
+    fn beat(&self, shard: usize) {
+        if let Some(b) = self.0.get(shard) {
+            b.store(sys::coarse_millis(), Ordering::Relaxed);
+        }
+    }
+
+    /// The shards that have not beaten for longer than `limit`, each with
+    /// how long it has been.
+    pub fn stalled(&self, limit: Duration) -> Vec<(usize, Duration)> {
+        let now = sys::coarse_millis();
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let quiet = Duration::from_millis(now.saturating_sub(b.load(Ordering::Relaxed)));
+                (quiet > limit).then_some((i, quiet))
+            })
+            .collect()
+    }
+}
+
+/// A shard's handler, which a reload replaces: each request takes the
+/// handler current when it starts (one reference-count increment), and
+/// an old handler lives on until its last request is answered.
+struct Reloadable<H> {
+    current: RefCell<Rc<H>>,
+}
+
+impl<H> Reloadable<H> {
+    fn new(handler: H) -> Self {
+        Reloadable {
+            current: RefCell::new(Rc::new(handler)),
+        }
+    }
+
+    fn replace(&self, handler: H) {
+        // The old one drops here unless a request still holds it.
+        *self.current.borrow_mut() = Rc::new(handler);
+    }
+}
+
+impl<H: Handler> Handler for Reloadable<H> {
+    #[inline]
+    fn call(
+        &self,
+        req: crate::handler::Request,
+    ) -> impl std::future::Future<Output = crate::response::Response> {
+        let handler = self.current.borrow().clone();
+        async move { handler.call(req).await }
+    }
+}
+
+/// What the daemon (or a library user) sends the shards.
+enum Control {
+    Reload(Arc<Reload>),
+}
+
+/// A new configuration with what it opened, and where each shard says
+/// it took it.
+struct Reload {
+    config: Arc<Config>,
+    static_files: Arc<StaticConfig>,
+    auth: Option<Arc<AuthConfig>>,
+    proxy: Arc<PreparedProxy>,
+    done: Mutex<mpsc::Sender<Result<usize, String>>>,
+}
+
+/// A shard's task that builds a new handler for each reload.
+async fn take_reloads<H: Handler>(
+    mut ctx: ShardContext,
+    make: impl Fn(&ShardContext) -> H,
+    handler: Rc<Reloadable<H>>,
+    control: Arc<[Inbox<Control>]>,
+) {
+    let id = ctx.id;
+    loop {
+        for Control::Reload(r) in control[id].take().await {
+            ctx.config = r.config.clone();
+            ctx.static_files = r.static_files.clone();
+            ctx.auth = r.auth.clone();
+            ctx.proxy = r.proxy.clone();
+            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make(&ctx)));
+            let outcome = match built {
+                Ok(h) => {
+                    handler.replace(h);
+                    Ok(id)
+                }
+                Err(_) => Err(format!(
+                    "shard {id}: building the handler panicked; it keeps the old one"
+                )),
+            };
+            let done = r
+                .done
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let _ = done.send(outcome);
+        }
+    }
+}
+
+/// How long a reload waits for every shard to take the new configuration.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Gives a running server a new configuration: static mounts, proxy
+/// mounts, auth, middleware. Cloned freely; usable from any thread.
+#[derive(Clone)]
+pub struct Reloader {
+    control: Arc<[Inbox<Control>]>,
+    current: Arc<Mutex<Config>>,
+    reopen: Option<Reopen>,
+}
+
+impl fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloader")
+            .field("shards", &self.control.len())
+            .finish()
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reloaded {
+    /// Settings that changed in the new configuration but take a restart
+    /// (or an upgrade) to change: they keep their old values.
+    pub kept: Vec<&'static str>,
+}
+
+impl Reloader {
+    /// Checks and opens what `config` names, then has every shard build
+    /// its handler anew from it; requests under way finish with the old
+    /// one, connections stay open. The access log file is reopened.
+    /// Settings the running server cannot change ([`Reloaded::kept`]:
+    /// addresses, shard count, limits, timeouts, the access log's target
+    /// and format) keep their values. On an error nothing changes.
+    pub fn reload(&self, config: Config) -> Result<Reloaded, String> {
+        let mut config = config;
+        let kept = {
+            let old = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+            keep_fixed(&old, &mut config)
+        };
+        config.validate().map_err(|e| e.to_string())?;
+        let prepared = config.prepare_without_log().map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::channel();
+        let reload = Arc::new(Reload {
+            config: Arc::new(config.clone()),
+            static_files: Arc::new(prepared.static_files),
+            auth: prepared.auth,
+            proxy: prepared.proxy,
+            done: Mutex::new(tx),
+        });
+        let mut waiting = 0;
+        for (id, inbox) in self.control.iter().enumerate() {
+            if !inbox.offer(Control::Reload(reload.clone())) {
+                return Err(format!(
+                    "shard {id} is not taking new configurations (stopping?)"
+                ));
+            }
+            waiting += 1;
+        }
+        let until = Instant::now() + RELOAD_TIMEOUT;
+        let mut failed = None;
+        while waiting > 0 {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(Ok(_)) => waiting -= 1,
+                Ok(Err(why)) => {
+                    waiting -= 1;
+                    failed.get_or_insert(why);
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "{waiting} shard(s) did not take the new configuration within {RELOAD_TIMEOUT:?}"
+                    ))
+                }
+            }
+        }
+        if let Some(why) = failed {
+            return Err(why);
+        }
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = config;
+        if let Some(r) = &self.reopen {
+            r.request();
+        }
+        Ok(Reloaded { kept })
+    }
+}
+
+impl Reloader {
+    /// Only reopens the access log file (a server whose configuration is
+    /// not read from anywhere it could change).
+    pub fn reload_log(&self) -> Result<(), String> {
+        match &self.reopen {
+            Some(r) => {
+                r.request();
+                Ok(())
+            }
+            None => Err("there is no access log file to reopen".into()),
+        }
+    }
+}
+
+/// Copies into `new` the settings a running server cannot change, from
+/// `old`; returns the names of those that differed.
+fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
+    let mut kept = Vec::new();
+    macro_rules! keep {
+        ($($field:ident => $name:literal),* $(,)?) => {$(
+            if old.$field != new.$field {
+                kept.push($name);
+                new.$field = old.$field.clone();
+            }
+        )*};
+    }
+    keep!(
+        listen => "listen",
+        shards => "shards",
+        backlog => "backlog",
+        max_conns => "max_conns",
+        limits => "[limits]",
+        timeouts => "[timeouts]",
+        access_log => "[log]",
+        metrics => "metrics.enabled",
+        metrics_listen => "metrics.listen",
+    );
+    // Read by the daemon at a stop, not by the shards: it may change.
+    kept
+}
+
+/// Whether `fut` completes within `limit` (it is left where it got to).
+async fn within<F: std::future::Future<Output = ()>>(
+    limit: Duration,
+    fut: std::pin::Pin<&mut F>,
+) -> bool {
+    let done = async {
+        fut.await;
+        true
+    };
+    let late = async {
+        Timer::new(limit).await;
+        false
+    };
+    done.or(late).await
 }

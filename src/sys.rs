@@ -455,6 +455,61 @@ pub fn coarse_millis() -> u64 {
     t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
 }
 
+/// Takes ownership of descriptor `raw`, handed to this process at exec
+/// (socket activation, a binary upgrade), if it is open. Call it at most
+/// once per number: the descriptor is closed when the result drops.
+pub fn adopt_fd(raw: i32) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if raw < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: `fcntl(F_GETFD)` only reads the descriptor's flags; on a
+    // number that is not open it fails with EBADF and touches nothing.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is open (checked above) and was handed to this process
+    // by its parent for it to own; nothing else in the process knows the
+    // number (the callers take each one once, at start-up, from the
+    // environment naming it), so the `OwnedFd` is its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sets or clears close-on-exec (clears it on descriptors a child started
+/// with exec is to inherit).
+pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = match on {
+        true => rustix::io::FdFlags::CLOEXEC,
+        false => rustix::io::FdFlags::empty(),
+    };
+    Ok(rustix::io::fcntl_setfd(fd, flags)?)
+}
+
+/// The address of a listening TCP socket; an error saying what else it is.
+pub fn listening_tcp_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
+    use rustix::net::sockopt;
+    let not = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+    if sockopt::get_socket_type(fd).map_err(|_| not("not a socket"))?
+        != rustix::net::SocketType::STREAM
+    {
+        return Err(not("not a stream socket"));
+    }
+    let addr = local_addr(fd).map_err(|_| not("not an IPv4 or IPv6 socket"))?;
+    if !sockopt::get_socket_acceptconn(fd)? {
+        return Err(not("not listening"));
+    }
+    Ok(addr)
+}
+
+/// Makes a descriptor non-blocking (sockets handed over may be blocking).
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    Ok(rustix::fs::fcntl_setfl(
+        fd,
+        flags | rustix::fs::OFlags::NONBLOCK,
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;

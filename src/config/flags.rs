@@ -51,7 +51,7 @@ pub(super) fn parse_balance(s: &str) -> Result<Balance, String> {
 }
 
 /// What the binary does other than serve.
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Check a configuration file without starting anything (keys and
     /// values parse, directories and files exist and are readable,
@@ -65,7 +65,7 @@ pub enum Command {
 }
 
 /// The command line as written.
-#[derive(Debug, Default, Parser)]
+#[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "edgeshard",
     version,

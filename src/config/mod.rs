@@ -485,6 +485,15 @@ impl Config {
     /// error names the mount's flag and the directory). Call after
     /// [`Config::validate`].
     pub fn prepare(&self) -> Result<Prepared, ConfigError> {
+        let mut prepared = self.prepare_without_log()?;
+        prepared.access_log =
+            Outlet::open(&self.access_log).map_err(|e| invalid("--access-log", e))?;
+        Ok(prepared)
+    }
+
+    /// As [`Config::prepare`], leaving the access log alone (`None`): a
+    /// reload keeps the running server's.
+    pub fn prepare_without_log(&self) -> Result<Prepared, ConfigError> {
         let files = &self.static_files;
         let mut mounts = Vec::with_capacity(files.mounts.len());
         for m in &files.mounts {
@@ -502,11 +511,10 @@ impl Config {
         let resolver = files
             .resolver
             .unwrap_or_else(|| StaticConfig::detect_resolver(&mounts));
-        let access_log = Outlet::open(&self.access_log).map_err(|e| invalid("--access-log", e))?;
         let auth = AuthConfig::load(&self.middleware.auth).map_err(|e| invalid("--auth", e.0))?;
         let proxy = PreparedProxy::prepare(&self.proxy).map_err(|e| invalid("--proxy", e))?;
         Ok(Prepared {
-            access_log,
+            access_log: None,
             auth,
             proxy: Arc::new(proxy),
             static_files: StaticConfig {

@@ -216,6 +216,8 @@ impl ConnTable {
     /// most once per tick.
     pub fn tick(&self, now: Instant) {
         self.now.set(now);
+        // Asleep while draining a connection would close (see `close_idle`).
+        let draining = self.draining.get();
         self.interrupt_each(|slot| {
             if slot.interrupt.get().is_some() {
                 return None;
@@ -224,7 +226,7 @@ impl ConnTable {
             let expired = slot.deadline.get().is_some_and(|d| now >= d);
             if expired || (phase == Phase::Body && self.body_too_slow(slot, now)) {
                 slot.fire(Interrupt::Timeout(phase))
-            } else if phase == Phase::Idle && !slot.sleep_sent.replace(true) {
+            } else if phase == Phase::Idle && !draining && !slot.sleep_sent.replace(true) {
                 slot.signal(Interrupt::Sleep)
             } else {
                 None
@@ -256,10 +258,17 @@ impl ConnTable {
             && (slot.body_bytes.get() as f64) < self.min_body_rate as f64 * elapsed.as_secs_f64()
     }
 
-    /// Starts a drain: idle connections are closed now, the others after
-    /// their current response.
+    /// Starts a drain: from now on every response says `Connection:
+    /// close` and its connection closes after it. Idle connections are
+    /// left open until [`ConnTable::close_idle`]: a keep-alive client
+    /// whose next request is already on its way gets an answer rather
+    /// than a closed socket (see `Start::run`).
     pub fn begin_drain(&self) {
         self.draining.set(true);
+    }
+
+    /// Closes the connections waiting for a request (during a drain).
+    pub fn close_idle(&self) {
         self.interrupt_each(|slot| match slot.phase.get() {
             Phase::Idle => slot.fire(Interrupt::Drain),
             _ => None,
@@ -437,6 +446,13 @@ mod tests {
         idle.enter(Phase::Idle, None);
         busy.enter(Phase::Handler, None);
         t.begin_drain();
+        t.tick(t.now.get());
+        assert_eq!(
+            idle.take_interrupt(),
+            None,
+            "idle ones stay until close_idle"
+        );
+        t.close_idle();
         assert_eq!(idle.take_interrupt(), Some(Interrupt::Drain));
         assert_eq!(busy.take_interrupt(), None);
         t.close_all();
@@ -453,6 +469,7 @@ mod tests {
         let start = t.now.get();
         h.enter(Phase::Idle, Some(Duration::from_millis(1)));
         t.begin_drain();
+        t.close_idle();
         // The connection got a request just as the drain began: it is in a head now.
         h.enter(Phase::Head, None);
         assert_eq!(h.take_interrupt(), None);

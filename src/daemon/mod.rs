@@ -3,18 +3,24 @@
 //! [`main`] with their own name and app; everything they print starts with
 //! that name.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+pub mod notify;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 
 use crate::config::{Command, Config, ConfigError, ConfigFile, Flags, Prepared};
 use crate::handler::Handler;
+use crate::listener::{Handover, Inherited};
 use crate::log;
 use crate::route::{format_routes, RouteInfo};
-use crate::shard::{start_prepared, ShardContext};
+use crate::shard::{start_handed, Heartbeats, Reloaded, Reloader, ShardContext};
+use crate::shutdown::ShutdownTrigger;
 use crate::static_files::Resolver;
 use crate::sys;
+use notify::Notify;
 
 /// A whole `main`: parses the command line ([`Flags`]) and lays it over
 /// `defaults` (the binary's own: `edgeshard` logs access to stdout, the
@@ -61,10 +67,27 @@ where
         let gave: Vec<&str> = settings.into_iter().filter(|s| flags.gave(s)).collect();
         move |s: &str| s.starts_with("--") && (!settings.contains(&s) || gave.contains(&s))
     };
+    let given = std::sync::Arc::new(given);
+    // SIGHUP: the file read again, the same flags over it.
+    let reload = {
+        let (defaults, flags, given) = (defaults.clone(), flags.clone(), given.clone());
+        let path = flags.config.clone();
+        move || -> Result<Config, String> {
+            let file = path.as_deref().map(ConfigFile::read).transpose();
+            let file = file.map_err(|e| e.to_string())?;
+            Config::load(defaults.clone(), file.as_ref(), flags.clone())
+                .and_then(|c| c.check_routes(routes).map(|()| c))
+                .map_err(|e| match &file {
+                    Some(f) if !given(&e.flag) => f.relocate(e),
+                    _ => e,
+                })
+                .map_err(|e| e.to_string())
+        }
+    };
     let prepared = Config::load(defaults, file.as_ref(), flags)
         .and_then(|c| c.check_routes(routes).map(|()| c))
         .and_then(|c| c.prepare().map(|p| (c, p)))
-        .map_err(|e| blame(e, &given));
+        .map_err(|e| blame(e, &*given));
     let (config, prepared) = match prepared {
         Ok(both) => both,
         Err(e) => {
@@ -90,7 +113,7 @@ where
              with a checked path walk instead of the kernel's RESOLVE_BENEATH"
         );
     }
-    run_until_signal(config, prepared, make_handler)
+    run(config, prepared, Some(Box::new(reload)), make_handler)
 }
 
 /// `check-config FILE`: the file over `defaults`, validated and its
@@ -127,22 +150,87 @@ fn check_config(defaults: Config, routes: &[RouteInfo<'static>], path: &Path) ->
 /// Runs a server until SIGTERM or SIGINT, then drains it; a second signal
 /// exits at once. SIGHUP reopens the access log file (after logrotate
 /// moved it). Prints one line per shard and address at start. Returns the
-/// process exit code.
+/// process exit code. (What [`main`] runs, without its configuration
+/// reload on SIGHUP.)
 pub fn run_until_signal<F, H>(config: Config, prepared: Prepared, make_handler: F) -> ExitCode
 where
     F: Fn(&ShardContext) -> H + Send + Sync + 'static,
     H: Handler,
 {
+    run(config, prepared, None, make_handler)
+}
+
+/// Reads the configuration again (SIGHUP).
+type LoadAgain = Box<dyn Fn() -> Result<Config, String> + Send>;
+
+/// How long an upgrade waits for the new process to say it is ready.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The process's life under a service manager or a shell:
+/// - listens on the sockets handed over by systemd or by the process it
+///   upgrades, if any ([`Inherited`]), else binds its own;
+/// - tells the manager (`NOTIFY_SOCKET`) `READY=1` once every shard
+///   listens, `RELOADING=1` around a reload, `STOPPING=1` at a stop, and
+///   `WATCHDOG=1` while every shard shows it runs ([`watchdog`]);
+/// - SIGHUP: reads the configuration again and gives it to the shards;
+/// - SIGUSR2: starts the same binary (the file at the same path, which
+///   may be new) with the listening sockets; once it is ready, hands it
+///   the service (`MAINPID=`) and drains;
+/// - SIGTERM, SIGINT: `/readyz` says 503, the shutdown delay passes, the
+///   drain closes the listeners and waits for requests under way.
+fn run<F, H>(
+    config: Config,
+    prepared: Prepared,
+    load_again: Option<LoadAgain>,
+    make_handler: F,
+) -> ExitCode
+where
+    F: Fn(&ShardContext) -> H + Send + Sync + 'static,
+    H: Handler,
+{
+    let name = log::name();
     // Registered before the shards start so no signal finds the default action.
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+    let signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR2]);
+    let mut signals = match signals {
         Ok(s) => s,
         Err(e) => {
             log::warning!("cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let config_delay = config.shutdown_delay;
-    let server = match start_prepared(config, prepared, make_handler) {
+    let manager = Notify::from_env();
+    let parent = Notify::from_var(notify::UPGRADE_NOTIFY);
+    std::env::remove_var(notify::UPGRADE_NOTIFY);
+    let inherited = match Inherited::from_env() {
+        Ok(i) => i,
+        Err(e) => {
+            log::warning!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(i) = &inherited {
+        let addrs: Vec<String> = i.addrs().iter().map(|a| a.to_string()).collect();
+        println!(
+            "{name}: listening on the sockets handed over by {}: {}{}",
+            i.from,
+            addrs.join(", "),
+            if i.has_metrics() {
+                " and the metrics address"
+            } else {
+                ""
+            }
+        );
+        if parent.is_none()
+            && i.addrs() != config.listen
+            && config.listen != [crate::config::DEFAULT_LISTEN]
+        {
+            println!("{name}: the configured listen addresses are not used");
+        }
+    }
+    // The path as it is now: an upgrade starts whatever file is there then.
+    let exe = std::env::current_exe();
+    let delay = config.shutdown_delay;
+    let mut server = match start_handed(config, prepared, inherited, make_handler) {
         Ok(s) => s,
         Err(e) => {
             log::warning!("{e}");
@@ -152,50 +240,56 @@ where
     for shard in server.shards() {
         for addr in server.local_addrs() {
             println!(
-                "{}: shard {} on core {} listening on {addr}",
-                log::name(),
-                shard.id,
-                shard.core
+                "{name}: shard {} on core {} listening on {addr}",
+                shard.id, shard.core
             );
         }
     }
     if let Some(a) = server.metrics_addr() {
-        println!("{}: metrics on http://{a}/metrics", log::name());
+        println!("{name}: metrics on http://{a}/metrics");
+    }
+    let addrs: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
+    let status = format!(
+        "serving on {} with {} shard(s)",
+        addrs.join(", "),
+        server.shards().len()
+    );
+    if let Some(p) = &parent {
+        p.tell("READY=1");
+    }
+    if let Some(m) = &manager {
+        // After an upgrade the old process has named this one the main
+        // process already; saying so again is harmless.
+        let mainpid = match parent {
+            Some(_) => format!("MAINPID={}\n", std::process::id()),
+            None => String::new(),
+        };
+        m.tell(&format!("{mainpid}READY=1\nSTATUS={status}"));
     }
     let trigger = server.shutdown_trigger();
-    let reopen = server.log_reopener();
-    let delay = config_delay;
+    if let (Some(interval), Some(_)) = (notify::watchdog_interval(), &manager) {
+        let (beats, trigger) = (server.heartbeats(), trigger.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("{name}-watchdog"))
+            .spawn(move || watchdog(interval, beats, trigger));
+        if let Err(e) = spawned {
+            log::warning!("cannot start the watchdog thread: {e}");
+        }
+    }
+    let mut life = Life {
+        handover: server.take_handover(),
+        trigger,
+        delay,
+        reloader: server.reloader(),
+        load_again,
+        manager,
+        exe,
+        status,
+        stopping: false,
+    };
     std::thread::spawn(move || {
-        let mut stopping = false;
         for signal in signals.forever() {
-            match signal {
-                SIGHUP => match &reopen {
-                    Some(r) => r.request(),
-                    None => log::warning!("SIGHUP: there is no access log file to reopen"),
-                },
-                // A second signal while draining: stop now.
-                _ if stopping => std::process::exit(1),
-                _ => {
-                    stopping = true;
-                    // `/readyz` says 503 from now; the listeners stay
-                    // open for the delay, so a balancer can see it.
-                    trigger.announce();
-                    if delay.is_zero() {
-                        trigger.fire();
-                    } else {
-                        println!(
-                            "{}: stopping in {}: /readyz answers 503 meanwhile",
-                            log::name(),
-                            crate::config::show_duration(delay)
-                        );
-                        let trigger = trigger.clone();
-                        std::thread::spawn(move || {
-                            std::thread::sleep(delay);
-                            trigger.fire();
-                        });
-                    }
-                }
-            }
+            life.on(signal);
         }
     });
     match server.join() {
@@ -203,6 +297,243 @@ where
         Err(e) => {
             log::warning!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the signal thread acts on.
+struct Life {
+    /// The listening sockets' descriptors while this process owns them.
+    handover: Option<Handover>,
+    trigger: ShutdownTrigger,
+    delay: Duration,
+    reloader: Reloader,
+    load_again: Option<LoadAgain>,
+    manager: Option<Notify>,
+    exe: std::io::Result<PathBuf>,
+    status: String,
+    stopping: bool,
+}
+
+impl Life {
+    fn on(&mut self, signal: i32) {
+        let name = log::name();
+        match signal {
+            SIGHUP if !self.stopping => self.reload(),
+            SIGUSR2 if !self.stopping => self.upgrade(),
+            SIGHUP | SIGUSR2 => {
+                println!("{name}: stopping: signal {signal} ignored");
+            }
+            // A second signal while draining: stop now.
+            _ if self.stopping => std::process::exit(1),
+            _ => self.stop(),
+        }
+    }
+
+    fn tell(&self, lines: &str) {
+        if let Some(m) = &self.manager {
+            m.tell(lines);
+        }
+    }
+
+    fn reload(&mut self) {
+        let name = log::name();
+        self.tell(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading",
+            notify::monotonic_usec()
+        ));
+        let outcome = match &self.load_again {
+            Some(load) => load().and_then(|c| {
+                let delay = c.shutdown_delay;
+                self.reloader.reload(c).map(|r| (r, delay))
+            }),
+            None => self
+                .reloader
+                .reload_log()
+                .map(|()| (Reloaded::default(), self.delay)),
+        };
+        match outcome {
+            Ok((reloaded, delay)) => {
+                self.delay = delay;
+                println!("{name}: SIGHUP: the configuration is reloaded");
+                if !reloaded.kept.is_empty() {
+                    println!(
+                        "{name}: SIGHUP: these settings changed but take a restart (or an upgrade, SIGUSR2) \
+                         to apply; they keep their running values: {}",
+                        reloaded.kept.join(", ")
+                    );
+                }
+                self.tell(&format!("READY=1\nSTATUS={}", self.status));
+            }
+            Err(e) => {
+                log::warning!(
+                    "SIGHUP: the new configuration is refused; the running one stays: {e}"
+                );
+                self.tell(&format!(
+                    "READY=1\nSTATUS={}; the last reload was refused: {e}",
+                    self.status
+                ));
+            }
+        }
+    }
+
+    fn upgrade(&mut self) {
+        let name = log::name();
+        let Some(handover) = &self.handover else {
+            println!("{name}: SIGUSR2: already handed over; ignored");
+            return;
+        };
+        let exe = match &self.exe {
+            Ok(p) => p.clone(),
+            Err(e) => {
+                log::warning!("SIGUSR2: cannot upgrade: the path of this binary is unknown: {e}");
+                return;
+            }
+        };
+        println!(
+            "{name}: SIGUSR2: starting {} with the listening sockets",
+            exe.display()
+        );
+        match start_successor(&exe, handover) {
+            Ok(pid) => {
+                println!(
+                    "{name}: upgrade: pid {pid} is ready and serves; this process (pid {}) drains and exits",
+                    std::process::id()
+                );
+                self.tell(&format!("MAINPID={pid}"));
+                self.stopping = true;
+                // The new process accepts on these sockets now.
+                self.handover = None;
+                self.trigger.announce();
+                self.trigger.fire();
+            }
+            Err(e) => {
+                log::warning!("upgrade failed; this process keeps serving: {e}");
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        let name = log::name();
+        self.stopping = true;
+        self.tell("STOPPING=1\nSTATUS=draining");
+        // `/readyz` says 503 from now; the listeners stay open for the
+        // delay, so a balancer can see it.
+        self.trigger.announce();
+        let handover = self.handover.take();
+        if self.delay.is_zero() {
+            drop(handover);
+            self.trigger.fire();
+            return;
+        }
+        println!(
+            "{name}: stopping in {}: /readyz answers 503 meanwhile",
+            crate::config::show_duration(self.delay)
+        );
+        let (trigger, delay) = (self.trigger.clone(), self.delay);
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            drop(handover);
+            trigger.fire();
+        });
+    }
+}
+
+/// Starts `exe` with this process's arguments, the listening sockets and
+/// a socket to say it is ready on; waits for that, for its exit or for
+/// [`UPGRADE_TIMEOUT`]. Returns its pid once it is ready.
+fn start_successor(exe: &Path, handover: &Handover) -> Result<u32, String> {
+    let ready = notify::Listener::bind("upgrade")
+        .map_err(|e| format!("cannot make the socket the new process reports on: {e}"))?;
+    handover
+        .set_inheritable(true)
+        .map_err(|e| format!("cannot pass the listening sockets: {e}"))?;
+    let spawned = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .envs(handover.env())
+        .env(notify::UPGRADE_NOTIFY, ready.name())
+        // WATCHDOG_PID names this process: the new one pings for itself.
+        .env_remove("WATCHDOG_PID")
+        .stdin(std::process::Stdio::null())
+        .spawn();
+    // Only this thread starts processes: nothing else inherits them.
+    if let Err(e) = handover.set_inheritable(false) {
+        log::warning!("upgrade: cannot mark the listening sockets close-on-exec again: {e}");
+    }
+    let mut child = spawned.map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let pid = child.id();
+    let until = Instant::now() + UPGRADE_TIMEOUT;
+    loop {
+        let step = (Instant::now() + Duration::from_millis(100)).min(until);
+        match ready.recv_until(step) {
+            Ok(Some(msg)) if msg.lines().any(|l| l == "READY=1") => return Ok(pid),
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "waiting for the new process (pid {pid}): {e}; stopped it"
+                ));
+            }
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                return Err(format!(
+                    "the new process (pid {pid}) exited ({status}) before it was ready; its own message says why"
+                ))
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("waiting for the new process (pid {pid}): {e}")),
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "the new process (pid {pid}) was not ready within {UPGRADE_TIMEOUT:?}; stopped it"
+            ));
+        }
+    }
+}
+
+/// Tells the manager `WATCHDOG=1` every half `interval` while every shard
+/// has ticked recently; a shard that has not (its thread is stuck) holds
+/// the pings back, and the manager restarts the service once `interval`
+/// passes without one. Once a stop has begun it pings regardless: the
+/// drain has its own deadline.
+fn watchdog(interval: Duration, beats: Heartbeats, trigger: ShutdownTrigger) {
+    let Some(manager) = Notify::from_env() else {
+        return;
+    };
+    let every = interval / 2;
+    // A running shard ticks at least every 250 ms.
+    let limit = every.max(Duration::from_secs(1));
+    let mut held = false;
+    loop {
+        std::thread::sleep(every);
+        let stalled = beats.stalled(limit);
+        if stalled.is_empty() || trigger.fired() {
+            if held {
+                println!(
+                    "{}: every shard runs again; watchdog pings resume",
+                    log::name()
+                );
+                held = false;
+            }
+            manager.tell("WATCHDOG=1");
+            continue;
+        }
+        if !held {
+            let which: Vec<String> = stalled
+                .iter()
+                .map(|(i, quiet)| format!("shard {i} ({} ms)", quiet.as_millis()))
+                .collect();
+            log::warning!(
+                "{} has not run for longer than {} ms: withholding the watchdog ping",
+                which.join(", "),
+                limit.as_millis()
+            );
+            manager.tell(&format!("STATUS=stalled: {}", which.join(", ")));
+            held = true;
         }
     }
 }
