@@ -304,6 +304,7 @@ where
             shards: n,
         });
     }
+    let handed = inherited.is_some();
     let (addrs, sockets, handed_admin) = match inherited {
         Some(handed) => handed.deal(n).map_err(StartError::Bind)?,
         None => {
@@ -329,6 +330,13 @@ where
         }
         (None, None) => None,
     };
+    // A handed-over admin socket is the metrics address, as if configured.
+    let configured = config.clone();
+    let handed_metrics = admin.as_ref().map(|(_, a)| *a).filter(|_| handed);
+    let mut config = config;
+    if handed_metrics.is_some() {
+        config.metrics_listen = handed_metrics;
+    }
     let mut handover = Handover::default();
     let dups = sockets
         .iter()
@@ -364,7 +372,8 @@ where
         heartbeats: heartbeats.clone(),
         reloader: Reloader {
             control: control.clone(),
-            current: Arc::new(Mutex::new((*config).clone())),
+            current: Arc::new(Mutex::new(configured)),
+            handed_metrics,
             reopen: prepared.access_log.as_ref().map(|o| o.reopen()),
         },
     };
@@ -756,7 +765,11 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Reloader {
     control: Arc<[Inbox<Control>]>,
+    /// The configuration as given (before handed-over sockets).
     current: Arc<Mutex<Config>>,
+    /// The metrics address handed over, which the shards use whatever
+    /// the configuration says.
+    handed_metrics: Option<SocketAddr>,
     reopen: Option<Reopen>,
 }
 
@@ -790,6 +803,10 @@ impl Reloader {
             keep_fixed(&old, &mut config)
         };
         config.validate().map_err(|e| e.to_string())?;
+        let as_given = config.clone();
+        if self.handed_metrics.is_some() {
+            config.metrics_listen = self.handed_metrics;
+        }
         let prepared = config.prepare_without_log().map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel();
         let reload = Arc::new(Reload {
@@ -827,7 +844,7 @@ impl Reloader {
         if let Some(why) = failed {
             return Err(why);
         }
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = config;
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = as_given;
         if let Some(r) = &self.reopen {
             r.request();
         }
