@@ -794,3 +794,170 @@ fn an_upgrade_to_a_binary_that_fails_keeps_the_old_process_serving() {
     assert_eq!(reap(new_pid, Duration::from_secs(15)), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The units in `deploy/`, with `ExecStart` pointing at the binary built
+/// here, in a directory of their own.
+fn units() -> PathBuf {
+    let dir = temp_dir("units");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    for unit in ["edgeshard.service", "edgeshard.socket"] {
+        let text = std::fs::read_to_string(root.join(unit)).unwrap();
+        std::fs::write(
+            dir.join(unit),
+            text.replace("/usr/local/bin/edgeshard", BIN),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_units_in_deploy_verify_without_a_warning() {
+    if !common::have("systemd-analyze", &["--version"]) {
+        return;
+    }
+    let dir = units();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.join("edgeshard.service"))
+        .arg(dir.join("edgeshard.socket"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The system calls `@group`s and names in `filters` allow.
+fn allowed_syscalls(filters: &[String]) -> std::collections::BTreeSet<String> {
+    fn expand(name: &str, into: &mut std::collections::BTreeSet<String>) {
+        if !name.starts_with('@') {
+            into.insert(name.to_string());
+            return;
+        }
+        let out = Command::new("systemd-analyze")
+            .args(["syscall-filter", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "systemd-analyze syscall-filter {name}"
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                expand(line, into);
+            }
+        }
+    }
+    let mut all = std::collections::BTreeSet::new();
+    for f in filters {
+        assert!(!f.starts_with('~'), "an allow list is expected: {f}");
+        for name in f.split_whitespace() {
+            expand(name, &mut all);
+        }
+    }
+    all
+}
+
+/// The system calls in an `strace -f` log.
+fn syscalls_in(log: &str) -> std::collections::BTreeSet<String> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.split_once(' ')?.1.trim_start();
+            let rest = rest.strip_prefix("<... ").unwrap_or(rest);
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit())).then_some(name)
+        })
+        .filter(|n| n != "exited" && n != "killed")
+        .collect()
+}
+
+#[test]
+fn the_units_syscall_filter_allows_every_call_the_server_makes() {
+    if !common::have("strace", &["-V"]) || !common::have("systemd-analyze", &["--version"]) {
+        return;
+    }
+    become_reaper();
+    let dir = temp_dir("strace");
+    let www = dir.join("www");
+    std::fs::create_dir_all(www.join("sub")).unwrap();
+    std::fs::write(www.join("big.bin"), vec![7u8; 2 << 20]).unwrap();
+    std::fs::write(www.join("sub/a.txt"), "a\n").unwrap();
+    let log = dir.join("strace.log");
+    let port = free_port();
+    let notified = Notified::bind("strace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .arg(BIN)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--shards", "2"])
+        .arg("--root")
+        .arg(&www)
+        .args(["--autoindex", "--access-log"])
+        .arg(dir.join("access.log"))
+        .args(["--proxy", &format!("/p/=http://127.0.0.1:{port}/sub")])
+        .env("NOTIFY_SOCKET", &notified.name)
+        .env("WATCHDOG_USEC", "1000000");
+    let mut p = Proc::spawn(cmd);
+    let addr = status_addr(&notified.until("READY=1", Duration::from_secs(60)));
+    let exercise = || {
+        assert_eq!(get(addr, "/big.bin").1.len(), 2 << 20);
+        assert_eq!(get(addr, "/sub/").0, 200);
+        assert_eq!(get(addr, "/p/a.txt"), (200, b"a\n".to_vec()));
+        assert_eq!(get(addr, "/metrics").0, 200);
+        assert_eq!(get(addr, "/api/stats").0, 200);
+    };
+    exercise();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(response(&mut s).unwrap().0, 200);
+    // strace's child is the server; the upgrade's new process is its child.
+    let server_pid =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", p.pid(), p.pid()))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .expect("the server under strace");
+    signal(server_pid, rustix::process::Signal::Hup);
+    notified.until("READY=1", Duration::from_secs(30));
+    signal(server_pid, rustix::process::Signal::Usr2);
+    let got = notified.until("READY=1", Duration::from_secs(60));
+    let new_pid: u32 = got
+        .iter()
+        .flat_map(|m| m.lines())
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no MAINPID: {got:?}"));
+    exercise();
+    std::thread::sleep(Duration::from_millis(1200));
+    signal(new_pid, rustix::process::Signal::Term);
+    assert!(p.exit_within(Duration::from_secs(30)).success());
+
+    let used = syscalls_in(&std::fs::read_to_string(&log).unwrap());
+    assert!(
+        used.contains("io_uring_setup") && used.contains("sendfile"),
+        "{used:?}"
+    );
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/edgeshard.service"),
+    )
+    .unwrap();
+    let filters: Vec<String> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("SystemCallFilter="))
+        .map(str::to_string)
+        .collect();
+    let allowed = allowed_syscalls(&filters);
+    let refused: Vec<&String> = used.iter().filter(|s| !allowed.contains(*s)).collect();
+    assert!(
+        refused.is_empty(),
+        "edgeshard.service's SystemCallFilter refuses {refused:?} (the server used {used:?})"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
