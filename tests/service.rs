@@ -961,3 +961,107 @@ fn the_units_syscall_filter_allows_every_call_the_server_makes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `total_requests` from a server's `/api/stats`.
+fn total_requests(addr: SocketAddr) -> u64 {
+    let (status, body) = get(addr, "/api/stats");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("stats JSON");
+    v["total_requests"].as_u64().expect("total_requests")
+}
+
+/// One host of the fleet: the binary on `port`, with a notify socket.
+fn host(port: u16, tag: &str) -> (Proc, Notified) {
+    let notified = Notified::bind(tag);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--shards", "1"])
+        .args(["--access-log", "off", "--shutdown-delay", "1s"])
+        .env("NOTIFY_SOCKET", &notified.name);
+    let p = Proc::spawn(cmd);
+    notified.until("READY=1", Duration::from_secs(20));
+    (p, notified)
+}
+
+#[test]
+fn a_fleet_behind_haproxy_fails_no_request_while_one_host_upgrades_and_another_restarts() {
+    if !common::have("haproxy", &["-v"]) {
+        return;
+    }
+    become_reaper();
+    let (pa, pb, ph) = (free_port(), free_port(), free_port());
+    let (mut a, a_notified) = host(pa, "fleet-a");
+    let (mut b, _b_notified) = host(pb, "fleet-b");
+    let dir = temp_dir("fleet");
+    let cfg =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg"))
+            .unwrap()
+            .replace("0.0.0.0:80", &format!("127.0.0.1:{ph}"))
+            .replace("10.0.0.11:8080", &format!("127.0.0.1:{pa}"))
+            .replace("10.0.0.12:8080", &format!("127.0.0.1:{pb}"));
+    std::fs::write(dir.join("haproxy.cfg"), cfg).unwrap();
+    let mut cmd = Command::new("haproxy");
+    cmd.arg("-db").arg("-f").arg(dir.join("haproxy.cfg"));
+    let haproxy = Proc::spawn(cmd);
+    let front: SocketAddr = format!("127.0.0.1:{ph}").parse().unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(front).is_err() {
+        assert!(Instant::now() < end, "haproxy: {:?}", haproxy.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Both hosts up in HAProxy's eyes (two checks 200 ms apart each).
+    std::thread::sleep(Duration::from_millis(800));
+
+    let load = Load::start(front, 4, 2);
+    load.reach(3_000, Duration::from_secs(60));
+
+    // Host A: a binary upgrade.
+    signal(a.pid(), rustix::process::Signal::Usr2);
+    let got = a_notified.until("READY=1", Duration::from_secs(40));
+    let a_new: u32 = got
+        .iter()
+        .flat_map(|m| m.lines())
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no MAINPID: {got:?}"));
+    assert!(a.exit_within(Duration::from_secs(15)).success());
+    let after_upgrade = load.ok();
+    load.reach(after_upgrade + 3_000, Duration::from_secs(60));
+
+    // Host B: stopped (/readyz 503 for the shutdown delay, then a drain)
+    // and started again on the same port.
+    signal(b.pid(), rustix::process::Signal::Term);
+    b.line(
+        "stopping in 1s: /readyz answers 503 meanwhile",
+        Duration::from_secs(5),
+    );
+    assert!(b.exit_within(Duration::from_secs(15)).success());
+    let (mut b2, _b2_notified) = host(pb, "fleet-b2");
+    // HAProxy takes it back after two good checks.
+    std::thread::sleep(Duration::from_millis(1000));
+    let restarted = load.ok();
+    load.reach(restarted + 3_000, Duration::from_secs(60));
+    let (ok, failures) = load.finish();
+    eprintln!(
+        "{ok} requests through HAProxy across an upgrade of one host (at {after_upgrade}) and a restart of the other (at {restarted}); {} failed",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    let back: SocketAddr = format!("127.0.0.1:{pb}").parse().unwrap();
+    assert!(
+        total_requests(back) > 100,
+        "the restarted host is back in the rotation"
+    );
+
+    signal(a_new, rustix::process::Signal::Term);
+    assert_eq!(reap(a_new, Duration::from_secs(15)), 0);
+    signal(b2.pid(), rustix::process::Signal::Term);
+    assert!(b2.exit_within(Duration::from_secs(15)).success());
+    let warnings: Vec<String> = haproxy
+        .stderr()
+        .into_iter()
+        .filter(|l| !l.contains("is DOWN") && !l.contains("is UP"))
+        .collect();
+    eprintln!("haproxy said: {warnings:?}");
+    drop(haproxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
