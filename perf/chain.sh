@@ -11,7 +11,15 @@
 # binary bare (as above) with `--metrics=false` against bare with the
 # metrics on (their default: each request timed and counted by route).
 #
-#   perf/chain.sh [--metrics] [--rounds N] [--duration 10s] [--force]
+# With --activation, what sharing one socket-activated socket between
+# shards costs: the bare binary with 2 shards on their own SO_REUSEPORT
+# sockets against the same under `systemd-socket-activate` (one socket,
+# every shard accepting from it); neither server nor wrk pinned (the
+# shards take both CPUs). Each run also records how the requests fell
+# between the shards (`/api/stats`). --close makes every request a new
+# connection (`Connection: close`), where the sharing shows.
+#
+#   perf/chain.sh [--metrics | --activation [--close]] [--rounds N] [--duration 10s] [--force]
 #
 # Results: perf/results/DATE-HHMM-chain.md (or -metrics.md).
 set -euo pipefail
@@ -21,9 +29,12 @@ ROUNDS=5
 DURATION=10s
 FORCE=0
 MODE=chain
+CLOSE=0
 while [ $# -gt 0 ]; do
     case $1 in
         --metrics) MODE=metrics; shift ;;
+        --activation) MODE=activation; shift ;;
+        --close) CLOSE=1; shift ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --force) FORCE=1; shift ;;
@@ -48,17 +59,24 @@ TCK=$(getconf CLK_TCK)
 . perf/lib.sh
 
 # The two servers compared: the first is the baseline.
-if [ "$MODE" = chain ]; then
-    NAMES="bare chain"
-else
-    NAMES="metrics-off metrics-on"
+case $MODE in
+    chain) NAMES="bare chain" ;;
+    metrics) NAMES="metrics-off metrics-on" ;;
+    activation) NAMES="reuseport activated" ;;
+esac
+SHARDS=1 PIN_SERVER=(taskset -c 1) PIN_WRK=(taskset -c 0) WRK_ARGS=()
+if [ "$MODE" = activation ]; then
+    command -v systemd-socket-activate >/dev/null || { echo "needs systemd-socket-activate" >&2; exit 1; }
+    SHARDS=2 PIN_SERVER=() PIN_WRK=()
 fi
+[ "$CLOSE" = 1 ] && WRK_ARGS=(-H "Connection: close")
 args_for() {
     case $1 in
         bare) echo "--security-headers=false --access-log off --metrics=false" ;;
         chain) echo "--request-id --access-log $WORK/access.log --metrics=false" ;;
         metrics-off) echo "--security-headers=false --access-log off --metrics=false" ;;
         metrics-on) echo "--security-headers=false --access-log off" ;;
+        reuseport | activated) echo "--security-headers=false --access-log off --metrics=false" ;;
     esac
 }
 
@@ -67,18 +85,24 @@ for round in $(seq "$ROUNDS"); do
     for name in $NAMES; do
         port=$(free_port)
         rm -f "$WORK/access.log"
+        activate=()
+        [ "$name" = activated ] && activate=(systemd-socket-activate -l "127.0.0.1:$port")
         # shellcheck disable=SC2046 # the flags are words
-        taskset -c 1 "$BIN" --shards 1 --listen "127.0.0.1:$port" $(args_for "$name") >/dev/null 2>&1 &
+        "${PIN_SERVER[@]}" "${activate[@]}" "$BIN" --shards "$SHARDS" --listen "127.0.0.1:$port" $(args_for "$name") >/dev/null 2>&1 &
         SERVER_PID=$!
         for _ in $(seq 200); do
             curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break
             sleep 0.025
         done
         url="http://127.0.0.1:$port/healthz"
-        taskset -c 0 wrk -t1 -c64 -d2s "$url" >/dev/null
+        "${PIN_WRK[@]}" wrk -t1 -c64 -d2s "${WRK_ARGS[@]}" "$url" >/dev/null
         read -r u0 s0 < <(cpu_ticks "$SERVER_PID")
-        out=$(taskset -c 0 wrk -t1 -c64 -d"$DURATION" --latency "$url")
+        out=$("${PIN_WRK[@]}" wrk -t1 -c64 -d"$DURATION" --latency "${WRK_ARGS[@]}" "$url")
         read -r u1 s1 < <(cpu_ticks "$SERVER_PID")
+        if [ "$MODE" = activation ]; then
+            split=$(curl -s "http://127.0.0.1:$port/api/stats" | python3 -c 'import json,sys; print(" / ".join(str(s["requests"]) for s in json.load(sys.stdin)["shards"]))')
+            echo "# round $round $name: requests by shard $split" | tee -a "$WORK/split.txt" >&2
+        fi
         stop_server
         if [ "$name" = chain ]; then
             lines=$(wc -l < "$WORK/access.log")
@@ -89,20 +113,24 @@ for round in $(seq "$ROUNDS"); do
 done
 
 STAMP=$(date -u +%F-%H%M)
-SUFFIX=$([ "$MODE" = chain ] && echo chain || echo metrics)
+SUFFIX=$MODE
+[ "$CLOSE" = 1 ] && SUFFIX=$MODE-close
 OUT="perf/results/$STAMP-$SUFFIX.md"
 # shellcheck disable=SC2086 # the names are words
-python3 - "$RAW" "$ROUNDS" "$DURATION" "$(git describe --always --dirty)" $NAMES > "$OUT" <<'PY'
+python3 - "$RAW" "$ROUNDS" "$DURATION" "$(git describe --always --dirty)" "$SHARDS" "$CLOSE" $NAMES > "$OUT" <<'PY'
 import statistics, sys
-raw, rounds, duration, rev, base, other = sys.argv[1:7]
+raw, rounds, duration, rev, shards, close, base, other = sys.argv[1:9]
 rows = [l.split("\t") for l in open(raw).read().splitlines()]
 by = {}
 for case, name, rps, lat, err, non2xx, reqs, user, sys_ in rows:
     cpu = float(user) + float(sys_)
     by.setdefault(name, []).append((float(rps), float(lat), int(reqs) / cpu if cpu else 0.0, int(err), int(non2xx)))
-what = "Middleware chain" if base == "bare" else "Metrics"
-print(f"## {what} cost ({rev}): GET /healthz, {rounds} rounds of {duration}, 64 connections, 1 shard\n")
-if base == "bare":
+what = {"bare": "Middleware chain", "metrics-off": "Metrics", "reuseport": "Shared activated socket"}[base]
+conns = "64 connections, a new one per request (Connection: close)" if close == "1" else "64 keep-alive connections"
+print(f"## {what} cost ({rev}): GET /healthz, {rounds} rounds of {duration}, {conns}, {shards} shard(s)\n")
+if base == "reuseport":
+    print("both `--security-headers=false --access-log off --metrics=false`; reuseport: each shard its own SO_REUSEPORT socket; activated: under `systemd-socket-activate`, one socket every shard accepts from\n")
+elif base == "bare":
     print("bare: `--security-headers=false --access-log off --metrics=false`; chain: `--request-id --access-log FILE --metrics=false` (security headers on by default)\n")
 else:
     print("both `--security-headers=false --access-log off`; metrics-off adds `--metrics=false`, metrics-on times and counts each request by route\n")
@@ -120,5 +148,8 @@ print("\n```")
 print(open(raw).read(), end="")
 print("```")
 PY
+if [ -f "$WORK/split.txt" ]; then
+    { echo; echo "Requests by shard (/api/stats after each run):"; echo; echo '```'; cat "$WORK/split.txt"; echo '```'; } >> "$OUT"
+fi
 echo "# wrote $OUT" >&2
 cat "$OUT"

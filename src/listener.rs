@@ -257,7 +257,16 @@ impl Inherited {
 
     fn adopt(from: &'static str, fds: Vec<(i32, String)>) -> Result<Inherited, String> {
         let mut sockets = Vec::with_capacity(fds.len());
+        let mut seen = Vec::with_capacity(fds.len());
         for (fd, name) in fds {
+            // Each number once (it is closed when its owner drops), and
+            // never stdin, stdout or stderr.
+            if fd < 3 || seen.contains(&fd) {
+                return Err(format!(
+                    "descriptor {fd} from {from}: not a listening socket to take"
+                ));
+            }
+            seen.push(fd);
             let owned = crate::sys::adopt_fd(fd)
                 .map_err(|e| format!("descriptor {fd} from {from}: {e}"))?;
             let addr = crate::sys::listening_tcp_addr(owned.as_fd())
@@ -266,7 +275,10 @@ impl Inherited {
                     crate::sys::set_nonblocking(owned.as_fd())?;
                     Ok(a)
                 })
-                .map_err(|e| format!("descriptor {fd} ({name:?}) from {from}: {e}"))?;
+                .map_err(|e| match name.as_str() {
+                    "" => format!("descriptor {fd} from {from}: {e}"),
+                    _ => format!("descriptor {fd} ({name:?}) from {from}: {e}"),
+                })?;
             sockets.push((RawSocket::from(owned), addr, name));
         }
         Ok(Inherited { from, sockets })

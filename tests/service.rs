@@ -1065,3 +1065,201 @@ fn a_fleet_behind_haproxy_fails_no_request_while_one_host_upgrades_and_another_r
     drop(haproxy);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn handed_over_descriptors_that_are_not_listening_sockets_stop_the_start_naming_them() {
+    // fd 3 a regular file, then a TCP socket that is not listening; and
+    // LISTEN_FDS for another process, which is not taken at all.
+    let cases = [
+        (
+            "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --listen 127.0.0.1:0 3</etc/hostname",
+            "edgeshard: descriptor 3 from systemd (LISTEN_FDS): not a socket",
+        ),
+        (
+            "LISTEN_PID=$$ LISTEN_FDS=x exec \"$0\" --listen 127.0.0.1:0",
+            "edgeshard: LISTEN_FDS=\"x\" is not a count of descriptors",
+        ),
+        (
+            "EDGESHARD_FDS=1:listen EDGESHARD_FDS_PARENT=$PPID exec \"$0\" --listen 127.0.0.1:0",
+            "edgeshard: descriptor 1 from the process upgraded from: not a listening socket to take",
+        ),
+    ];
+    for (script, want) in cases {
+        let out = Command::new("sh")
+            .args(["-c", script, BIN])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{script}: {err}");
+        assert_eq!(err.trim_end(), want, "{script}");
+    }
+    // Meant for another process: ignored, and the server binds its own.
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "LISTEN_PID=1 LISTEN_FDS=1 exec \"$0\" --listen 127.0.0.1:0 --access-log off",
+        BIN,
+    ]);
+    let mut p = Proc::spawn(cmd);
+    let line = p.line(" listening on ", Duration::from_secs(20));
+    let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(get(addr, "/healthz").0, 200);
+    assert!(!p.stdout().iter().any(|l| l.contains("handed over")));
+    signal(p.pid(), rustix::process::Signal::Term);
+    assert!(p.exit_within(Duration::from_secs(10)).success());
+}
+
+/// An upstream answering every request with `body`, one per connection.
+fn fixed_upstream(body: &'static str) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// Sends `req` on `s`; the response's head (lower-cased) and body.
+fn exchange(s: &mut TcpStream, req: &str) -> (String, String) {
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i + 4]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < i + 4 + length {
+                let n = s.read(&mut chunk).unwrap();
+                assert!(n > 0, "closed in the body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = String::from_utf8_lossy(&buf[i + 4..i + 4 + length]).into_owned();
+            return (head, body);
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed before the response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn a_reload_changes_upstreams_auth_files_and_middleware_under_an_open_connection() {
+    let dir = temp_dir("reload");
+    let (a, b) = (fixed_upstream("A\n"), fixed_upstream("B\n"));
+    let write = |upstream: SocketAddr, token: &str, csp: &str| {
+        std::fs::write(dir.join("tokens"), format!("{token}\n")).unwrap();
+        std::fs::write(
+            dir.join("edgeshard.toml"),
+            format!(
+                "listen = [\"127.0.0.1:0\"]\nshards = 1\n\n[log]\naccess = \"off\"\n\n\
+                 [[proxy]]\nprefix = \"/app/\"\nupstreams = [\"http://{upstream}\"]\n\n\
+                 [[auth]]\nprefix = \"/app/\"\nscheme = \"bearer\"\nfile = \"tokens\"\n\n\
+                 [security]\ncsp = \"{csp}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    write(a, "one", "default-src 'self'");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config").arg(dir.join("edgeshard.toml"));
+    let mut p = Proc::spawn(cmd);
+    let line = p.line(" listening on ", Duration::from_secs(20));
+    let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let req = |token: &str| {
+        format!("GET /app/x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n")
+    };
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (head, body) = exchange(&mut conn, &req("one"));
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    assert_eq!(body, "A\n");
+    assert!(
+        head.contains("content-security-policy: default-src 'self'\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("connection: close"), "{head}");
+
+    write(b, "two", "default-src 'none'");
+    signal(p.pid(), rustix::process::Signal::Hup);
+    p.line(
+        "SIGHUP: the configuration is reloaded",
+        Duration::from_secs(20),
+    );
+    // The same connection, still open, sees the new configuration.
+    let (head, _) = exchange(&mut conn, &req("one"));
+    assert!(
+        head.starts_with("http/1.1 401 "),
+        "the old token is refused: {head}"
+    );
+    let (head, body) = exchange(&mut conn, &req("two"));
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    assert_eq!(body, "B\n", "the new upstream answers");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'\r\n"),
+        "{head}"
+    );
+
+    // A change that takes a restart is said, and the rest still applies.
+    std::fs::write(
+        dir.join("edgeshard.toml"),
+        std::fs::read_to_string(dir.join("edgeshard.toml"))
+            .unwrap()
+            .replace("shards = 1", "shards = 2"),
+    )
+    .unwrap();
+    signal(p.pid(), rustix::process::Signal::Hup);
+    let said = p.line("take a restart", Duration::from_secs(20));
+    assert!(
+        said.ends_with("they keep their running values: shards"),
+        "{said}"
+    );
+    let (head, _) = exchange(&mut conn, &req("two"));
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+
+    // A broken file: refused, named, and the running configuration stays.
+    std::fs::write(
+        dir.join("edgeshard.toml"),
+        "listen = [\"127.0.0.1:0\"]\n[[proxy]]\nprefix = \"/app/\"\nupstreams = [\"htp://x\"]\n",
+    )
+    .unwrap();
+    signal(p.pid(), rustix::process::Signal::Hup);
+    let end = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        if let Some(l) = p.stderr().into_iter().find(|l| l.contains("refused")) {
+            break l;
+        }
+        assert!(Instant::now() < end, "{:?}", p.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        refused.starts_with(
+            "edgeshard: SIGHUP: the new configuration is refused; the running one stays: "
+        ) && refused.contains("edgeshard.toml:4: proxy[0].upstreams"),
+        "{refused}"
+    );
+    let (head, body) = exchange(&mut conn, &req("two"));
+    assert!(head.starts_with("http/1.1 200 ") && body == "B\n", "{head}");
+    signal(p.pid(), rustix::process::Signal::Term);
+    assert!(p.exit_within(Duration::from_secs(10)).success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
