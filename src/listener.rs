@@ -17,7 +17,7 @@ use glommio::timer::Timer;
 use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 
 use crate::conn::{serve_holding, Shared};
-use crate::handler::{ConnInfo, Handler};
+use crate::handler::{ConnInfo, Handler, Swappable};
 use crate::log;
 use crate::poller::Socket;
 
@@ -123,7 +123,7 @@ pub(crate) async fn accept_loop<H: Handler>(
     listener: Socket,
     bound: SocketAddr,
     shared: Rc<Shared>,
-    handler: Rc<H>,
+    handler: Rc<Swappable<H>>,
     slots: Rc<Semaphore>,
 ) {
     let mut starved = false;

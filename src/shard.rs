@@ -3,7 +3,6 @@
 //! factory built on it. Nothing here is shared between shards except the
 //! configuration (read-only), the shutdown trigger and the start-up report.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -21,7 +20,7 @@ use crate::access_log::{AccessLog, Outlet, Reopen, FINAL_WRITE};
 use crate::admin::Admin;
 use crate::config::{Config, ConfigError, Prepared};
 use crate::conn::Shared;
-use crate::handler::Handler;
+use crate::handler::{Handler, Swappable};
 use crate::listener::{accept_loop, bind_all, BindError, Handover, Inherited, METRICS_NAME};
 use crate::mesh::{new_mesh, Ask, Inbox, Mesh, MeshHandle, Report};
 use crate::metrics::Metrics;
@@ -511,7 +510,7 @@ impl Start {
             proxy: self.proxy.clone(),
             shutdown: self.trigger.clone(),
         };
-        let handler = Rc::new(Reloadable::new(make(&ctx)));
+        let handler = Rc::new(Swappable::new(make(&ctx)));
         let control = glommio::spawn_local(take_reloads(
             ctx,
             make,
@@ -558,7 +557,7 @@ impl Start {
                 listener,
                 bound,
                 shared.clone(),
-                Rc::new(admin),
+                Rc::new(Swappable::new(admin)),
                 Rc::new(Semaphore::new(ADMIN_CONNS)),
             );
             accepting.push(glommio::spawn_local(serve));
@@ -677,37 +676,6 @@ impl Heartbeats {
     }
 }
 
-/// A shard's handler, which a reload replaces: each request takes the
-/// handler current when it starts (one reference-count increment), and
-/// an old handler lives on until its last request is answered.
-struct Reloadable<H> {
-    current: RefCell<Rc<H>>,
-}
-
-impl<H> Reloadable<H> {
-    fn new(handler: H) -> Self {
-        Reloadable {
-            current: RefCell::new(Rc::new(handler)),
-        }
-    }
-
-    fn replace(&self, handler: H) {
-        // The old one drops here unless a request still holds it.
-        *self.current.borrow_mut() = Rc::new(handler);
-    }
-}
-
-impl<H: Handler> Handler for Reloadable<H> {
-    #[inline]
-    fn call(
-        &self,
-        req: crate::handler::Request,
-    ) -> impl std::future::Future<Output = crate::response::Response> {
-        let handler = self.current.borrow().clone();
-        async move { handler.call(req).await }
-    }
-}
-
 /// What the daemon (or a library user) sends the shards.
 enum Control {
     Reload(Arc<Reload>),
@@ -727,7 +695,7 @@ struct Reload {
 async fn take_reloads<H: Handler>(
     mut ctx: ShardContext,
     make: impl Fn(&ShardContext) -> H,
-    handler: Rc<Reloadable<H>>,
+    handler: Rc<Swappable<H>>,
     control: Arc<[Inbox<Control>]>,
 ) {
     let id = ctx.id;

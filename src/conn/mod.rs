@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::handler::{ConnEntry, ConnInfo, Handler};
+use crate::handler::{ConnEntry, ConnInfo, Handler, Swappable};
 use crate::http::date::DateMarks;
 use crate::http::{parse_head, ParseError, StatusCode};
 use crate::transport::Transport;
@@ -88,9 +88,10 @@ where
         ..ConnInfo::UNKNOWN
     };
     let mut conn = Conn::new(io, info, &shared);
+    let handler = Swappable::from_rc(handler);
     async move {
         let end = loop {
-            if let Err(end) = conn.busy(&shared, &*handler).await {
+            if let Err(end) = conn.busy(&shared, &handler).await {
                 break end;
             }
             if let Err(end) = conn.sleep(&shared).await {
@@ -112,7 +113,7 @@ pub(crate) fn serve_holding<S, H, G>(
     io: S,
     info: ConnInfo,
     shared: Rc<Shared>,
-    handler: Rc<H>,
+    handler: Rc<Swappable<H>>,
     guard: G,
 ) -> impl std::future::Future<Output = ()>
 where
@@ -129,7 +130,7 @@ where
 async fn serve_from<S, H, G>(
     mut conn: Conn<S>,
     shared: Rc<Shared>,
-    handler: Rc<H>,
+    handler: Rc<Swappable<H>>,
     guard: G,
     mut asleep: bool,
 ) where
@@ -143,7 +144,7 @@ async fn serve_from<S, H, G>(
                 break end;
             }
         }
-        if let Err(end) = conn.busy(&shared, &*handler).await {
+        if let Err(end) = conn.busy(&shared, &handler).await {
             break end;
         }
         // Only an idle wait is told to sleep: nothing read, nothing to send.
@@ -269,7 +270,11 @@ impl<S: Transport> Conn<S> {
     /// tick finds it idle (`Ok`: it may sleep). Answering takes a large
     /// state machine (the handler's future, the encoder's: 1.6 KiB with the
     /// bench app's routes); it lives in a box for the busy period only.
-    async fn busy<H: Handler>(&mut self, shared: &Shared, handler: &H) -> Result<(), End> {
+    async fn busy<H: Handler>(
+        &mut self,
+        shared: &Shared,
+        handler: &Swappable<H>,
+    ) -> Result<(), End> {
         match Box::pin(self.run(shared, handler)).await {
             End::Sleep if self.slot.draining() => Err(End::Quiet),
             End::Sleep => Ok(()),
@@ -286,7 +291,9 @@ impl<S: Transport> Conn<S> {
 
     /// The request loop: parse a head from what has been read (or wait for
     /// more), read its body, answer it; until the connection ends.
-    async fn run<H: Handler>(&mut self, shared: &Shared, handler: &H) -> End {
+    /// Each request is answered by the handler current when its head has
+    /// been parsed (a reload may replace it between two requests).
+    async fn run<H: Handler>(&mut self, shared: &Shared, handler: &Swappable<H>) -> End {
         loop {
             let head = match parse_head(&mut self.rbuf, &shared.limits) {
                 Ok(Some(head)) => {
@@ -309,6 +316,7 @@ impl<S: Transport> Conn<S> {
                 }
             };
             let body = self.take_body(&head, shared);
+            let handler = &*handler.get();
             let answered = match body {
                 pump::Taken::Whole(_) => {
                     self.respond::<H, false>(head, body, shared, handler).await

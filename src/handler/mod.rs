@@ -113,3 +113,35 @@ where
         }),
     }
 }
+
+/// A shard's handler, which a reload replaces: each request takes the
+/// one current when its head has been parsed (one reference count), and
+/// an old handler lives on until the last request using it is answered.
+pub(crate) struct Swappable<H> {
+    current: std::cell::RefCell<std::rc::Rc<H>>,
+}
+
+impl<H> Swappable<H> {
+    pub(crate) fn new(handler: H) -> Self {
+        Swappable {
+            current: std::cell::RefCell::new(std::rc::Rc::new(handler)),
+        }
+    }
+
+    pub(crate) fn from_rc(handler: std::rc::Rc<H>) -> Self {
+        Swappable {
+            current: std::cell::RefCell::new(handler),
+        }
+    }
+
+    /// The handler now.
+    #[inline]
+    pub(crate) fn get(&self) -> std::rc::Rc<H> {
+        self.current.borrow().clone()
+    }
+
+    /// Replaces it; the old one drops once no connection holds it.
+    pub(crate) fn replace(&self, handler: H) {
+        *self.current.borrow_mut() = std::rc::Rc::new(handler);
+    }
+}
