@@ -596,15 +596,10 @@ impl Start {
         if let (Some(log), Some(writer)) = (access_log, log_writer) {
             log.stop();
             // Bounded: a target that hangs must not keep the process up.
-            let written = async {
+            let written = std::pin::pin!(async {
                 writer.await;
-                true
-            };
-            let late = async {
-                Timer::new(FINAL_WRITE).await;
-                false
-            };
-            if !written.or(late).await {
+            });
+            if !within(FINAL_WRITE, written).await {
                 crate::log::warning!(
                     "shard {id}: access log: the last lines were not written within {FINAL_WRITE:?}"
                 );

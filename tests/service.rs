@@ -203,6 +203,14 @@ fn alive(pid: u32) -> bool {
             .contains(") Z ")
 }
 
+/// `exe` on an ephemeral loopback port, `shards` shards, no access log.
+fn quiet(exe: impl AsRef<std::ffi::OsStr>, shards: usize) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(["--listen", "127.0.0.1:0", "--access-log", "off", "--shards"])
+        .arg(shards.to_string());
+    cmd
+}
+
 /// A free loopback port (bound, then released).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -366,6 +374,21 @@ fn monotonic_usec() -> u64 {
     t.tv_sec as u64 * 1_000_000 + t.tv_nsec as u64 / 1_000
 }
 
+/// Sends SIGUSR2 to `pid` and waits for the new process to be named the
+/// main one (`MAINPID=`, from the old process) and ready; its pid.
+fn upgrade(pid: u32, notified: &Notified) -> u32 {
+    signal(pid, rustix::process::Signal::Usr2);
+    let got = notified.until("READY=1", Duration::from_secs(40));
+    let new_pid = got
+        .iter()
+        .flat_map(|m| m.lines())
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no MAINPID: {got:?}"));
+    assert_ne!(new_pid, pid);
+    new_pid
+}
+
 /// The address in `STATUS=serving on ADDR with …`.
 fn status_addr(messages: &[String]) -> SocketAddr {
     messages
@@ -380,16 +403,8 @@ fn status_addr(messages: &[String]) -> SocketAddr {
 #[test]
 fn ready_once_every_shard_listens_then_reloading_and_stopping() {
     let notified = Notified::bind("ready");
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--shards",
-        "2",
-        "--access-log",
-        "off",
-    ])
-    .env("NOTIFY_SOCKET", &notified.name);
+    let mut cmd = quiet(BIN, 2);
+    cmd.env("NOTIFY_SOCKET", &notified.name);
     let mut p = Proc::spawn(cmd);
     let got = notified.until("READY=1", Duration::from_secs(20));
     assert_eq!(got.len(), 1, "READY=1 is the first message: {got:?}");
@@ -510,19 +525,11 @@ fn watchdog_pings_stop_while_a_shard_is_stalled_and_resume_after() {
 #[test]
 fn without_watchdog_usec_for_this_process_there_are_no_pings() {
     let notified = Notified::bind("nowatchdog");
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--shards",
-        "1",
-        "--access-log",
-        "off",
-    ])
-    .env("NOTIFY_SOCKET", &notified.name)
-    .env("WATCHDOG_USEC", "200000")
-    // Meant for another process (sd_watchdog_enabled(3)).
-    .env("WATCHDOG_PID", "1");
+    let mut cmd = quiet(BIN, 1);
+    cmd.env("NOTIFY_SOCKET", &notified.name)
+        .env("WATCHDOG_USEC", "200000")
+        // Meant for another process (sd_watchdog_enabled(3)).
+        .env("WATCHDOG_PID", "1");
     let mut p = Proc::spawn(cmd);
     notified.until("READY=1", Duration::from_secs(20));
     assert_eq!(notified.recv(Duration::from_millis(800)), None);
@@ -671,15 +678,7 @@ fn an_upgrade_and_a_reload_under_load_fail_no_request() {
 
     // The upgrade: the new process is ready, named the main process, and
     // the old one drains and exits 0 while the load goes on.
-    signal(old.pid(), rustix::process::Signal::Usr2);
-    let got = notified.until("READY=1", Duration::from_secs(40));
-    let new_pid: u32 = got
-        .iter()
-        .flat_map(|m| m.lines())
-        .find_map(|l| l.strip_prefix("MAINPID="))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no MAINPID: {got:?}"));
-    assert_ne!(new_pid, old.pid());
+    let new_pid = upgrade(old.pid(), &notified);
     let at_upgrade = load.ok();
     let st = old.exit_within(Duration::from_secs(15));
     assert!(st.success(), "old process: {st:?}; {:?}", old.stderr());
@@ -736,16 +735,8 @@ fn an_upgrade_to_a_binary_that_fails_keeps_the_old_process_serving() {
     let exe = dir.join("edgeshard");
     std::fs::copy(BIN, &exe).unwrap();
     let notified = Notified::bind("failing");
-    let mut cmd = Command::new(&exe);
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--shards",
-        "1",
-        "--access-log",
-        "off",
-    ])
-    .env("NOTIFY_SOCKET", &notified.name);
+    let mut cmd = quiet(&exe, 1);
+    cmd.env("NOTIFY_SOCKET", &notified.name);
     let mut p = Proc::spawn(cmd);
     let addr = status_addr(&notified.until("READY=1", Duration::from_secs(20)));
 
@@ -780,14 +771,7 @@ fn an_upgrade_to_a_binary_that_fails_keeps_the_old_process_serving() {
     let fixed = dir.join("fixed");
     std::fs::copy(BIN, &fixed).unwrap();
     std::fs::rename(&fixed, &exe).unwrap();
-    signal(p.pid(), rustix::process::Signal::Usr2);
-    let got = notified.until("READY=1", Duration::from_secs(40));
-    let new_pid: u32 = got
-        .iter()
-        .flat_map(|m| m.lines())
-        .find_map(|l| l.strip_prefix("MAINPID="))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no MAINPID: {got:?}"));
+    let new_pid = upgrade(p.pid(), &notified);
     assert!(p.exit_within(Duration::from_secs(15)).success());
     assert_eq!(get(addr, "/healthz").0, 200);
     signal(new_pid, rustix::process::Signal::Term);
@@ -926,14 +910,7 @@ fn the_units_syscall_filter_allows_every_call_the_server_makes() {
             .expect("the server under strace");
     signal(server_pid, rustix::process::Signal::Hup);
     notified.until("READY=1", Duration::from_secs(30));
-    signal(server_pid, rustix::process::Signal::Usr2);
-    let got = notified.until("READY=1", Duration::from_secs(60));
-    let new_pid: u32 = got
-        .iter()
-        .flat_map(|m| m.lines())
-        .find_map(|l| l.strip_prefix("MAINPID="))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no MAINPID: {got:?}"));
+    let new_pid = upgrade(server_pid, &notified);
     exercise();
     std::thread::sleep(Duration::from_millis(1200));
     signal(new_pid, rustix::process::Signal::Term);
@@ -1015,14 +992,7 @@ fn a_fleet_behind_haproxy_fails_no_request_while_one_host_upgrades_and_another_r
     load.reach(3_000, Duration::from_secs(60));
 
     // Host A: a binary upgrade.
-    signal(a.pid(), rustix::process::Signal::Usr2);
-    let got = a_notified.until("READY=1", Duration::from_secs(40));
-    let a_new: u32 = got
-        .iter()
-        .flat_map(|m| m.lines())
-        .find_map(|l| l.strip_prefix("MAINPID="))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no MAINPID: {got:?}"));
+    let a_new = upgrade(a.pid(), &a_notified);
     assert!(a.exit_within(Duration::from_secs(15)).success());
     let after_upgrade = load.ok();
     load.reach(after_upgrade + 3_000, Duration::from_secs(60));
