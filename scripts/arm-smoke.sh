@@ -14,9 +14,13 @@
 # and starts two servers: the embedded site on :8080, and --root /www (a
 # directory put in the initramfs) on :8081. When both answer inside the
 # guest it prints "SMOKE: ready" on the serial console; the host then runs
-# scripts/arm_smoke_checks.py against the forwarded ports, writes "stop" to
-# the console, and the guest sends SIGTERM to both servers and prints
-# "SMOKE: exit A B" with their exit statuses, which must be 0 0. The VM is
+# scripts/arm_smoke_checks.py against the forwarded ports, writes
+# "upgrade" to the console (the guest sends SIGUSR2 to the files server,
+# whose old process must exit 0 once the new one serves; the host runs
+# the checks again), then "stop", and the guest sends SIGTERM to both
+# servers and prints "SMOKE: exit A B", which must be 0 0 (for the
+# upgraded files server, which is not the guest shell's child: that it
+# went away within 10 s). The VM is
 # killed by its PID whatever happens; on failure the serial log is printed.
 #
 # To add a check: a function in scripts/arm_smoke_checks.py. To add a
@@ -142,13 +146,32 @@ until wget -q -O /dev/null http://127.0.0.1:8080/healthz && wget -q -O /dev/null
 done
 echo "SMOKE: ready"
 read -r command
+if [ "\$command" = upgrade ]; then
+    # A binary upgrade of the files server: the new process takes its
+    # sockets; the old one must exit 0. The new one is not this shell's
+    # child, so at the stop only its going away is seen.
+    kill -USR2 \$FILES
+    wait \$FILES
+    old=\$?
+    NEW=\$(sed -n 's/.*upgrade: pid \\([0-9]*\\) is ready.*/\\1/p' /tmp/files.log)
+    echo "SMOKE: upgraded \$old \${NEW:-none}"
+    read -r command
+fi
 echo "SMOKE: got \$command; the guest's TCP sockets (queues in hex), then SIGTERM to both servers"
 cat /proc/net/tcp
-kill -TERM \$SITE \$FILES
+kill -TERM \$SITE \$FILES \$NEW 2>/dev/null
 wait \$SITE
 site=\$?
-wait \$FILES
-files=\$?
+if [ -n "\$NEW" ]; then
+    files=1
+    for _ in \$(seq 100); do
+        [ -d /proc/\$NEW ] && ! grep -q '^State:.*Z' /proc/\$NEW/status || { files=0; break; }
+        sleep 0.1
+    done
+else
+    wait \$FILES
+    files=\$?
+fi
 cat /tmp/site.log /tmp/files.log
 echo "SMOKE: exit \$site \$files"
 poweroff -f
@@ -210,6 +233,16 @@ for round in $(seq "$ROUNDS"); do
         [ "${PIPESTATUS[0]}" = 0 ] || stop_guest_after_failure
     fi
 done
+# A binary upgrade (SIGUSR2) of the files server: the new process serves
+# the same forwarded port; the checks run again against it.
+echo upgrade >&3
+wait_for "SMOKE: upgraded" "$STOP_TIMEOUT" || stop_guest_after_failure
+upgraded=$(grep '^SMOKE: upgraded' "$WORK/serial.log" | tr -d '\r')
+case $upgraded in
+    "SMOKE: upgraded 0 "[0-9]*) echo "# $upgraded (old exit status, new pid)" >&2 ;;
+    *) echo "the upgrade failed: $upgraded" >&2; stop_guest_after_failure ;;
+esac
+python3 scripts/arm_smoke_checks.py "$SITE_PORT" "$FILES_PORT" "$CPUS" || stop_guest_after_failure
 echo stop >&3
 wait_for "SMOKE: exit" "$STOP_TIMEOUT"
 result=$(grep '^SMOKE: exit' "$WORK/serial.log" | tr -d '\r')

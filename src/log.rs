@@ -17,13 +17,30 @@ pub fn name() -> &'static str {
     NAME.get().copied().unwrap_or("edgeshard")
 }
 
-/// Prints `<name>: <message>` on stderr.
+/// Prints `<name>: <message>` on stderr. A write that fails (stderr
+/// closed: the reader of a pipe gone) is dropped: `eprintln!` would panic,
+/// and a panic on the signal thread left a server that no signal could
+/// stop, on a shard thread a dead shard.
 macro_rules! warning {
     ($($arg:tt)*) => {
-        eprintln!("{}: {}", $crate::log::name(), format_args!($($arg)*))
+        $crate::log::line(&mut std::io::stderr(), format_args!($($arg)*))
     };
 }
 pub(crate) use warning;
+
+/// Prints `<name>: <message>` on stdout (what the server does: start-up
+/// lines, reloads, upgrades); a failed write is dropped, as [`warning!`].
+macro_rules! info {
+    ($($arg:tt)*) => {
+        $crate::log::line(&mut std::io::stdout(), format_args!($($arg)*))
+    };
+}
+pub(crate) use info;
+
+/// Writes `<name>: <message>` and a newline, ignoring failure.
+pub(crate) fn line(out: &mut impl std::io::Write, message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(out, "{}: {message}", name());
+}
 
 /// A per-shard allowance of log lines for things clients can cause at
 /// will (refused attacks, scanners): at most `per_second` lines in each

@@ -290,6 +290,9 @@ where
         .map(|c| c.id)
         .collect();
     let n = config.shards.map_or(cores.len(), |n| n.get());
+    // Done already by the daemon, while it had one thread; a library user
+    // whose process has more pays a grace period here rather than on a shard.
+    sys::register_membarrier();
     let limit =
         sys::raise_memlock().map_err(|e| StartError::Shard(0, format!("getrlimit: {e}")))?;
     // Best effort: a hard limit below --max-conns shows up as EMFILE, which

@@ -455,6 +455,17 @@ pub fn coarse_millis() -> u64 {
     t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
 }
 
+/// Registers the process for private expedited memory barriers, which
+/// glommio's executors use (the first one registers otherwise). With more
+/// than one thread in the process the kernel makes registration wait for
+/// an RCU grace period (10 ms on this machine, a third of start-up); with
+/// one it does not. So it is done first thing, before any thread exists;
+/// later calls return at once. Best effort: glommio falls back without it.
+pub fn register_membarrier() {
+    let _ =
+        rustix::process::membarrier(rustix::process::MembarrierCommand::RegisterPrivateExpedited);
+}
+
 /// Takes ownership of descriptor `raw`, handed to this process at exec
 /// (socket activation, a binary upgrade), if it is open. Call it at most
 /// once per number: the descriptor is closed when the result drops.

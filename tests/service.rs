@@ -190,6 +190,19 @@ fn reap(pid: u32, limit: Duration) -> i32 {
     }
 }
 
+/// Kills a server this test did not start itself (an upgrade's new
+/// process) if a failed assertion leaves it running.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if alive(self.0) && String::from_utf8_lossy(&cmdline).contains("edgeshard") {
+            signal(self.0, rustix::process::Signal::Kill);
+        }
+    }
+}
+
 /// Orphaned descendants (an upgraded server whose parent has exited)
 /// become this process's children, so their exit status can be read.
 fn become_reaper() {
@@ -631,6 +644,7 @@ fn socket_activation_serves_on_the_sockets_systemd_hands_over_shared_by_every_sh
         .and_then(|r| r.split(' ').next())
         .and_then(|p| p.parse().ok())
         .expect("new pid");
+    let _kill = KillOnDrop(new_pid);
     signal(new_pid, rustix::process::Signal::Term);
     assert_eq!(reap(new_pid, Duration::from_secs(10)), 0);
 }
@@ -679,6 +693,7 @@ fn an_upgrade_and_a_reload_under_load_fail_no_request() {
     // The upgrade: the new process is ready, named the main process, and
     // the old one drains and exits 0 while the load goes on.
     let new_pid = upgrade(old.pid(), &notified);
+    let _kill = KillOnDrop(new_pid);
     let at_upgrade = load.ok();
     let st = old.exit_within(Duration::from_secs(15));
     assert!(st.success(), "old process: {st:?}; {:?}", old.stderr());
@@ -772,6 +787,7 @@ fn an_upgrade_to_a_binary_that_fails_keeps_the_old_process_serving() {
     std::fs::copy(BIN, &fixed).unwrap();
     std::fs::rename(&fixed, &exe).unwrap();
     let new_pid = upgrade(p.pid(), &notified);
+    let _kill = KillOnDrop(new_pid);
     assert!(p.exit_within(Duration::from_secs(15)).success());
     assert_eq!(get(addr, "/healthz").0, 200);
     signal(new_pid, rustix::process::Signal::Term);
@@ -911,6 +927,7 @@ fn the_units_syscall_filter_allows_every_call_the_server_makes() {
     signal(server_pid, rustix::process::Signal::Hup);
     notified.until("READY=1", Duration::from_secs(30));
     let new_pid = upgrade(server_pid, &notified);
+    let _kill = KillOnDrop(new_pid);
     exercise();
     std::thread::sleep(Duration::from_millis(1200));
     signal(new_pid, rustix::process::Signal::Term);
@@ -993,6 +1010,7 @@ fn a_fleet_behind_haproxy_fails_no_request_while_one_host_upgrades_and_another_r
 
     // Host A: a binary upgrade.
     let a_new = upgrade(a.pid(), &a_notified);
+    let _kill = KillOnDrop(a_new);
     assert!(a.exit_within(Duration::from_secs(15)).success());
     let after_upgrade = load.ok();
     load.reach(after_upgrade + 3_000, Duration::from_secs(60));
@@ -1232,4 +1250,42 @@ fn a_reload_changes_upstreams_auth_files_and_middleware_under_an_open_connection
     signal(p.pid(), rustix::process::Signal::Term);
     assert!(p.exit_within(Duration::from_secs(10)).success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn signals_still_work_once_stdout_and_stderr_are_gone() {
+    // Under a pipe whose reader has gone (a log collector restarted, the
+    // shell that started it closed), every line the server prints fails
+    // with EPIPE. That must not kill the thread that handles signals.
+    let notified = Notified::bind("closed-stdout");
+    let mut child = quiet(BIN, 1)
+        .env("NOTIFY_SOCKET", &notified.name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    notified.until("READY=1", Duration::from_secs(20));
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    // A reload prints a line (and a refused upgrade of a shard count a
+    // warning); neither can be written.
+    signal(child.id(), rustix::process::Signal::Hup);
+    notified.until("READY=1", Duration::from_secs(20));
+    signal(child.id(), rustix::process::Signal::Hup);
+    notified.until("READY=1", Duration::from_secs(20));
+    signal(child.id(), rustix::process::Signal::Term);
+    notified.until("STOPPING=1", Duration::from_secs(10));
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("SIGTERM did not stop the server");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
 }

@@ -40,6 +40,8 @@ where
     F: Fn(&ShardContext) -> H + Send + Sync + 'static,
     H: Handler,
 {
+    // While this is the only thread (see the function).
+    sys::register_membarrier();
     log::set_name(name);
     let mut flags = Flags::from_env();
     let routes = routes();
@@ -100,16 +102,16 @@ where
     }
     let files = &prepared.static_files;
     for m in &files.mounts {
-        println!("{name}: serving {} at {}", m.real_dir.display(), m.prefix);
+        log::info!("serving {} at {}", m.real_dir.display(), m.prefix);
     }
     for m in &prepared.proxy.mounts {
         let s = m.settings();
         let ups: Vec<String> = s.upstreams.iter().map(|u| u.to_string()).collect();
-        println!("{name}: proxying {} to {}", s.prefix, ups.join(", "));
+        log::info!("proxying {} to {}", s.prefix, ups.join(", "));
     }
     if !files.mounts.is_empty() && files.resolver == Resolver::PathWalk {
-        println!(
-            "{name}: openat2 is not available (Linux < 5.6?): static files are resolved \
+        log::info!(
+            "openat2 is not available (Linux < 5.6?): static files are resolved \
              with a checked path walk instead of the kernel's RESOLVE_BENEATH"
         );
     }
@@ -133,11 +135,7 @@ fn check_config(defaults: Config, routes: &[RouteInfo<'static>], path: &Path) ->
     match checked {
         Ok(config) => {
             print!("{}", config.to_toml());
-            eprintln!(
-                "{}: {}: the configuration is valid",
-                log::name(),
-                path.display()
-            );
+            log::warning!("{}: the configuration is valid", path.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -210,8 +208,8 @@ where
     };
     if let Some(i) = &inherited {
         let addrs: Vec<String> = i.addrs().iter().map(|a| a.to_string()).collect();
-        println!(
-            "{name}: listening on the sockets handed over by {}: {}{}",
+        log::info!(
+            "listening on the sockets handed over by {}: {}{}",
             i.from,
             addrs.join(", "),
             if i.has_metrics() {
@@ -224,7 +222,7 @@ where
             && i.addrs() != config.listen
             && config.listen != [crate::config::DEFAULT_LISTEN]
         {
-            println!("{name}: the configured listen addresses are not used");
+            log::info!("the configured listen addresses are not used");
         }
     }
     // The path as it is now: an upgrade starts whatever file is there then.
@@ -239,14 +237,15 @@ where
     };
     for shard in server.shards() {
         for addr in server.local_addrs() {
-            println!(
-                "{name}: shard {} on core {} listening on {addr}",
-                shard.id, shard.core
+            log::info!(
+                "shard {} on core {} listening on {addr}",
+                shard.id,
+                shard.core
             );
         }
     }
     if let Some(a) = server.metrics_addr() {
-        println!("{name}: metrics on http://{a}/metrics");
+        log::info!("metrics on http://{a}/metrics");
     }
     let addrs: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
     let status = format!(
@@ -317,12 +316,11 @@ struct Life {
 
 impl Life {
     fn on(&mut self, signal: i32) {
-        let name = log::name();
         match signal {
             SIGHUP if !self.stopping => self.reload(),
             SIGUSR2 if !self.stopping => self.upgrade(),
             SIGHUP | SIGUSR2 => {
-                println!("{name}: stopping: signal {signal} ignored");
+                log::info!("stopping: signal {signal} ignored");
             }
             // A second signal while draining: stop now.
             _ if self.stopping => std::process::exit(1),
@@ -337,7 +335,6 @@ impl Life {
     }
 
     fn reload(&mut self) {
-        let name = log::name();
         self.tell(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading",
             notify::monotonic_usec()
@@ -355,10 +352,10 @@ impl Life {
         match outcome {
             Ok((reloaded, delay)) => {
                 self.delay = delay;
-                println!("{name}: SIGHUP: the configuration is reloaded");
+                log::info!("SIGHUP: the configuration is reloaded");
                 if !reloaded.kept.is_empty() {
-                    println!(
-                        "{name}: SIGHUP: these settings changed but take a restart (or an upgrade, SIGUSR2) \
+                    log::info!(
+"SIGHUP: these settings changed but take a restart (or an upgrade, SIGUSR2) \
                          to apply; they keep their running values: {}",
                         reloaded.kept.join(", ")
                     );
@@ -378,9 +375,8 @@ impl Life {
     }
 
     fn upgrade(&mut self) {
-        let name = log::name();
         let Some(handover) = &self.handover else {
-            println!("{name}: SIGUSR2: already handed over; ignored");
+            log::info!("SIGUSR2: already handed over; ignored");
             return;
         };
         let exe = match &self.exe {
@@ -390,14 +386,14 @@ impl Life {
                 return;
             }
         };
-        println!(
-            "{name}: SIGUSR2: starting {} with the listening sockets",
+        log::info!(
+            "SIGUSR2: starting {} with the listening sockets",
             exe.display()
         );
         match start_successor(&exe, handover) {
             Ok(pid) => {
-                println!(
-                    "{name}: upgrade: pid {pid} is ready and serves; this process (pid {}) drains and exits",
+                log::info!(
+"upgrade: pid {pid} is ready and serves; this process (pid {}) drains and exits",
                     std::process::id()
                 );
                 self.tell(&format!("MAINPID={pid}"));
@@ -414,7 +410,6 @@ impl Life {
     }
 
     fn stop(&mut self) {
-        let name = log::name();
         self.stopping = true;
         self.tell("STOPPING=1\nSTATUS=draining");
         // `/readyz` says 503 from now; the listeners stay open for the
@@ -426,8 +421,8 @@ impl Life {
             self.trigger.fire();
             return;
         }
-        println!(
-            "{name}: stopping in {}: /readyz answers 503 meanwhile",
+        log::info!(
+            "stopping in {}: /readyz answers 503 meanwhile",
             crate::config::show_duration(self.delay)
         );
         let (trigger, delay) = (self.trigger.clone(), self.delay);
@@ -513,10 +508,7 @@ fn watchdog(interval: Duration, beats: Heartbeats, trigger: ShutdownTrigger) {
         let stalled = beats.stalled(limit);
         if stalled.is_empty() || trigger.fired() {
             if held {
-                println!(
-                    "{}: every shard runs again; watchdog pings resume",
-                    log::name()
-                );
+                log::info!("every shard runs again; watchdog pings resume");
                 held = false;
             }
             manager.tell("WATCHDOG=1");
