@@ -254,4 +254,4 @@ for _ in $(seq 50); do
     kill -0 "$QEMU_PID" 2>/dev/null || break
     sleep 0.2
 done
-echo "# arm64 boot test passed in $(($(date +%s) - started)) s: both servers exited 0 on SIGTERM" >&2
+echo "# arm64 boot test passed in $(($(date +%s) - started)) s: the files server upgraded (its old process exited 0), then both stopped on SIGTERM" >&2
