@@ -6,7 +6,7 @@ before exec, connects and sends `GET /healthz` in a tight loop (a refused
 connect returns at once) until a whole `200` comes back; that moment minus
 the first is one sample. The server is then stopped with SIGTERM and must
 exit 0. Prints min, median, p90 and max, and writes them to
-perf/results/DATE-startup.md.
+perf/results/DATE-startup-SHARDS.md.
 
     perf/startup.py [--runs 30] [--shards N] [BIN]   (default: target/release/edgeshard)
 
@@ -88,7 +88,7 @@ def main():
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     load = open("/proc/loadavg").read().split()[0]
     os.makedirs("perf/results", exist_ok=True)
-    with open(f"perf/results/{stamp}-startup.md", "w") as f:
+    with open(f"perf/results/{stamp}-startup-{shards}.md", "w") as f:
         f.write(f"# Start-up time ({rev}, load {load})\n\n`perf/startup.py --runs {a.runs}"
                 f"{' --shards ' + str(a.shards) if a.shards else ''} {a.bin}`\n\n{row}\n\n"
                 f"samples (ms): {', '.join(f'{s:.2f}' for s in samples)}\n")

@@ -179,13 +179,28 @@ impl Poller {
     /// Registers a non-blocking socket; it is deregistered (and closed)
     /// when the returned [`Socket`] is dropped.
     pub fn register(self: &Rc<Self>, fd: OwnedFd) -> io::Result<Socket> {
+        self.add(fd, sys::epoll_add)
+    }
+
+    /// Registers a listening socket: as [`Poller::register`], with an
+    /// exclusive wake-up, so that a socket several shards accept from
+    /// wakes one of them per connection rather than all.
+    pub fn register_listener(self: &Rc<Self>, fd: OwnedFd) -> io::Result<Socket> {
+        self.add(fd, sys::epoll_add_listener)
+    }
+
+    fn add(
+        self: &Rc<Self>,
+        fd: OwnedFd,
+        epoll_add: fn(BorrowedFd<'_>, BorrowedFd<'_>, u64) -> io::Result<()>,
+    ) -> io::Result<Socket> {
         let token = self.entries.borrow_mut().insert(Entry {
             readable: true,
             closed: false,
             reader: Reader::None,
             writer: None,
         });
-        if let Err(e) = sys::epoll_add(self.epoll.as_fd(), fd.as_fd(), token as u64) {
+        if let Err(e) = epoll_add(self.epoll.as_fd(), fd.as_fd(), token as u64) {
             self.entries.borrow_mut().remove(token);
             return Err(e);
         }

@@ -529,7 +529,7 @@ impl Start {
             }
         };
         let admin_listener = match self.admin {
-            Some((socket, bound)) => match poller.register(socket.into()) {
+            Some((socket, bound)) => match poller.register_listener(socket.into()) {
                 Ok(l) => Some((l, bound)),
                 Err(e) => return fail(format!("cannot register the metrics socket: {e}")),
             },
@@ -623,7 +623,7 @@ fn register(
 ) -> std::io::Result<Vec<(Registered, SocketAddr)>> {
     sockets
         .into_iter()
-        .map(|(s, bound)| Ok((poller.register(s.into())?, bound)))
+        .map(|(s, bound)| Ok((poller.register_listener(s.into())?, bound)))
         .collect()
 }
 

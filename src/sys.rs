@@ -244,7 +244,28 @@ pub fn epoll_create() -> io::Result<OwnedFd> {
 /// peer's half-close and errors; events carry `token`.
 pub fn epoll_add(epoll_fd: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
     use epoll::EventFlags as F;
-    let flags = F::IN | F::OUT | F::RDHUP | F::ET;
+    epoll_add_with(epoll_fd, fd, token, F::IN | F::OUT | F::RDHUP | F::ET)
+}
+
+/// Adds a listening socket: readable edges only, and exclusive
+/// (`EPOLLEXCLUSIVE`): when several shards' epolls hold one socket (a
+/// socket-activated one, or one an upgrade shares for a moment) a new
+/// connection wakes one shard that is waiting, not all of them.
+pub fn epoll_add_listener(
+    epoll_fd: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    token: u64,
+) -> io::Result<()> {
+    use epoll::EventFlags as F;
+    epoll_add_with(epoll_fd, fd, token, F::IN | F::ET | F::EXCLUSIVE)
+}
+
+fn epoll_add_with(
+    epoll_fd: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    token: u64,
+    flags: epoll::EventFlags,
+) -> io::Result<()> {
     Ok(epoll::add(
         epoll_fd,
         fd,
