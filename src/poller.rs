@@ -179,20 +179,21 @@ impl Poller {
     /// Registers a non-blocking socket; it is deregistered (and closed)
     /// when the returned [`Socket`] is dropped.
     pub fn register(self: &Rc<Self>, fd: OwnedFd) -> io::Result<Socket> {
-        self.add(fd, sys::epoll_add)
+        self.add(fd, sys::epoll_add, false)
     }
 
     /// Registers a listening socket: as [`Poller::register`], with an
     /// exclusive wake-up, so that a socket several shards accept from
     /// wakes one of them per connection rather than all.
     pub fn register_listener(self: &Rc<Self>, fd: OwnedFd) -> io::Result<Socket> {
-        self.add(fd, sys::epoll_add_listener)
+        self.add(fd, sys::epoll_add_listener, true)
     }
 
     fn add(
         self: &Rc<Self>,
         fd: OwnedFd,
         epoll_add: fn(BorrowedFd<'_>, BorrowedFd<'_>, u64) -> io::Result<()>,
+        listener: bool,
     ) -> io::Result<Socket> {
         let token = self.entries.borrow_mut().insert(Entry {
             readable: true,
@@ -208,6 +209,7 @@ impl Poller {
             fd,
             token,
             poller: self.clone(),
+            listener,
         })
     }
 
@@ -436,6 +438,12 @@ pub struct Socket {
     fd: OwnedFd,
     token: usize,
     poller: Rc<Poller>,
+    /// Taken out of the epoll explicitly when dropped: a listening
+    /// socket's file stays open elsewhere (another shard's descriptor,
+    /// the upgrade's duplicates, the new process), and an epoll keeps a
+    /// registration until the file closes. A stale exclusive one would
+    /// take wake-ups meant for the shards still accepting.
+    listener: bool,
 }
 
 impl Socket {
@@ -477,8 +485,11 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        // The descriptor closes after this, which takes it out of the
-        // epoll (nothing else holds it open).
+        // A connection's descriptor closes after this, which takes it out
+        // of the epoll (nothing else holds it open); a listener's may not.
+        if self.listener {
+            let _ = sys::epoll_del(self.poller.epoll.as_fd(), self.fd.as_fd());
+        }
         self.poller.entries.borrow_mut().try_remove(self.token);
     }
 }

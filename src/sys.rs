@@ -260,6 +260,11 @@ pub fn epoll_add_listener(
     epoll_add_with(epoll_fd, fd, token, F::IN | F::ET | F::EXCLUSIVE)
 }
 
+/// Takes a descriptor out of an epoll.
+pub fn epoll_del(epoll_fd: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(epoll::delete(epoll_fd, fd)?)
+}
+
 fn epoll_add_with(
     epoll_fd: BorrowedFd<'_>,
     fd: BorrowedFd<'_>,

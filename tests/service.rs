@@ -1289,3 +1289,52 @@ fn signals_still_work_once_stdout_and_stderr_are_gone() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn while_the_old_process_drains_every_new_connection_is_answered_at_once() {
+    become_reaper();
+    let notified = Notified::bind("draining");
+    let mut cmd = quiet(BIN, 1);
+    cmd.env("NOTIFY_SOCKET", &notified.name);
+    let mut old = Proc::spawn(cmd);
+    let addr = status_addr(&notified.until("READY=1", Duration::from_secs(20)));
+    // A request whose body is still coming keeps the old process draining.
+    let mut held = TcpStream::connect(addr).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    held.write_all(b"POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nabc")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let new_pid = upgrade(old.pid(), &notified);
+    let _kill = KillOnDrop(new_pid);
+    assert_eq!(
+        old.child.try_wait().unwrap(),
+        None,
+        "the old process drains"
+    );
+    // Single requests with pauses between them, so that each shard goes
+    // from busy to idle: none may wait for another connection to come.
+    for i in 0..40 {
+        let started = Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(HEALTHZ_CLOSE).unwrap();
+        let got = response(&mut s);
+        assert!(
+            matches!(got, Ok((200, _, _))) && started.elapsed() < Duration::from_millis(500),
+            "request {i}: {got:?} after {:?}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(5 + (i % 4) * 20));
+    }
+    assert_eq!(old.child.try_wait().unwrap(), None, "still draining");
+    held.write_all(b"def").unwrap();
+    let (status, closes, body) = response(&mut held).unwrap();
+    assert_eq!(
+        (status, closes, body.as_slice()),
+        (200, true, &b"abcdef"[..])
+    );
+    assert!(old.exit_within(Duration::from_secs(10)).success());
+    signal(new_pid, rustix::process::Signal::Term);
+    assert_eq!(reap(new_pid, Duration::from_secs(10)), 0);
+}
