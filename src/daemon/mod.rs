@@ -257,8 +257,9 @@ where
         p.tell("READY=1");
     }
     if let Some(m) = &manager {
-        // After an upgrade the old process has named this one the main
-        // process already; saying so again is harmless.
+        // After an upgrade the old process names this one the main process
+        // once it hears READY=1 on its own socket; this says so too, for a
+        // manager that hears this message first.
         let mainpid = match parent {
             Some(_) => format!("MAINPID={}\n", std::process::id()),
             None => String::new(),
@@ -286,11 +287,17 @@ where
         status,
         stopping: false,
     };
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            life.on(signal);
-        }
-    });
+    let signal_thread = std::thread::Builder::new()
+        .name(format!("{name}-signals"))
+        .spawn(move || {
+            for signal in signals.forever() {
+                life.on(signal);
+            }
+        });
+    if let Err(e) = signal_thread {
+        log::warning!("cannot start the signal thread: {e}; stopping");
+        server.shutdown();
+    }
     match server.join() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -355,8 +362,9 @@ impl Life {
                 log::info!("SIGHUP: the configuration is reloaded");
                 if !reloaded.kept.is_empty() {
                     log::info!(
-"SIGHUP: these settings changed but take a restart (or an upgrade, SIGUSR2) \
-                         to apply; they keep their running values: {}",
+"SIGHUP: these settings changed but take a restart to apply (or an upgrade, \
+                         SIGUSR2, except listen and metrics.listen: the new process keeps \
+                         the sockets); they keep their running values: {}",
                         reloaded.kept.join(", ")
                     );
                 }
@@ -426,11 +434,17 @@ impl Life {
             crate::config::show_duration(self.delay)
         );
         let (trigger, delay) = (self.trigger.clone(), self.delay);
-        std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            drop(handover);
-            trigger.fire();
-        });
+        let delayed = std::thread::Builder::new()
+            .name(format!("{}-stop", log::name()))
+            .spawn(move || {
+                std::thread::sleep(delay);
+                drop(handover);
+                trigger.fire();
+            });
+        if let Err(e) = delayed {
+            log::warning!("cannot wait out the shutdown delay ({e}): draining now");
+            self.trigger.fire();
+        }
     }
 }
 
