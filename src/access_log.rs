@@ -30,7 +30,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -156,6 +156,9 @@ pub struct Outlet {
     settings: Settings,
     reopen: Reopen,
     thread: Option<WriterThread>,
+    /// The file the shards append to (a regular file's target), which a
+    /// reload may point elsewhere ([`Outlet::retarget`]).
+    path: Mutex<Option<PathBuf>>,
 }
 
 /// A writer thread and the way to its queue.
@@ -184,11 +187,48 @@ impl Outlet {
                 }
             }
         };
+        let path = match (&settings.target, &thread) {
+            (Target::Path(p), None) => Some(p.clone()),
+            _ => None,
+        };
         Ok(Some(Arc::new(Outlet {
             settings: settings.clone(),
             reopen: Reopen::default(),
             thread,
+            path: Mutex::new(path),
         })))
+    }
+
+    /// Points a log that goes to a regular file at `to`'s file (a
+    /// reload): the file is opened (and created) here to check it can be,
+    /// and every shard reopens at its next write. Anything else (another
+    /// format, stdout, a pipe, off) takes a restart: `Err` says why.
+    pub fn retarget(&self, to: &Settings) -> Result<(), String> {
+        let mut path = self.path.lock().unwrap_or_else(PoisonError::into_inner);
+        let (Some(_), Target::Path(new)) = (&*path, &to.target) else {
+            return Err("only a log file's path can change without a restart".into());
+        };
+        if to.format != self.settings.format {
+            return Err("the log format changes only at a restart".into());
+        }
+        let file = open_append(new)?;
+        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            return Err(format!(
+                "{} is not a regular file: that takes a restart",
+                new.display()
+            ));
+        }
+        *path = Some(new.clone());
+        self.reopen.request();
+        Ok(())
+    }
+
+    /// The file the shards append to now.
+    fn current_path(&self) -> Option<PathBuf> {
+        self.path
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// A handle to ask the shards to reopen their files.
@@ -390,9 +430,9 @@ impl AccessLog {
         if !batch.is_empty() {
             let lost = match &self.outlet.thread {
                 Some(t) => queue(t, batch),
-                None => match &self.outlet.settings.target {
-                    Target::Path(path) => file.write(path, &self.outlet.reopen, batch).await,
-                    _ => Ok(()),
+                None => match self.outlet.current_path() {
+                    Some(path) => file.write(&path, &self.outlet.reopen, batch).await,
+                    None => Ok(()),
                 },
             };
             if let Err(why) = lost {
@@ -767,6 +807,41 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["uri"], "/\u{e9}\u{1}");
         assert_eq!(v["referer"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_log_file_can_move_to_another_file_and_nothing_else_changes_at_a_reload() {
+        let dir = std::env::temp_dir().join(format!("es-retarget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, format: Format| Settings {
+            target: Target::Path(dir.join(name)),
+            format,
+        };
+        let outlet = Outlet::open(&file("a.log", Format::Combined))
+            .unwrap()
+            .unwrap();
+        let before = outlet.reopen().generation();
+        outlet.retarget(&file("b.log", Format::Combined)).unwrap();
+        assert_eq!(outlet.current_path(), Some(dir.join("b.log")));
+        assert!(dir.join("b.log").is_file(), "opened (created) to check it");
+        assert_eq!(outlet.reopen().generation(), before + 1, "shards reopen");
+        let refused = [
+            file("c.log", Format::Json),
+            Settings {
+                target: Target::Stdout,
+                format: Format::Combined,
+            },
+            Settings {
+                target: Target::Off,
+                format: Format::Combined,
+            },
+            file("no/such/dir/d.log", Format::Combined),
+        ];
+        for to in refused {
+            assert!(outlet.retarget(&to).is_err(), "{to:?}");
+            assert_eq!(outlet.current_path(), Some(dir.join("b.log")));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

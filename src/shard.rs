@@ -376,7 +376,7 @@ where
             control: control.clone(),
             current: Arc::new(Mutex::new(configured)),
             handed_metrics,
-            reopen: prepared.access_log.as_ref().map(|o| o.reopen()),
+            access_log: prepared.access_log.clone(),
         },
     };
     for (id, sockets) in sockets.into_iter().enumerate() {
@@ -736,7 +736,7 @@ pub struct Reloader {
     /// The metrics address handed over, which the shards use whatever
     /// the configuration says.
     handed_metrics: Option<SocketAddr>,
-    reopen: Option<Reopen>,
+    access_log: Option<Arc<Outlet>>,
 }
 
 impl fmt::Debug for Reloader {
@@ -752,21 +752,22 @@ impl fmt::Debug for Reloader {
 pub struct Reloaded {
     /// Settings that changed in the new configuration but take a restart
     /// (or an upgrade) to change: they keep their old values.
-    pub kept: Vec<&'static str>,
+    pub kept: Vec<String>,
 }
 
 impl Reloader {
     /// Checks and opens what `config` names, then has every shard build
     /// its handler anew from it; requests under way finish with the old
-    /// one, connections stay open. The access log file is reopened.
-    /// Settings the running server cannot change ([`Reloaded::kept`]:
-    /// addresses, shard count, limits, timeouts, the access log's target
-    /// and format) keep their values. On an error nothing changes.
+    /// one, connections stay open. The access log file is reopened, at
+    /// its new path if it names another file. Settings the running server
+    /// cannot change ([`Reloaded::kept`]: addresses, shard count, limits,
+    /// timeouts, the access log's format or kind, metrics) keep their
+    /// values. On an error nothing changes.
     pub fn reload(&self, config: Config) -> Result<Reloaded, String> {
         let mut config = config;
-        let kept = {
+        let (mut kept, old_log) = {
             let old = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-            keep_fixed(&old, &mut config)
+            (keep_fixed(&old, &mut config), old.access_log.clone())
         };
         config.validate().map_err(|e| e.to_string())?;
         let as_given = config.clone();
@@ -810,10 +811,23 @@ impl Reloader {
         if let Some(why) = failed {
             return Err(why);
         }
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = as_given;
-        if let Some(r) = &self.reopen {
-            r.request();
+        let mut as_given = as_given;
+        match &self.access_log {
+            Some(outlet) if as_given.access_log != old_log => {
+                // A log file's new path applies now; the rest waits.
+                if let Err(why) = outlet.retarget(&as_given.access_log) {
+                    kept.push(format!("[log] ({why})"));
+                    as_given.access_log = old_log;
+                }
+            }
+            Some(outlet) => outlet.reopen().request(),
+            None if as_given.access_log != old_log => {
+                kept.push("[log] (an access log off at start stays off until a restart)".into());
+                as_given.access_log = old_log;
+            }
+            None => {}
         }
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = as_given;
         Ok(Reloaded { kept })
     }
 }
@@ -822,9 +836,9 @@ impl Reloader {
     /// Only reopens the access log file (a server whose configuration is
     /// not read from anywhere it could change).
     pub fn reload_log(&self) -> Result<(), String> {
-        match &self.reopen {
-            Some(r) => {
-                r.request();
+        match &self.access_log {
+            Some(outlet) => {
+                outlet.reopen().request();
                 Ok(())
             }
             None => Err("there is no access log file to reopen".into()),
@@ -834,12 +848,12 @@ impl Reloader {
 
 /// Copies into `new` the settings a running server cannot change, from
 /// `old`; returns the names of those that differed.
-fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
+fn keep_fixed(old: &Config, new: &mut Config) -> Vec<String> {
     let mut kept = Vec::new();
     macro_rules! keep {
         ($($field:ident => $name:literal),* $(,)?) => {$(
             if old.$field != new.$field {
-                kept.push($name);
+                kept.push($name.to_string());
                 new.$field = old.$field.clone();
             }
         )*};
@@ -851,7 +865,6 @@ fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
         max_conns => "max_conns",
         limits => "[limits]",
         timeouts => "[timeouts]",
-        access_log => "[log]",
         metrics => "metrics.enabled",
         metrics_listen => "metrics.listen",
     );

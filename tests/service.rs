@@ -1153,12 +1153,12 @@ fn exchange(s: &mut TcpStream, req: &str) -> (String, String) {
 fn a_reload_changes_upstreams_auth_files_and_middleware_under_an_open_connection() {
     let dir = temp_dir("reload");
     let (a, b) = (fixed_upstream("A\n"), fixed_upstream("B\n"));
-    let write = |upstream: SocketAddr, token: &str, csp: &str| {
+    let write = |upstream: SocketAddr, token: &str, csp: &str, log: &str| {
         std::fs::write(dir.join("tokens"), format!("{token}\n")).unwrap();
         std::fs::write(
             dir.join("edgeshard.toml"),
             format!(
-                "listen = [\"127.0.0.1:0\"]\nshards = 1\n\n[log]\naccess = \"off\"\n\n\
+                "listen = [\"127.0.0.1:0\"]\nshards = 1\n\n[log]\naccess = \"{log}\"\n\n\
                  [[proxy]]\nprefix = \"/app/\"\nupstreams = [\"http://{upstream}\"]\n\n\
                  [[auth]]\nprefix = \"/app/\"\nscheme = \"bearer\"\nfile = \"tokens\"\n\n\
                  [security]\ncsp = \"{csp}\"\n"
@@ -1166,7 +1166,7 @@ fn a_reload_changes_upstreams_auth_files_and_middleware_under_an_open_connection
         )
         .unwrap();
     };
-    write(a, "one", "default-src 'self'");
+    write(a, "one", "default-src 'self'", "a.log");
     let mut cmd = Command::new(BIN);
     cmd.arg("--config").arg(dir.join("edgeshard.toml"));
     let mut p = Proc::spawn(cmd);
@@ -1187,7 +1187,7 @@ fn a_reload_changes_upstreams_auth_files_and_middleware_under_an_open_connection
     );
     assert!(!head.contains("connection: close"), "{head}");
 
-    write(b, "two", "default-src 'none'");
+    write(b, "two", "default-src 'none'", "b.log");
     signal(p.pid(), rustix::process::Signal::Hup);
     p.line(
         "SIGHUP: the configuration is reloaded",
@@ -1205,6 +1205,26 @@ fn a_reload_changes_upstreams_auth_files_and_middleware_under_an_open_connection
     assert!(
         head.contains("content-security-policy: default-src 'none'\r\n"),
         "{head}"
+    );
+    // The access log now goes to the new file (with any line a shard
+    // still had in its buffer at the reload: they are written at least
+    // once a second).
+    let logged = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let end = Instant::now() + Duration::from_secs(5);
+    while logged("a.log").lines().count() + logged("b.log").lines().count() < 3 {
+        assert!(
+            Instant::now() < end,
+            "a.log {:?} b.log {:?}",
+            logged("a.log"),
+            logged("b.log")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b_log = logged("b.log");
+    assert!(
+        b_log.contains("\"GET /app/x HTTP/1.1\" 401 ")
+            && b_log.contains("\"GET /app/x HTTP/1.1\" 200 "),
+        "{b_log}"
     );
 
     // A change that takes a restart is said, and the rest still applies.
