@@ -4,6 +4,11 @@
 //! hard-codes a backlog of 1024 and would silently share a port another
 //! process already serves: before binding our SO_REUSEPORT sockets we probe
 //! the address with a plain socket, which fails if anyone listens there.
+//!
+//! Or they are not built at all: systemd (socket activation) or the
+//! process being upgraded hands them over at exec (`Inherited`), and they
+//! are dealt out to the shards without closing any. `Handover` keeps a
+//! duplicate of every listening socket for the next upgrade.
 
 use std::fmt;
 use std::io;
