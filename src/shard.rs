@@ -306,7 +306,6 @@ where
             shards: n,
         });
     }
-    let handed = inherited.is_some();
     let (addrs, sockets, handed_admin) = match inherited {
         Some(handed) => handed.deal(n).map_err(StartError::Bind)?,
         None => {
@@ -319,6 +318,8 @@ where
             (addrs, sockets, None)
         }
     };
+    // A handed-over admin socket is the metrics address, as if configured.
+    let handed_metrics = handed_admin.as_ref().map(|(_, a)| *a);
     // The admin address: one socket, for shard 0.
     let mut admin = match (handed_admin, config.metrics_listen) {
         (Some(handed), _) => Some(handed),
@@ -332,9 +333,7 @@ where
         }
         (None, None) => None,
     };
-    // A handed-over admin socket is the metrics address, as if configured.
     let configured = config.clone();
-    let handed_metrics = admin.as_ref().map(|(_, a)| *a).filter(|_| handed);
     let mut config = config;
     if handed_metrics.is_some() {
         config.metrics_listen = handed_metrics;

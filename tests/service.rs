@@ -1125,28 +1125,13 @@ fn fixed_upstream(body: &'static str) -> SocketAddr {
 /// Sends `req` on `s`; the response's head (lower-cased) and body.
 fn exchange(s: &mut TcpStream, req: &str) -> (String, String) {
     s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..i + 4]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            while buf.len() < i + 4 + length {
-                let n = s.read(&mut chunk).unwrap();
-                assert!(n > 0, "closed in the body");
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let body = String::from_utf8_lossy(&buf[i + 4..i + 4 + length]).into_owned();
-            return (head, body);
-        }
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed before the response: {buf:?}");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    let raw = common::read_response(s);
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a whole head");
+    (
+        format!("{}\r\n\r\n", head.to_ascii_lowercase()),
+        body.to_string(),
+    )
 }
 
 #[test]

@@ -52,44 +52,8 @@ where
     if let Some(Command::CheckConfig { file }) = flags.command.take() {
         return check_config(defaults, routes, &file);
     }
-    let file = match flags.config.as_deref().map(ConfigFile::read).transpose() {
-        Ok(f) => f,
-        Err(e) => {
-            log::warning!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    // An error in a setting the flags did not give came from the file.
-    let blame = |e: ConfigError, gave: &dyn Fn(&str) -> bool| match &file {
-        Some(f) if !gave(&e.flag) => f.relocate(e),
-        _ => e,
-    };
-    let given = {
-        let settings = ["--access-log", "--auth", "--trusted-proxy"];
-        let gave: Vec<&str> = settings.into_iter().filter(|s| flags.gave(s)).collect();
-        move |s: &str| s.starts_with("--") && (!settings.contains(&s) || gave.contains(&s))
-    };
-    let given = std::sync::Arc::new(given);
-    // SIGHUP: the file read again, the same flags over it.
-    let reload = {
-        let (defaults, flags, given) = (defaults.clone(), flags.clone(), given.clone());
-        let path = flags.config.clone();
-        move || -> Result<Config, String> {
-            let file = path.as_deref().map(ConfigFile::read).transpose();
-            let file = file.map_err(|e| e.to_string())?;
-            Config::load(defaults.clone(), file.as_ref(), flags.clone())
-                .and_then(|c| c.check_routes(routes).map(|()| c))
-                .map_err(|e| match &file {
-                    Some(f) if !given(&e.flag) => f.relocate(e),
-                    _ => e,
-                })
-                .map_err(|e| e.to_string())
-        }
-    };
-    let prepared = Config::load(defaults, file.as_ref(), flags)
-        .and_then(|c| c.check_routes(routes).map(|()| c))
-        .and_then(|c| c.prepare().map(|p| (c, p)))
-        .map_err(|e| blame(e, &*given));
+    let loader = Loader::new(defaults, flags, routes);
+    let prepared = loader.load(|c| c.prepare().map(|p| (c, p)));
     let (config, prepared) = match prepared {
         Ok(both) => both,
         Err(e) => {
@@ -115,7 +79,61 @@ where
              with a checked path walk instead of the kernel's RESOLVE_BENEATH"
         );
     }
+    // SIGHUP: the file read again, the same flags over it.
+    let reload = move || loader.load(Ok).map_err(|e| e.to_string());
     run(config, prepared, Some(Box::new(reload)), make_handler)
+}
+
+/// Where the configuration comes from: the defaults, the file the flags
+/// name (read at each load), the flags over it, checked against the
+/// routes. Start-up and every reload load it the same way.
+struct Loader {
+    defaults: Config,
+    flags: Flags,
+    routes: &'static [RouteInfo<'static>],
+    /// Which of [`Loader::SHARED`] the command line gave.
+    gave: Vec<&'static str>,
+}
+
+impl Loader {
+    /// Settings whose errors carry the flag's name wherever the value
+    /// came from (opening the access log, the auth files): such an error
+    /// is the flag's only if the command line gave it, else the file's.
+    const SHARED: [&'static str; 3] = ["--access-log", "--auth", "--trusted-proxy"];
+
+    fn new(defaults: Config, flags: Flags, routes: &'static [RouteInfo<'static>]) -> Loader {
+        let gave = Self::SHARED.into_iter().filter(|s| flags.gave(s)).collect();
+        Loader {
+            defaults,
+            flags,
+            routes,
+            gave,
+        }
+    }
+
+    /// Reads the file, lays the flags over it and checks the routes, then
+    /// `then` (opening what it names, at start-up). An error in a setting
+    /// the flags did not give came from the file: it names its line.
+    fn load<T>(
+        &self,
+        then: impl FnOnce(Config) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        let file = self
+            .flags
+            .config
+            .as_deref()
+            .map(ConfigFile::read)
+            .transpose()?;
+        let given =
+            |s: &str| s.starts_with("--") && (!Self::SHARED.contains(&s) || self.gave.contains(&s));
+        Config::load(self.defaults.clone(), file.as_ref(), self.flags.clone())
+            .and_then(|c| c.check_routes(self.routes).map(|()| c))
+            .and_then(then)
+            .map_err(|e| match &file {
+                Some(f) if !given(&e.flag) => f.relocate(e),
+                _ => e,
+            })
+    }
 }
 
 /// `check-config FILE`: the file over `defaults`, validated and its
