@@ -10,6 +10,12 @@ shutdown out; likewise the calls to memcpy/memmove (moves of large values
 that the compiler did not elide). Each point is the mean of two runs.
 
     perf/callgrind.py [BIN ...]   (default: target/release/examples/bench)
+    perf/callgrind.py --proxy [BIN ...]
+
+With --proxy, each BIN runs as a proxy (`--proxy /app/=UPSTREAM`) in
+front of an upstream that is the first BIN run natively (not counted),
+and the requests are `GET /app/plaintext`: the instructions are the
+proxy's per proxied request.
 
 Build first: cargo build --release --example bench
 """
@@ -22,6 +28,7 @@ import tempfile
 import time
 
 REQ = b"GET /plaintext HTTP/1.1\r\nHost: bench\r\n\r\n"
+PROXIED = b"GET /app/plaintext HTTP/1.1\r\nHost: bench\r\n\r\n"
 LOW, HIGH = 2000, 22000
 
 
@@ -31,7 +38,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def client(port, mode, n):
+def client(port, mode, n, req=REQ):
     for _ in range(300):
         try:
             s = socket.create_connection(("127.0.0.1", port))
@@ -45,7 +52,7 @@ def client(port, mode, n):
     done = 0
     while done < n:
         k = min(batch, n - done)
-        s.sendall(REQ * k)
+        s.sendall(req * k)
         got = b""
         while got.count(b"HTTP/1.1 ") < k:
             data = s.recv(1 << 20)
@@ -72,29 +79,49 @@ def count(out_file):
     return total, copies
 
 
-def run(binary, mode, n):
+def run(binary, mode, n, upstream=None):
     port = free_port()
+    extra, req = [], REQ
+    if upstream is not None:
+        extra, req = ["--proxy", f"/app/=http://127.0.0.1:{upstream}"], PROXIED
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cg.out")
         server = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             binary, "--listen", f"127.0.0.1:{port}", "--shards", "1"],
+             binary, "--listen", f"127.0.0.1:{port}", "--shards", "1"] + extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client(port, mode, n)
+        client(port, mode, n, req)
         server.terminate()
         server.wait()
         return count(out)
 
 
 def main():
-    binaries = sys.argv[1:] or ["target/release/examples/bench"]
+    args = sys.argv[1:]
+    proxy = "--proxy" in args
+    binaries = [a for a in args if a != "--proxy"] or ["target/release/examples/bench"]
+    upstream, up = None, None
+    if proxy:
+        upstream = free_port()
+        up = subprocess.Popen(
+            [binaries[0], "--listen", f"127.0.0.1:{upstream}", "--shards", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        table(binaries, upstream)
+    finally:
+        if up is not None:
+            up.terminate()
+            up.wait()
+
+
+def table(binaries, upstream):
     print("| build | case | instructions per request | memcpy calls per request |")
     print("|---|---|---|---|")
     for binary in binaries:
         for mode in ("keepalive", "pipelined"):
             points = {}
             for n in (LOW, HIGH):
-                runs = [run(binary, mode, n) for _ in range(2)]
+                runs = [run(binary, mode, n, upstream) for _ in range(2)]
                 points[n] = [sum(r[i] for r in runs) / 2 for i in (0, 1)]
             per = [(points[HIGH][i] - points[LOW][i]) / (HIGH - LOW) for i in (0, 1)]
             print(f"| {binary} | {mode} | {per[0]:.0f} | {per[1]:.1f} |")

@@ -70,6 +70,7 @@ pub mod builtin;
 pub mod config;
 mod conn;
 pub mod daemon;
+mod deadline;
 mod future;
 mod handler;
 pub mod http;

@@ -636,6 +636,7 @@ async fn tick(shared: Rc<Shared>, poller: Rc<Poller>, heart: (Heartbeats, usize)
         Timer::new(period).await;
         poller.catch_up();
         shared.tick(Instant::now());
+        crate::deadline::expire();
         heart.0.beat(heart.1);
     }
 }

@@ -56,16 +56,16 @@ fn connection_names<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> N
 /// Fields that describe one connection, not the message (RFC 9110 §7.6.1),
 /// and those the proxy writes itself.
 fn hop_by_hop(name: &[u8], named: &Named<'_>) -> bool {
-    const FIXED: [&[u8]; 7] = [
-        b"connection",
-        b"keep-alive",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-    ];
-    FIXED.iter().any(|f| name.eq_ignore_ascii_case(f))
+    // By length first: most names match none of these lengths.
+    let fixed: &[&[u8]] = match name.len() {
+        2 => &[b"te"],
+        7 => &[b"trailer", b"upgrade"],
+        10 => &[b"connection", b"keep-alive"],
+        14 => &[b"content-length"],
+        17 => &[b"transfer-encoding"],
+        _ => &[],
+    };
+    fixed.iter().any(|f| name.eq_ignore_ascii_case(f))
         || (name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-"))
         || named.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
@@ -137,13 +137,12 @@ pub(super) fn request_head(
     // An IPv4-mapped IPv6 peer (a dual-stack listener) is an IPv4 client,
     // named and quoted as one.
     let peer = fwd.peer.to_canonical();
-    let mut ip = peer.to_string();
     out.extend_from_slice(b"X-Forwarded-For: ");
     for v in &xff {
         out.extend_from_slice(v);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(ip.as_bytes());
+    write_ip(out, peer);
     out.extend_from_slice(b"\r\n");
     let client_host = head.header("host").unwrap_or(b"");
     field(out, b"X-Forwarded-Proto", proto.unwrap_or(b"http"));
@@ -157,11 +156,14 @@ pub(super) fn request_head(
         out.extend_from_slice(v);
         out.extend_from_slice(b", ");
     }
-    if peer.is_ipv6() {
-        ip = format!("\"[{ip}]\"");
-    }
     out.extend_from_slice(b"for=");
-    out.extend_from_slice(ip.as_bytes());
+    if peer.is_ipv6() {
+        out.extend_from_slice(b"\"[");
+        write_ip(out, peer);
+        out.extend_from_slice(b"]\"");
+    } else {
+        write_ip(out, peer);
+    }
     if !client_host.is_empty() && client_host.iter().all(|&b| b != b'"' && b != b'\\') {
         out.extend_from_slice(b";host=\"");
         out.extend_from_slice(client_host);
@@ -190,13 +192,55 @@ pub(super) fn request_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes `ip` as text: IPv4 digit by digit (every proxied request names
+/// its client twice, and `Display` costs a formatter per octet), IPv6
+/// through `Display`.
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut text = [0u8; 15];
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    text[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    text[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                text[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            out.extend_from_slice(&text[..n]);
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// The response's fields as the client gets them, `Name: value\r\n` each
 /// (a `Content-Type` first, as preformatted lines have it): end-to-end
 /// fields only, without `Date` and `Server` (the connection writes its
 /// own). A `101` keeps `Upgrade`, with `Connection: Upgrade`.
 pub(super) fn response_lines(head: &ResponseHead, via: Option<&[u8]>) -> bytes::Bytes {
     let named = connection_names(head.headers());
-    let mut out = Vec::with_capacity(256);
+    // A BytesMut freezes without another allocation; a Vec whose length
+    // is not its capacity would take one more.
+    let mut out = bytes::BytesMut::with_capacity(256);
+    let field = |out: &mut bytes::BytesMut, name: &[u8], value: &[u8]| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
     if let Some(ct) = head.header("content-type") {
         field(&mut out, b"Content-Type", ct);
     }
@@ -206,9 +250,12 @@ pub(super) fn response_lines(head: &ResponseHead, via: Option<&[u8]>) -> bytes::
             field(&mut out, b"Upgrade", value);
             continue;
         }
-        let ours = [&b"content-type"[..], b"date", b"server"]
-            .iter()
-            .any(|f| name.eq_ignore_ascii_case(f));
+        let ours = match name.len() {
+            4 => name.eq_ignore_ascii_case(b"date"),
+            6 => name.eq_ignore_ascii_case(b"server"),
+            12 => name.eq_ignore_ascii_case(b"content-type"),
+            _ => false,
+        };
         if ours || hop_by_hop(name, &named) {
             continue;
         }
@@ -220,7 +267,7 @@ pub(super) fn response_lines(head: &ResponseHead, via: Option<&[u8]>) -> bytes::
     if let Some(via) = via {
         field(&mut out, b"Via", via);
     }
-    bytes::Bytes::from(out)
+    out.freeze()
 }
 
 #[cfg(test)]
@@ -297,6 +344,24 @@ mod tests {
             request_head(&mut out, &req, &["/"], &f, OutBody::None);
             let head = String::from_utf8(out).unwrap();
             assert!(head.contains(xff) && head.contains(fwd), "{peer}: {head}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "127.0.0.1",
+            "10.200.3.45",
+            "::1",
+            "2001:db8::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            write_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string().as_bytes());
         }
     }
 

@@ -22,9 +22,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
-use glommio::timer::Timer;
 
 use self::forward::{request_head, response_lines, Forwarding, OutBody};
 use self::pool::{Pool, UpConn};
@@ -748,9 +748,9 @@ fn bad_gateway(why: &str) -> Response {
 
 const CONNECT_TIMED_OUT: &str = "connect timed out";
 
-/// `fut`'s output, or `None` once `limit` has passed. The timer is made
-/// only if `fut` is not ready at once (a write to an upstream nearly
-/// always is): a timer costs an insertion into the reactor and a removal.
+/// `fut`'s output, or `None` once `limit` has passed. The deadline is
+/// armed only if `fut` is not ready at once (a write to an upstream nearly
+/// always is); see [`Deadline`] for what it costs and how late it may be.
 fn within<F: Future>(limit: Duration, fut: F) -> Within<F> {
     Within {
         fut,
@@ -764,7 +764,7 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         limit: Duration,
-        timer: Option<Timer>,
+        timer: Option<Deadline>,
     }
 }
 
@@ -781,9 +781,9 @@ impl<F: Future> Future for Within<F> {
             return Poll::Ready(Some(out));
         }
         let limit = *this.limit;
-        let timer = this.timer.get_or_insert_with(|| Timer::new(limit));
-        match std::pin::Pin::new(timer).poll(cx) {
-            Poll::Ready(_) => Poll::Ready(None),
+        let timer = this.timer.get_or_insert_with(|| Deadline::after(limit));
+        match timer.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -816,8 +816,14 @@ async fn read_head(
             Ok(None) => {}
             Err(e) => return Err(Failure::Broken(e.reason())),
         }
-        let deadline = *deadline.get_or_insert_with(|| Instant::now() + limit);
-        let left = deadline.saturating_duration_since(Instant::now());
+        // One clock read per wait.
+        let left = match deadline {
+            None => {
+                deadline = Some(Instant::now() + limit);
+                limit
+            }
+            Some(at) => at.saturating_duration_since(Instant::now()),
+        };
         let read =
             std::future::poll_fn(|cx| conn.sock.poll_read_onto(cx, &mut conn.buf, 16 * 1024));
         match within(left, read).await {

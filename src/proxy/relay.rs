@@ -12,9 +12,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::deadline::Deadline;
 use bytes::{Bytes, BytesMut};
-use futures_lite::{FutureExt, Stream};
-use glommio::timer::Timer;
+use futures_lite::Stream;
 
 use super::pool::UpConn;
 use super::MountState;
@@ -67,7 +67,7 @@ pub(super) struct UpstreamBody {
     framing: Framing,
     keep_alive: bool,
     idle: Duration,
-    timer: Option<Timer>,
+    timer: Option<Deadline>,
     decoded: BytesMut,
     lease: Option<Lease>,
 }
@@ -161,7 +161,7 @@ impl Stream for UpstreamBody {
                 Poll::Ready(Err(e)) => return this.fail(e),
                 Poll::Pending => {
                     let idle = this.idle;
-                    let timer = this.timer.get_or_insert_with(|| Timer::new(idle));
+                    let timer = this.timer.get_or_insert_with(|| Deadline::after(idle));
                     if timer.poll(cx).is_ready() {
                         return this.fail(io::ErrorKind::TimedOut.into());
                     }

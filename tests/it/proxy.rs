@@ -328,6 +328,44 @@ fn an_unreachable_upstream_is_a_502_and_a_silent_one_a_504() {
 }
 
 #[test]
+fn a_read_timeout_of_a_second_or_more_fires_from_the_shards_tick() {
+    // Waits of a second or more are swept by the shard's tick rather than
+    // given a timer each: never early, at most a tick (250 ms) late.
+    let silent = scripted(b"", After::Stall);
+    let stalled = scripted(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nfirst",
+        After::Hold,
+    );
+    let mut head = mount("/head/", &[&silent]);
+    head.read_timeout = Duration::from_millis(1200);
+    let mut body = mount("/body/", &[&stalled]);
+    body.read_timeout = Duration::from_millis(1200);
+    let server = proxy(vec![head, body], |_| {});
+    let start = Instant::now();
+    let resp = get(&server, "/head/x");
+    let took = start.elapsed();
+    assert!(
+        resp.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+        "{resp}"
+    );
+    assert!(
+        took >= Duration::from_millis(1200) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
+    let mut s = server.connect();
+    let start = Instant::now();
+    s.write_all(b"GET /body/ HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let got = String::from_utf8(read_to_close(&mut s)).unwrap();
+    let took = start.elapsed();
+    assert!(got.ends_with("\r\n\r\nfirst"), "{got}");
+    assert!(
+        took >= Duration::from_millis(1200) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
+}
+
+#[test]
 fn malformed_or_ambiguous_upstream_answers_are_502_never_passed_on() {
     for raw in [
         &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"[..],
