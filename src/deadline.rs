@@ -4,8 +4,8 @@
 //!
 //! A glommio `Timer` is an allocation, an insertion into and a removal
 //! from the reactor's ordered map, and sometimes a ring submission:
-//! about 1,000 instructions, a sixth of what the proxy spends per request
-//! of its own. A long wait (at least [`COARSE_FROM`]) instead takes a slot
+//! about 960 instructions, 6% of a proxied request's
+//! (`perf/callgrind.py --proxy`). A long wait (at least [`COARSE_FROM`]) instead takes a slot
 //! in this shard's list, stamped with the coarse clock, which the shard's
 //! tick sweeps: it fires at the first tick after it is due, so up to one
 //! tick (at most 250 ms) late, and never early. Shorter waits keep a
