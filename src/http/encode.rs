@@ -86,11 +86,11 @@ pub fn encode_head<'h>(
 
 /// Appends one header line, `name: value\r\n`.
 #[inline]
-pub(crate) fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
+pub(crate) fn field<B: bytes::BufMut>(out: &mut B, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
 }
 
 /// Appends one chunk of a chunked body.

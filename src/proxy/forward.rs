@@ -235,12 +235,6 @@ pub(super) fn response_lines(head: &ResponseHead, via: Option<&[u8]>) -> bytes::
     // A BytesMut freezes without another allocation; a Vec whose length
     // is not its capacity would take one more.
     let mut out = bytes::BytesMut::with_capacity(256);
-    let field = |out: &mut bytes::BytesMut, name: &[u8], value: &[u8]| {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    };
     if let Some(ct) = head.header("content-type") {
         field(&mut out, b"Content-Type", ct);
     }
