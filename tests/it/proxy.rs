@@ -349,7 +349,7 @@ fn a_read_timeout_of_a_second_or_more_fires_from_the_shards_tick() {
         "{resp}"
     );
     assert!(
-        took >= Duration::from_millis(1200) && took < Duration::from_millis(2000),
+        took >= Duration::from_millis(1200) && took < Duration::from_secs(3),
         "{took:?}"
     );
     let mut s = server.connect();
@@ -360,7 +360,7 @@ fn a_read_timeout_of_a_second_or_more_fires_from_the_shards_tick() {
     let took = start.elapsed();
     assert!(got.ends_with("\r\n\r\nfirst"), "{got}");
     assert!(
-        took >= Duration::from_millis(1200) && took < Duration::from_millis(2000),
+        took >= Duration::from_millis(1200) && took < Duration::from_secs(3),
         "{took:?}"
     );
 }
