@@ -79,7 +79,7 @@ impl Deadline {
             }
             State::Unarmed => {
                 let due_ms = sys::coarse_millis()
-                    .saturating_add(self.limit.as_millis() as u64)
+                    .saturating_add(u64::try_from(self.limit.as_millis()).unwrap_or(u64::MAX))
                     .saturating_add(COARSE_PAD_MS);
                 let key = LIST.with(|l| {
                     l.borrow_mut().insert(Entry {
@@ -210,6 +210,19 @@ mod tests {
             // Passed stays passed, and the slot is gone.
             assert!(poll_fn(|cx| Poll::Ready(d.poll(cx))).await.is_ready());
             assert_eq!(waiting(), 0);
+        });
+    }
+
+    #[test]
+    fn a_deadline_past_what_milliseconds_in_a_u64_hold_never_fires() {
+        run(|| async {
+            // 2^64 ms and 384 more: cut to 64 bits, that would be 384 ms.
+            let mut far = Deadline::after(Duration::from_secs(18_446_744_073_709_552));
+            let mut max = Deadline::after(Duration::MAX);
+            assert!(poll_fn(|cx| Poll::Ready(far.poll(cx))).await.is_pending());
+            assert!(poll_fn(|cx| Poll::Ready(max.poll(cx))).await.is_pending());
+            Timer::new(Duration::from_millis(500)).await;
+            assert_eq!(expire(), 0);
         });
     }
 
