@@ -205,7 +205,7 @@ mod tests {
             let took = start.elapsed();
             let fired_at = swept.await;
             assert!(took >= COARSE_FROM, "{took:?}");
-            assert!(took < COARSE_FROM + Duration::from_millis(500), "{took:?}");
+            assert!(took < COARSE_FROM + Duration::from_secs(1), "{took:?}");
             assert!(fired_at.duration_since(start) >= COARSE_FROM);
             // Passed stays passed, and the slot is gone.
             assert!(poll_fn(|cx| Poll::Ready(d.poll(cx))).await.is_ready());
