@@ -41,6 +41,7 @@
 //! | `future`, `response` | named response futures; [`Response`] (with [`Response::error`], [`Response::redirect`]), [`Body`], [`IntoResponse`] |
 //! | [`poller`] | the shard's epoll and its [`poller::Socket`]s |
 //! | `transport` | the [`Transport`] trait a connection is served over |
+//! | `deadline` | deadlines of a second or more, swept by the shard's tick |
 //! | [`metrics`] | per-shard counters in `Cell`s |
 //! | [`http`] | request heads (`head`, `parse`) with their [`Extensions`], bodies (chunked), response heads (`encode`; upstream ones in [`http::client`]), Date, status codes, [`http::Limits`] |
 //! | `shutdown`, `log` | the drain trigger; one-line messages prefixed with the program's name |
