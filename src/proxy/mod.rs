@@ -22,7 +22,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::deadline::Deadline;
 use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
 
@@ -31,6 +30,7 @@ use self::pool::{Pool, UpConn};
 use self::relay::{Lease, UpstreamBody};
 use self::upstream::{start_resolver, Upstream};
 pub use self::upstream::{Health, Resolved, UpstreamUrl};
+use crate::deadline::Deadline;
 use crate::handler::{BodyReadError, Handler, Request, RequestBody};
 use crate::http::client::{parse_response_head, ResponseHead};
 use crate::http::encode::encode_chunk;

@@ -12,12 +12,12 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::deadline::Deadline;
 use bytes::{Bytes, BytesMut};
 use futures_lite::Stream;
 
 use super::pool::UpConn;
 use super::MountState;
+use crate::deadline::Deadline;
 use crate::http::body::ChunkedDecoder;
 use crate::http::client::ResponseFraming;
 use crate::transport::Transport;
