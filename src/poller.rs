@@ -179,29 +179,29 @@ impl Poller {
     /// Registers a non-blocking socket; it is deregistered (and closed)
     /// when the returned [`Socket`] is dropped.
     pub fn register(self: &Rc<Self>, fd: OwnedFd) -> io::Result<Socket> {
-        self.add(fd, sys::epoll_add, false)
+        self.add(fd, false)
     }
 
     /// Registers a listening socket: as [`Poller::register`], with an
     /// exclusive wake-up, so that a socket several shards accept from
     /// wakes one of them per connection rather than all.
     pub fn register_listener(self: &Rc<Self>, fd: OwnedFd) -> io::Result<Socket> {
-        self.add(fd, sys::epoll_add_listener, true)
+        self.add(fd, true)
     }
 
-    fn add(
-        self: &Rc<Self>,
-        fd: OwnedFd,
-        epoll_add: fn(BorrowedFd<'_>, BorrowedFd<'_>, u64) -> io::Result<()>,
-        listener: bool,
-    ) -> io::Result<Socket> {
+    fn add(self: &Rc<Self>, fd: OwnedFd, listener: bool) -> io::Result<Socket> {
         let token = self.entries.borrow_mut().insert(Entry {
             readable: true,
             closed: false,
             reader: Reader::None,
             writer: None,
         });
-        if let Err(e) = epoll_add(self.epoll.as_fd(), fd.as_fd(), token as u64) {
+        let add = if listener {
+            sys::epoll_add_listener
+        } else {
+            sys::epoll_add
+        };
+        if let Err(e) = add(self.epoll.as_fd(), fd.as_fd(), token as u64) {
             self.entries.borrow_mut().remove(token);
             return Err(e);
         }
